@@ -1,0 +1,10 @@
+//! configsnap: turns the ConfigMaps of a namespace into atomically swapped snapshots on a
+//! shared volume, and tells the app to reload when the content really changed.
+//!
+//! `lib.rs` only wires modules; [`run`] is the whole program behind `main`.
+
+pub mod keypath;
+pub mod selector;
+pub mod snapshot;
+pub mod source;
+pub mod writer;

@@ -1,0 +1,353 @@
+//! Objects → snapshot: lay out keys as paths, enforce key rules and limits, detect
+//! collisions, and keep each object's last accepted version when a new one is rejected.
+
+use super::{File, Layout, Snapshot, SourceRef, top_of};
+use crate::keypath;
+use crate::source::{Input, ObjectId, SourceKind, SourceObject};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
+use thiserror::Error;
+
+/// Rendering settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RenderOptions {
+    /// Paths: by object name, or flat.
+    pub layout: Layout,
+    /// Mode of ConfigMap and directory files unless annotated.
+    pub file_mode: u32,
+    /// Mode of Secret files unless annotated.
+    pub secret_file_mode: u32,
+    /// Largest accepted value, in bytes.
+    pub max_file_bytes: usize,
+}
+
+impl Default for RenderOptions {
+    fn default() -> Self {
+        Self {
+            layout: Layout::ByName,
+            file_mode: 0o644,
+            secret_file_mode: 0o600,
+            // The API server's own object limit: anything larger is not a real ConfigMap.
+            max_file_bytes: 1024 * 1024,
+        }
+    }
+}
+
+/// Why an object (one version of it) was not taken into the snapshot.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum Reason {
+    /// A key breaks the key rules.
+    #[error("invalid key: {0}")]
+    InvalidKey(#[source] keypath::Error),
+    /// A value is larger than the limit.
+    #[error("value of key {key:?} is {size} bytes, the limit is {limit}")]
+    Oversized {
+        /// The key.
+        key: String,
+        /// Its size.
+        size: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// The file-mode annotation is not an octal mode.
+    #[error("annotation configsnap.io/file-mode {0:?} is not an octal mode like \"0640\"")]
+    BadMode(String),
+    /// A key is in both `data` and `binaryData`.
+    #[error("key {0:?} is in both data and binaryData")]
+    DuplicateKey(String),
+    /// Another object already provides the same top-level entry.
+    #[error("{entry:?} is also provided by {other}")]
+    Collision {
+        /// The contested top-level entry.
+        entry: String,
+        /// The object that keeps it.
+        other: ObjectId,
+    },
+}
+
+impl Reason {
+    /// Short label for metrics.
+    #[must_use]
+    pub fn label(&self) -> &'static str {
+        match self {
+            Self::InvalidKey(_) => "invalid_key",
+            Self::Oversized { .. } => "oversized",
+            Self::BadMode(_) => "bad_mode",
+            Self::DuplicateKey(_) => "duplicate_key",
+            Self::Collision { .. } => "collision",
+        }
+    }
+}
+
+/// A rejected object version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejection {
+    /// The object.
+    pub id: ObjectId,
+    /// Its namespace.
+    pub namespace: String,
+    /// Its resource version.
+    pub resource_version: String,
+    /// Why.
+    pub reason: Reason,
+    /// True when an earlier accepted version of it stays in the snapshot.
+    pub kept_previous: bool,
+}
+
+/// The result of one render.
+#[derive(Debug, Clone)]
+pub struct Rendered {
+    /// The snapshot to write (may equal the current one).
+    pub snapshot: Snapshot,
+    /// Rejections first seen in this render (each bad version is reported once).
+    pub rejections: Vec<Rejection>,
+}
+
+/// One object version laid out as files.
+#[derive(Debug)]
+struct Laid {
+    source: SourceRef,
+    files: Vec<(String, bytes::Bytes, u32)>,
+    tops: BTreeSet<String>,
+}
+
+type LayResult = Result<Arc<Laid>, (Reason, String)>;
+
+/// Renders snapshots, remembering the last accepted version of every object.
+#[derive(Debug)]
+pub struct Renderer {
+    options: RenderOptions,
+    accepted: BTreeMap<ObjectId, Arc<Laid>>,
+    cache: HashMap<ObjectId, (String, LayResult)>,
+    reported_collisions: HashSet<(ObjectId, String)>,
+}
+
+// === impl Renderer ===
+
+impl Renderer {
+    /// A renderer with no accepted objects yet.
+    #[must_use]
+    pub fn new(options: RenderOptions) -> Self {
+        Self {
+            options,
+            accepted: BTreeMap::new(),
+            cache: HashMap::new(),
+            reported_collisions: HashSet::new(),
+        }
+    }
+
+    /// Seeds the accepted versions from a snapshot already on disk, so an object that is
+    /// invalid at start-up keeps the files it had.
+    pub fn seed(&mut self, snapshot: &Snapshot) {
+        for (index, source) in snapshot.sources.iter().enumerate() {
+            let files: Vec<_> = snapshot
+                .files
+                .iter()
+                .filter(|(_, f)| f.source == index)
+                .map(|(p, f)| (p.clone(), f.content.clone(), f.mode))
+                .collect();
+            let tops = files.iter().map(|(p, ..)| top_of(p).to_owned()).collect();
+            let id = ObjectId {
+                kind: source.kind,
+                name: source.name.clone(),
+            };
+            let laid = Laid {
+                source: source.clone(),
+                files,
+                tops,
+            };
+            self.accepted.insert(id, Arc::new(laid));
+        }
+    }
+
+    /// Renders the current objects into a snapshot.
+    pub fn render(&mut self, inputs: &[Input]) -> Rendered {
+        let mut rejections = Vec::new();
+        let mut candidate = BTreeMap::new();
+        let mut present = HashSet::new();
+        for input in inputs {
+            let id = input.id();
+            let version = input.version();
+            present.insert(id.clone());
+            let fresh_eval = !matches!(self.cache.get(&id), Some((v, _)) if *v == version);
+            if fresh_eval {
+                let laid = self.lay_out(&input.to_object());
+                self.cache.insert(id.clone(), (version.clone(), laid));
+            }
+            let (_, laid) = &self.cache[&id];
+            match laid {
+                Ok(laid) => {
+                    candidate.insert(id, Arc::clone(laid));
+                }
+                Err((reason, namespace)) => {
+                    let previous = self.accepted.get(&id);
+                    if fresh_eval {
+                        rejections.push(Rejection {
+                            id: id.clone(),
+                            namespace: namespace.clone(),
+                            resource_version: version,
+                            reason: reason.clone(),
+                            kept_previous: previous.is_some(),
+                        });
+                    }
+                    if let Some(previous) = previous {
+                        candidate.insert(id, Arc::clone(previous));
+                    }
+                }
+            }
+        }
+        self.cache.retain(|id, _| present.contains(id));
+        self.reported_collisions.retain(|(id, _)| present.contains(id));
+        self.resolve_collisions(&mut candidate, &mut rejections);
+        self.accepted = candidate;
+        Rendered {
+            snapshot: self.build(),
+            rejections,
+        }
+    }
+
+    /// Reverts the newer side of each collision to its accepted version (or drops it),
+    /// until no top-level entry has two owners. Terminates: each round reverts one object
+    /// that differs from its accepted version, and the accepted set is collision-free.
+    fn resolve_collisions(
+        &mut self,
+        candidate: &mut BTreeMap<ObjectId, Arc<Laid>>,
+        rejections: &mut Vec<Rejection>,
+    ) {
+        while let Some((entry, keeper, loser)) = self.find_collision(candidate) {
+            let laid = &candidate[&loser];
+            let report_key = (loser.clone(), laid.source.resource_version.clone());
+            if self.reported_collisions.insert(report_key) {
+                rejections.push(Rejection {
+                    id: loser.clone(),
+                    namespace: laid.source.namespace.clone(),
+                    resource_version: laid.source.resource_version.clone(),
+                    reason: Reason::Collision {
+                        entry,
+                        other: keeper,
+                    },
+                    kept_previous: self.accepted.contains_key(&loser),
+                });
+            }
+            match self.accepted.get(&loser) {
+                Some(previous) if !Arc::ptr_eq(previous, &candidate[&loser]) => {
+                    candidate.insert(loser, Arc::clone(previous));
+                }
+                _ => {
+                    candidate.remove(&loser);
+                }
+            }
+        }
+    }
+
+    /// The first contested entry, with (keeper, loser): the loser is the side that is
+    /// not its accepted version (the change), else the later one in name order.
+    fn find_collision(
+        &self,
+        candidate: &BTreeMap<ObjectId, Arc<Laid>>,
+    ) -> Option<(String, ObjectId, ObjectId)> {
+        let mut owners: HashMap<&str, &ObjectId> = HashMap::new();
+        for (id, laid) in candidate {
+            for top in &laid.tops {
+                if let Some(first) = owners.insert(top, id) {
+                    let is_new = |id: &ObjectId| {
+                        self.accepted
+                            .get(id)
+                            .is_none_or(|a| !Arc::ptr_eq(a, &candidate[id]))
+                    };
+                    let (keeper, loser) = if is_new(id) || !is_new(first) {
+                        (first.clone(), id.clone())
+                    } else {
+                        (id.clone(), first.clone())
+                    };
+                    return Some((top.clone(), keeper, loser));
+                }
+            }
+        }
+        None
+    }
+
+    fn build(&self) -> Snapshot {
+        let mut files = BTreeMap::new();
+        let mut sources = Vec::with_capacity(self.accepted.len());
+        for laid in self.accepted.values() {
+            let index = sources.len();
+            sources.push(laid.source.clone());
+            for (path, content, mode) in &laid.files {
+                let file = File {
+                    content: content.clone(),
+                    mode: *mode,
+                    source: index,
+                };
+                files.insert(path.clone(), file);
+            }
+        }
+        Snapshot::new(files, sources)
+    }
+
+    fn lay_out(&self, object: &SourceObject) -> LayResult {
+        let fail = |reason| Err((reason, object.namespace.clone()));
+        if let Some(key) = object.duplicate_keys.first() {
+            return fail(Reason::DuplicateKey(key.clone()));
+        }
+        let mode = match (&object.mode_annotation, object.id.kind) {
+            (Some(text), _) => match parse_mode(text) {
+                Some(mode) => mode,
+                None => return fail(Reason::BadMode(text.clone())),
+            },
+            (None, SourceKind::Secret) => self.options.secret_file_mode,
+            (None, _) => self.options.file_mode,
+        };
+        let mut files = Vec::with_capacity(object.entries.len());
+        for (key, value) in &object.entries {
+            let key_check = match object.id.kind {
+                SourceKind::Directory => keypath::validate_path(key),
+                _ => keypath::validate_key(key),
+            };
+            if let Err(err) = key_check {
+                return fail(Reason::InvalidKey(err));
+            }
+            if value.len() > self.options.max_file_bytes {
+                return fail(Reason::Oversized {
+                    key: key.clone(),
+                    size: value.len(),
+                    limit: self.options.max_file_bytes,
+                });
+            }
+            let path = match self.options.layout {
+                Layout::ByName => format!("{}/{key}", object.id.name),
+                Layout::Flat => key.clone(),
+            };
+            if let Err(err) = keypath::validate_path(&path) {
+                return fail(Reason::InvalidKey(err));
+            }
+            files.push((path, value.clone(), mode));
+        }
+        let tops = files.iter().map(|(p, ..)| top_of(p).to_owned()).collect();
+        let source = SourceRef {
+            kind: object.id.kind,
+            namespace: object.namespace.clone(),
+            name: object.id.name.clone(),
+            uid: object.uid.clone(),
+            resource_version: object.resource_version.clone(),
+        };
+        Ok(Arc::new(Laid {
+            source,
+            files,
+            tops,
+        }))
+    }
+}
+
+/// Parses an octal permission string: `"0640"`, `"640"` or `"0o640"`.
+#[must_use]
+pub fn parse_mode(text: &str) -> Option<u32> {
+    let digits = text.trim();
+    let digits = digits.strip_prefix("0o").unwrap_or(digits);
+    let mode = u32::from_str_radix(digits, 8).ok()?;
+    (mode <= 0o777 && !digits.is_empty()).then_some(mode)
+}
+
+#[cfg(test)]
+#[path = "render_tests.rs"]
+mod tests;

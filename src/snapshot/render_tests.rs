@@ -1,0 +1,161 @@
+//! Tests of the renderer: layouts, key rules, collisions, last-accepted versions.
+
+use super::*;
+use crate::source::Input;
+use k8s_openapi::api::core::v1::ConfigMap;
+
+fn cm(name: &str, rv: &str, data: &[(&str, &str)]) -> Input {
+    let mut cm = ConfigMap::default();
+    cm.metadata.name = Some(name.into());
+    cm.metadata.namespace = Some("ns".into());
+    cm.metadata.uid = Some(format!("uid-{name}"));
+    cm.metadata.resource_version = Some(rv.into());
+    cm.data = Some(
+        data.iter()
+            .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
+            .collect(),
+    );
+    Input::ConfigMap(Arc::new(cm))
+}
+
+fn with_mode(input: Input, mode: &str) -> Input {
+    let Input::ConfigMap(cm) = input else {
+        unreachable!("test helper takes ConfigMaps")
+    };
+    let mut cm = ConfigMap::clone(&cm);
+    cm.metadata.annotations = Some([(crate::source::FILE_MODE_ANNOTATION.into(), mode.into())].into());
+    Input::ConfigMap(Arc::new(cm))
+}
+
+fn paths(r: &Rendered) -> Vec<String> {
+    r.snapshot.files.keys().cloned().collect()
+}
+
+fn content(r: &Rendered, path: &str) -> String {
+    String::from_utf8(r.snapshot.files[path].content.to_vec()).expect("utf-8 test content")
+}
+
+fn renderer(layout: Layout) -> Renderer {
+    Renderer::new(RenderOptions {
+        layout,
+        ..RenderOptions::default()
+    })
+}
+
+#[test]
+fn by_name_layout_puts_keys_under_the_object_name() {
+    let mut r = renderer(Layout::ByName);
+    let out = r.render(&[cm("web", "1", &[("nginx.conf", "x")]), cm("api", "1", &[("a.yaml", "y")])]);
+    assert_eq!(paths(&out), ["api/a.yaml", "web/nginx.conf"]);
+    assert!(out.rejections.is_empty());
+    assert_eq!(out.snapshot.sources.len(), 2);
+}
+
+#[test]
+fn file_mode_comes_from_annotation_else_default() {
+    let mut r = renderer(Layout::ByName);
+    let out = r.render(&[with_mode(cm("a", "1", &[("k", "v")]), "0600"), cm("b", "1", &[("k", "v")])]);
+    assert_eq!(out.snapshot.files["a/k"].mode, 0o600);
+    assert_eq!(out.snapshot.files["b/k"].mode, 0o644);
+}
+
+#[test]
+fn a_bad_mode_annotation_rejects_the_object() {
+    let mut r = renderer(Layout::ByName);
+    let out = r.render(&[with_mode(cm("a", "1", &[("k", "v")]), "rwx")]);
+    assert!(paths(&out).is_empty());
+    assert_eq!(out.rejections[0].reason.label(), "bad_mode");
+}
+
+#[test]
+fn invalid_key_keeps_the_previous_version_while_others_update() {
+    let mut r = renderer(Layout::ByName);
+    r.render(&[cm("bad", "1", &[("ok.txt", "v1")]), cm("good", "1", &[("g", "v1")])]);
+    let out = r.render(&[cm("bad", "2", &[("..data", "evil")]), cm("good", "2", &[("g", "v2")])]);
+    assert_eq!(paths(&out), ["bad/ok.txt", "good/g"]);
+    assert_eq!(content(&out, "bad/ok.txt"), "v1");
+    assert_eq!(content(&out, "good/g"), "v2");
+    assert_eq!(out.rejections.len(), 1);
+    assert_eq!(out.rejections[0].id.name, "bad");
+    assert!(out.rejections[0].kept_previous);
+    assert_eq!(out.rejections[0].reason.label(), "invalid_key");
+    // The same bad version is reported once, not on every render.
+    let again = r.render(&[cm("bad", "2", &[("..data", "evil")]), cm("good", "3", &[("g", "v3")])]);
+    assert!(again.rejections.is_empty());
+    assert_eq!(content(&again, "good/g"), "v3");
+}
+
+#[test]
+fn hostile_keys_are_all_rejected() {
+    for key in ["../x", "..data", "/etc/passwd", "a/b", ""] {
+        let mut r = renderer(Layout::ByName);
+        let out = r.render(&[cm("x", "1", &[(key, "v")])]);
+        assert!(paths(&out).is_empty(), "{key:?} was accepted");
+        assert_eq!(out.rejections.len(), 1, "{key:?}");
+    }
+}
+
+#[test]
+fn oversized_values_are_rejected() {
+    let mut r = Renderer::new(RenderOptions {
+        max_file_bytes: 4,
+        ..RenderOptions::default()
+    });
+    let out = r.render(&[cm("x", "1", &[("k", "12345")]), cm("y", "1", &[("k", "1234")])]);
+    assert_eq!(paths(&out), ["y/k"]);
+    assert_eq!(out.rejections[0].reason.label(), "oversized");
+}
+
+#[test]
+fn flat_collision_rejects_the_change_and_keeps_the_current_owner() {
+    let mut r = renderer(Layout::Flat);
+    let first = r.render(&[cm("a", "1", &[("app.conf", "from-a")]), cm("b", "1", &[("other", "b1")])]);
+    assert_eq!(paths(&first), ["app.conf", "other"]);
+    let out = r.render(&[
+        cm("a", "1", &[("app.conf", "from-a")]),
+        cm("b", "2", &[("other", "b2"), ("app.conf", "from-b")]),
+    ]);
+    assert_eq!(content(&out, "app.conf"), "from-a");
+    assert_eq!(content(&out, "other"), "b1", "the colliding change is rejected whole");
+    assert_eq!(out.rejections.len(), 1);
+    let rejection = &out.rejections[0];
+    assert_eq!(rejection.id.name, "b");
+    assert!(matches!(&rejection.reason, Reason::Collision { other, entry } if other.name == "a" && entry == "app.conf"));
+}
+
+#[test]
+fn new_objects_colliding_at_first_sync_keep_the_first_by_name() {
+    let mut r = renderer(Layout::Flat);
+    let out = r.render(&[cm("a", "1", &[("k", "a")]), cm("b", "1", &[("k", "b")])]);
+    assert_eq!(content(&out, "k"), "a");
+    assert_eq!(out.rejections.len(), 1);
+    assert_eq!(out.rejections[0].id.name, "b");
+}
+
+#[test]
+fn deleting_an_object_removes_its_files_and_same_content_hashes_equal() {
+    let mut r = renderer(Layout::ByName);
+    let one = r.render(&[cm("a", "1", &[("k", "v")]), cm("b", "1", &[("k", "v")])]);
+    let two = r.render(&[cm("a", "1", &[("k", "v")])]);
+    assert_eq!(paths(&two), ["a/k"]);
+    assert_ne!(one.snapshot.hash, two.snapshot.hash);
+    let relabelled = r.render(&[cm("a", "9", &[("k", "v")])]);
+    assert_eq!(relabelled.snapshot.hash, two.snapshot.hash);
+}
+
+#[test]
+fn seeded_versions_survive_an_invalid_object_at_start() {
+    let mut first = renderer(Layout::ByName);
+    let on_disk = first.render(&[cm("a", "1", &[("k", "good")])]).snapshot;
+    let mut restarted = renderer(Layout::ByName);
+    restarted.seed(&on_disk);
+    let out = restarted.render(&[cm("a", "2", &[("../k", "bad")])]);
+    assert_eq!(out.snapshot.hash, on_disk.hash);
+}
+
+#[test]
+fn mode_parsing_table() {
+    for (text, want) in [("0644", Some(0o644)), ("600", Some(0o600)), ("0o755", Some(0o755)), ("999", None), ("1777", None), ("", None)] {
+        assert_eq!(parse_mode(text), want, "{text:?}");
+    }
+}

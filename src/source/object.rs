@@ -1,0 +1,208 @@
+//! The source-neutral object model: a named set of keys with bytes, and its conversions
+//! from ConfigMaps, Secrets and mounted directories.
+
+use super::FILE_MODE_ANNOTATION;
+use bytes::Bytes;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+
+/// What kind of object a source is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+pub enum SourceKind {
+    /// A core/v1 ConfigMap.
+    ConfigMap,
+    /// A core/v1 Secret: contents never logged, default mode 0600.
+    Secret,
+    /// A kubelet-mounted ConfigMap directory (`--from-dir`).
+    Directory,
+}
+
+impl fmt::Display for SourceKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::ConfigMap => "ConfigMap",
+            Self::Secret => "Secret",
+            Self::Directory => "Directory",
+        })
+    }
+}
+
+/// Identity of an object across versions.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ObjectId {
+    /// Kind of the object.
+    pub kind: SourceKind,
+    /// Object name (directory sources: the top-level name they render under).
+    pub name: String,
+}
+
+impl fmt::Display for ObjectId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.kind, self.name)
+    }
+}
+
+/// One object as the source delivered it; converted lazily, only when its version changed.
+#[derive(Debug, Clone)]
+pub enum Input {
+    /// From the reflector store.
+    ConfigMap(Arc<ConfigMap>),
+    /// From the reflector store.
+    Secret(Arc<Secret>),
+    /// From a mounted directory, already read.
+    Object(Arc<SourceObject>),
+}
+
+impl Input {
+    /// Identity (kind and name).
+    #[must_use]
+    pub fn id(&self) -> ObjectId {
+        let (kind, name) = match self {
+            Self::ConfigMap(cm) => (SourceKind::ConfigMap, cm.metadata.name.clone()),
+            Self::Secret(s) => (SourceKind::Secret, s.metadata.name.clone()),
+            Self::Object(o) => return o.id.clone(),
+        };
+        ObjectId {
+            kind,
+            name: name.unwrap_or_default(),
+        }
+    }
+
+    /// Version token: changes whenever the content may have changed.
+    #[must_use]
+    pub fn version(&self) -> String {
+        match self {
+            Self::ConfigMap(cm) => version_of(&cm.metadata),
+            Self::Secret(s) => version_of(&s.metadata),
+            Self::Object(o) => o.resource_version.clone(),
+        }
+    }
+
+    /// Converts into the source-neutral form (copies values into shared buffers).
+    #[must_use]
+    pub fn to_object(&self) -> SourceObject {
+        match self {
+            Self::ConfigMap(cm) => from_configmap(cm),
+            Self::Secret(s) => from_secret(s),
+            Self::Object(o) => SourceObject::clone(o),
+        }
+    }
+}
+
+fn version_of(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> String {
+    format!(
+        "{}/{}",
+        meta.uid.as_deref().unwrap_or_default(),
+        meta.resource_version.as_deref().unwrap_or_default()
+    )
+}
+
+/// A named set of keys with their bytes, whatever the source.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceObject {
+    /// Kind and name.
+    pub id: ObjectId,
+    /// Namespace (empty for directories).
+    pub namespace: String,
+    /// Object UID (empty for directories).
+    pub uid: String,
+    /// Resource version, or a content token for directories.
+    pub resource_version: String,
+    /// Mode requested by the `configsnap.io/file-mode` annotation, unparsed.
+    pub mode_annotation: Option<String>,
+    /// Keys (ConfigMap keys, or relative paths for directories) and values.
+    pub entries: BTreeMap<String, Bytes>,
+    /// Keys present in more than one of `data`/`binaryData` (invalid).
+    pub duplicate_keys: Vec<String>,
+}
+
+fn meta_fields(
+    kind: SourceKind,
+    meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+) -> SourceObject {
+    SourceObject {
+        id: ObjectId {
+            kind,
+            name: meta.name.clone().unwrap_or_default(),
+        },
+        namespace: meta.namespace.clone().unwrap_or_default(),
+        uid: meta.uid.clone().unwrap_or_default(),
+        resource_version: meta.resource_version.clone().unwrap_or_default(),
+        mode_annotation: meta
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(FILE_MODE_ANNOTATION).cloned()),
+        entries: BTreeMap::new(),
+        duplicate_keys: Vec::new(),
+    }
+}
+
+fn from_configmap(cm: &ConfigMap) -> SourceObject {
+    let mut object = meta_fields(SourceKind::ConfigMap, &cm.metadata);
+    for (key, value) in cm.data.iter().flatten() {
+        object
+            .entries
+            .insert(key.clone(), Bytes::copy_from_slice(value.as_bytes()));
+    }
+    for (key, value) in cm.binary_data.iter().flatten() {
+        if object
+            .entries
+            .insert(key.clone(), Bytes::copy_from_slice(&value.0))
+            .is_some()
+        {
+            object.duplicate_keys.push(key.clone());
+        }
+    }
+    object
+}
+
+fn from_secret(secret: &Secret) -> SourceObject {
+    let mut object = meta_fields(SourceKind::Secret, &secret.metadata);
+    for (key, value) in secret.data.iter().flatten() {
+        object
+            .entries
+            .insert(key.clone(), Bytes::copy_from_slice(&value.0));
+    }
+    for (key, value) in secret.string_data.iter().flatten() {
+        // The API server folds stringData into data; a raw object may still carry it.
+        object
+            .entries
+            .entry(key.clone())
+            .or_insert_with(|| Bytes::copy_from_slice(value.as_bytes()));
+    }
+    object
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::ByteString;
+
+    #[test]
+    fn configmap_data_and_binary_data_become_exact_bytes() {
+        let mut cm = ConfigMap::default();
+        cm.metadata.name = Some("web".into());
+        cm.metadata.uid = Some("u1".into());
+        cm.metadata.resource_version = Some("7".into());
+        cm.data = Some([("a.txt".to_string(), "hello".to_string())].into());
+        cm.binary_data = Some([("b.bin".to_string(), ByteString(vec![0, 159, 255]))].into());
+        let input = Input::ConfigMap(Arc::new(cm));
+        assert_eq!(input.version(), "u1/7");
+        let object = input.to_object();
+        assert_eq!(object.entries["a.txt"], Bytes::from_static(b"hello"));
+        assert_eq!(object.entries["b.bin"], Bytes::from_static(&[0, 159, 255]));
+        assert!(object.duplicate_keys.is_empty());
+    }
+
+    #[test]
+    fn a_key_in_both_data_and_binary_data_is_flagged() {
+        let mut cm = ConfigMap::default();
+        cm.metadata.name = Some("dup".into());
+        cm.data = Some([("k".to_string(), "x".to_string())].into());
+        cm.binary_data = Some([("k".to_string(), ByteString(vec![1]))].into());
+        let object = Input::ConfigMap(Arc::new(cm)).to_object();
+        assert_eq!(object.duplicate_keys, vec!["k".to_string()]);
+    }
+}

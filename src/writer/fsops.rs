@@ -1,0 +1,152 @@
+//! Directory-fd-relative file operations that never follow a symlink: every path given
+//! here is resolved one element at a time with `O_NOFOLLOW`, from a directory fd.
+
+use nix::dir::Dir;
+use nix::errno::Errno;
+use nix::fcntl::{AtFlags, OFlag, openat};
+use nix::sys::stat::{Mode, SFlag, fchmod, fstatat, mkdirat};
+use nix::unistd::{UnlinkatFlags, unlinkat};
+use std::fs::File;
+use std::io::{Read, Write};
+use std::os::fd::{AsFd, OwnedFd};
+
+/// Flags for opening a directory without following a link.
+const DIR_FLAGS: OFlag = OFlag::O_RDONLY
+    .union(OFlag::O_DIRECTORY)
+    .union(OFlag::O_NOFOLLOW)
+    .union(OFlag::O_CLOEXEC);
+
+/// What is at a name inside a directory (without following links).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Nothing.
+    Missing,
+    /// A symbolic link.
+    Symlink,
+    /// A directory.
+    Directory,
+    /// Anything else (regular file, fifo, …).
+    Other,
+}
+
+/// Looks at `name` in `dir` without following it.
+pub fn kind_of(dir: impl AsFd, name: &str) -> Result<Kind, Errno> {
+    match fstatat(dir, name, AtFlags::AT_SYMLINK_NOFOLLOW) {
+        Ok(stat) => {
+            let fmt = SFlag::from_bits_truncate(stat.st_mode) & SFlag::S_IFMT;
+            Ok(if fmt == SFlag::S_IFLNK {
+                Kind::Symlink
+            } else if fmt == SFlag::S_IFDIR {
+                Kind::Directory
+            } else {
+                Kind::Other
+            })
+        }
+        Err(Errno::ENOENT) => Ok(Kind::Missing),
+        Err(err) => Err(err),
+    }
+}
+
+/// Opens the directory `name` inside `dir`, refusing a symlink.
+pub fn open_dir(dir: impl AsFd, name: &str) -> Result<OwnedFd, Errno> {
+    openat(dir, name, DIR_FLAGS, Mode::empty())
+}
+
+/// Creates directory `name` in `dir` with exactly `mode`, and opens it.
+pub fn make_dir(dir: impl AsFd + Copy, name: &str, mode: u32) -> Result<OwnedFd, Errno> {
+    mkdirat(dir, name, Mode::from_bits_truncate(mode))?;
+    let fd = open_dir(dir, name)?;
+    fchmod(&fd, Mode::from_bits_truncate(mode))?;
+    Ok(fd)
+}
+
+/// Creates a new file `name` in `dir` (`O_EXCL|O_NOFOLLOW`), writes `content` and sets
+/// exactly `mode` regardless of umask. The caller fsyncs the returned file.
+pub fn create_file(dir: impl AsFd, name: &str, content: &[u8], mode: u32) -> std::io::Result<File> {
+    let flags = OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+    let fd = openat(dir, name, flags, Mode::from_bits_truncate(mode & 0o777))?;
+    fchmod(&fd, Mode::from_bits_truncate(mode & 0o777))?;
+    let mut file = File::from(fd);
+    file.write_all(content)?;
+    Ok(file)
+}
+
+/// Reads the regular file at relative `path` below `dir`, refusing links at every step.
+pub fn read_file(dir: impl AsFd, path: &str) -> std::io::Result<Vec<u8>> {
+    let (parent, leaf) = match path.rsplit_once('/') {
+        Some((parent, leaf)) => (Some(parent), leaf),
+        None => (None, path),
+    };
+    let flags = OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC | OFlag::O_NONBLOCK;
+    let fd = match parent {
+        Some(parent) => openat(&walk(dir, parent)?, leaf, flags, Mode::empty())?,
+        None => openat(dir, leaf, flags, Mode::empty())?,
+    };
+    let mut file = File::from(fd);
+    if !file.metadata()?.is_file() {
+        return Err(std::io::Error::other(format!("{path} is not a regular file")));
+    }
+    let mut out = Vec::new();
+    file.read_to_end(&mut out)?;
+    Ok(out)
+}
+
+/// Opens the directory at relative `path` below `dir`, one element at a time.
+pub fn walk(dir: impl AsFd, path: &str) -> Result<OwnedFd, Errno> {
+    let mut elements = path.split('/');
+    let first = elements.next().unwrap_or(".");
+    let mut current = open_dir(dir, first)?;
+    for element in elements {
+        current = open_dir(&current, element)?;
+    }
+    Ok(current)
+}
+
+/// Removes `name` from `dir`: a directory recursively, anything else (links included)
+/// with `unlink`, never following a link. A missing entry is not an error.
+pub fn remove_tree(dir: impl AsFd + Copy, name: &str) -> Result<(), Errno> {
+    match kind_of(dir, name)? {
+        Kind::Missing => Ok(()),
+        Kind::Directory => {
+            let fd = open_dir(dir, name)?;
+            for child in list(&fd)? {
+                remove_tree(&fd, &child)?;
+            }
+            ignore_missing(unlinkat(dir, name, UnlinkatFlags::RemoveDir))
+        }
+        Kind::Symlink | Kind::Other => {
+            ignore_missing(unlinkat(dir, name, UnlinkatFlags::NoRemoveDir))
+        }
+    }
+}
+
+/// Unlinks a non-directory entry; missing is fine.
+pub fn remove_entry(dir: impl AsFd, name: &str) -> Result<(), Errno> {
+    ignore_missing(unlinkat(dir, name, UnlinkatFlags::NoRemoveDir))
+}
+
+fn ignore_missing(result: Result<(), Errno>) -> Result<(), Errno> {
+    match result {
+        Err(Errno::ENOENT) => Ok(()),
+        other => other,
+    }
+}
+
+/// Names in a directory, without `.` and `..`.
+pub fn list(dir: impl AsFd) -> Result<Vec<String>, Errno> {
+    let mut handle = Dir::openat(dir, ".", DIR_FLAGS, Mode::empty())?;
+    let mut names = Vec::new();
+    for entry in handle.iter() {
+        let entry = entry?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name != "." && name != ".." {
+            names.push(name);
+        }
+    }
+    Ok(names)
+}
+
+/// fsyncs a directory, making renames and creations in it durable.
+pub fn sync_dir(dir: impl AsFd) -> Result<(), Errno> {
+    nix::unistd::fsync(dir)
+}
