@@ -1,0 +1,330 @@
+//! Command-line flags (what the user typed, [`Args`]) and their validation into a ready
+//! [`Config`], so runtime code never re-parses. Every flag also reads `CONFIGSNAP_<FLAG>`.
+
+mod values;
+
+use crate::snapshot::Layout;
+use clap::Parser;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+use thiserror::Error;
+
+pub use values::{DurationArg, FileMode, SignalName};
+
+/// Exit code for a usage error (`EX_USAGE` from sysexits.h).
+pub const EXIT_USAGE: u8 = 64;
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Flags as typed.
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "configsnap",
+    version,
+    about = "Atomic, outage-proof config snapshots from Kubernetes ConfigMaps, with reloads",
+    long_about = None,
+    max_term_width = 100
+)]
+#[allow(clippy::struct_excessive_bools)] // Each bool is an independent on/off flag.
+pub struct Args {
+    // --- source ---
+    /// Namespace to watch [default: the pod's own: service-account namespace file, else POD_NAMESPACE, else the kubeconfig context]
+    #[arg(long, env = "CONFIGSNAP_NAMESPACE", help_heading = "Source")]
+    pub namespace: Option<String>,
+    /// Label selector for ConfigMaps (=, ==, !=, in, notin, exists, !key)
+    #[arg(long, env = "CONFIGSNAP_SELECTOR", default_value = "", help_heading = "Source")]
+    pub selector: String,
+    /// Only these ConfigMaps (repeatable; env: comma-separated)
+    #[arg(long = "name", env = "CONFIGSNAP_NAME", value_delimiter = ',', help_heading = "Source")]
+    pub names: Vec<String>,
+    /// Also Secrets matching the selector (needs RBAC on secrets)
+    #[arg(long, env = "CONFIGSNAP_SECRETS", help_heading = "Source")]
+    pub secrets: bool,
+    /// Read kubelet-mounted ConfigMap dirs instead of the API (repeatable; no RBAC needed)
+    #[arg(long = "from-dir", env = "CONFIGSNAP_FROM_DIR", value_delimiter = ',', help_heading = "Source")]
+    pub from_dirs: Vec<PathBuf>,
+
+    // --- output ---
+    /// Target directory on the volume shared with the app
+    #[arg(long, env = "CONFIGSNAP_DIR", help_heading = "Output")]
+    pub dir: PathBuf,
+    /// File layout: <configmap>/<key> (by-name) or <key> (flat)
+    #[arg(long, env = "CONFIGSNAP_LAYOUT", value_enum, default_value_t = Layout::ByName, help_heading = "Output")]
+    pub layout: Layout,
+    /// Mode of written files, octal (annotation configsnap.io/file-mode overrides; Secrets 0600)
+    #[arg(long, env = "CONFIGSNAP_FILE_MODE", default_value = "0644", help_heading = "Output")]
+    pub file_mode: FileMode,
+    /// Largest accepted value in bytes; a larger one rejects its ConfigMap
+    #[arg(long, env = "CONFIGSNAP_MAX_FILE_SIZE", default_value_t = 1024 * 1024, help_heading = "Output")]
+    pub max_file_size: usize,
+    /// Directory for the last-good copy (off when unset)
+    #[arg(long, env = "CONFIGSNAP_STATE_DIR", help_heading = "Output")]
+    pub state_dir: Option<PathBuf>,
+
+    // --- reload ---
+    /// Signal sent to the reload target
+    #[arg(long, env = "CONFIGSNAP_SIGNAL", default_value = "HUP", help_heading = "Reload")]
+    pub signal: SignalName,
+    /// Signal the top process of this name (needs shareProcessNamespace)
+    #[arg(long, env = "CONFIGSNAP_PROCESS_NAME", help_heading = "Reload")]
+    pub process_name: Option<String>,
+    /// Signal the pid written in this file (read at each reload)
+    #[arg(long, env = "CONFIGSNAP_PID_FILE", help_heading = "Reload")]
+    pub pid_file: Option<PathBuf>,
+    /// HTTP reload endpoint, http:// only (repeatable; env: comma-separated)
+    #[arg(long = "webhook-url", env = "CONFIGSNAP_WEBHOOK_URL", value_delimiter = ',', help_heading = "Reload")]
+    pub webhook_urls: Vec<String>,
+    /// HTTP method of the webhook
+    #[arg(long, env = "CONFIGSNAP_WEBHOOK_METHOD", default_value = "POST", help_heading = "Reload")]
+    pub webhook_method: String,
+    /// Timeout of one webhook call
+    #[arg(long, env = "CONFIGSNAP_WEBHOOK_TIMEOUT", default_value = "5s", help_heading = "Reload")]
+    pub webhook_timeout: DurationArg,
+    /// Retries of a failed webhook call (jittered exponential backoff)
+    #[arg(long, env = "CONFIGSNAP_WEBHOOK_RETRIES", default_value_t = 5, help_heading = "Reload")]
+    pub webhook_retries: u32,
+    /// Command run after each swap (sh -c), with CONFIGSNAP_DIR and CONFIGSNAP_HASH set
+    #[arg(long, env = "CONFIGSNAP_EXEC", help_heading = "Reload")]
+    pub exec: Option<String>,
+    /// Time limit of the --exec command
+    #[arg(long, env = "CONFIGSNAP_EXEC_TIMEOUT", default_value = "30s", help_heading = "Reload")]
+    pub exec_timeout: DurationArg,
+    /// Quiet window after a change before swapping (0 = at once)
+    #[arg(long, env = "CONFIGSNAP_DEBOUNCE", default_value = "100ms", help_heading = "Reload")]
+    pub debounce: DurationArg,
+    /// Longest delay of a swap under a constant stream of changes
+    #[arg(long, env = "CONFIGSNAP_MAX_WAIT", default_value = "1s", help_heading = "Reload")]
+    pub max_wait: DurationArg,
+    /// Also reload after the first sync (for apps started before configsnap)
+    #[arg(long, env = "CONFIGSNAP_RELOAD_ON_START", help_heading = "Reload")]
+    pub reload_on_start: bool,
+
+    // --- safety ---
+    /// Check .json, .yaml/.yml and .toml files before swapping
+    #[arg(long, env = "CONFIGSNAP_VALIDATE_SYNTAX", help_heading = "Safety")]
+    pub validate_syntax: bool,
+    /// Command run on the staged snapshot (CONFIGSNAP_STAGED_DIR); exit 0 = good
+    #[arg(long, env = "CONFIGSNAP_VALIDATE_CMD", help_heading = "Safety")]
+    pub validate_cmd: Option<String>,
+    /// Time limit of the --validate-cmd command
+    #[arg(long, env = "CONFIGSNAP_VALIDATE_TIMEOUT", default_value = "30s", help_heading = "Safety")]
+    pub validate_timeout: DurationArg,
+    /// After a reload this URL must answer 2xx, or the previous snapshot is restored
+    #[arg(long, env = "CONFIGSNAP_VERIFY_URL", help_heading = "Safety")]
+    pub verify_url: Option<String>,
+    /// How long --verify-url may take to answer 2xx
+    #[arg(long, env = "CONFIGSNAP_VERIFY_TIMEOUT", default_value = "10s", help_heading = "Safety")]
+    pub verify_timeout: DurationArg,
+    /// Wait this long for the API before restoring the last-good copy
+    #[arg(long, env = "CONFIGSNAP_STARTUP_TIMEOUT", default_value = "5s", help_heading = "Safety")]
+    pub startup_timeout: DurationArg,
+
+    // --- run ---
+    /// One sync, write, reload, then exit (init container)
+    #[arg(long, env = "CONFIGSNAP_ONCE", help_heading = "Run")]
+    pub once: bool,
+    /// Address of /healthz, /readyz and /metrics
+    #[arg(long, env = "CONFIGSNAP_LISTEN", default_value = "0.0.0.0:9090", help_heading = "Run")]
+    pub listen: SocketAddr,
+    /// Log format (levels from RUST_LOG)
+    #[arg(long, env = "CONFIGSNAP_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, help_heading = "Run")]
+    pub log_format: LogFormat,
+    /// Time to finish in-flight work after SIGTERM
+    #[arg(long, env = "CONFIGSNAP_SHUTDOWN_GRACE", default_value = "10s", help_heading = "Run")]
+    pub shutdown_grace: DurationArg,
+}
+
+/// Where the reload goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SignalTarget {
+    /// The top process whose name matches.
+    ProcessName(String),
+    /// The pid in this file.
+    PidFile(PathBuf),
+}
+
+/// Validated, ready-to-use settings.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Namespace, when given on the command line.
+    pub namespace: Option<String>,
+    /// Label selector ("" = all).
+    pub selector: String,
+    /// Only these names (empty = all).
+    pub names: Vec<String>,
+    /// Also Secrets.
+    pub secrets: bool,
+    /// Mounted directories to read instead of the API.
+    pub from_dirs: Vec<PathBuf>,
+    /// Target dir.
+    pub dir: PathBuf,
+    /// Rendering settings.
+    pub render: crate::snapshot::RenderOptions,
+    /// Last-good dir.
+    pub state_dir: Option<PathBuf>,
+    /// Reload settings.
+    pub reload: crate::reload::Settings,
+    /// Quiet window.
+    pub debounce: Duration,
+    /// Longest delay.
+    pub max_wait: Duration,
+    /// Syntax checks.
+    pub validate_syntax: bool,
+    /// Validation command.
+    pub validate_cmd: Option<String>,
+    /// Validation command time limit.
+    pub validate_timeout: Duration,
+    /// Verification URL.
+    pub verify_url: Option<hyper::Uri>,
+    /// Verification time limit.
+    pub verify_timeout: Duration,
+    /// Time to wait for the API before restoring last-good.
+    pub startup_timeout: Duration,
+    /// One-shot mode.
+    pub once: bool,
+    /// Admin listen address.
+    pub listen: SocketAddr,
+    /// Log format.
+    pub log_format: LogFormat,
+    /// Shutdown grace period.
+    pub shutdown_grace: Duration,
+}
+
+/// A flag combination or value that cannot work.
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum Error {
+    /// Invalid label selector.
+    #[error(transparent)]
+    Selector(#[from] crate::selector::Error),
+    /// Two flags that exclude each other.
+    #[error("--{0} and --{1} cannot be used together")]
+    Conflict(&'static str, &'static str),
+    /// A URL that is not http://host[:port]/path.
+    #[error("--{flag} {url:?} is not a valid http:// URL: {reason}")]
+    Url {
+        /// The flag.
+        flag: &'static str,
+        /// The value.
+        url: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A value out of range.
+    #[error("--{flag}: {reason}")]
+    Invalid {
+        /// The flag.
+        flag: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+// === impl Args ===
+
+impl Args {
+    /// Validates the flags into a [`Config`]; does no I/O.
+    pub fn into_config(self) -> Result<Config, Error> {
+        crate::selector::validate(&self.selector)?;
+        if self.process_name.is_some() && self.pid_file.is_some() {
+            return Err(Error::Conflict("process-name", "pid-file"));
+        }
+        if !self.from_dirs.is_empty() && self.secrets {
+            return Err(Error::Conflict("from-dir", "secrets"));
+        }
+        if self.max_wait.0 < self.debounce.0 {
+            return Err(Error::Invalid {
+                flag: "max-wait",
+                reason: "must be at least --debounce".into(),
+            });
+        }
+        let webhooks = self
+            .webhook_urls
+            .iter()
+            .map(|url| parse_http_url("webhook-url", url))
+            .collect::<Result<Vec<_>, _>>()?;
+        let method = hyper::Method::from_bytes(self.webhook_method.to_uppercase().as_bytes())
+            .map_err(|e| Error::Invalid {
+                flag: "webhook-method",
+                reason: e.to_string(),
+            })?;
+        let verify_url = self
+            .verify_url
+            .as_deref()
+            .map(|url| parse_http_url("verify-url", url))
+            .transpose()?;
+        let target = match (self.process_name, self.pid_file) {
+            (Some(name), None) => Some(SignalTarget::ProcessName(name)),
+            (None, Some(path)) => Some(SignalTarget::PidFile(path)),
+            _ => None,
+        };
+        let reload = crate::reload::Settings {
+            signal: self.signal.0,
+            target,
+            webhooks,
+            webhook_method: method,
+            webhook_timeout: self.webhook_timeout.0,
+            webhook_retries: self.webhook_retries,
+            exec: self.exec,
+            exec_timeout: self.exec_timeout.0,
+            reload_on_start: self.reload_on_start,
+        };
+        Ok(Config {
+            namespace: self.namespace,
+            selector: self.selector,
+            names: self.names,
+            secrets: self.secrets,
+            from_dirs: self.from_dirs,
+            dir: self.dir,
+            render: crate::snapshot::RenderOptions {
+                layout: self.layout,
+                file_mode: self.file_mode.0,
+                secret_file_mode: 0o600,
+                max_file_bytes: self.max_file_size,
+            },
+            state_dir: self.state_dir,
+            reload,
+            debounce: self.debounce.0,
+            max_wait: self.max_wait.0,
+            validate_syntax: self.validate_syntax,
+            validate_cmd: self.validate_cmd,
+            validate_timeout: self.validate_timeout.0,
+            verify_url,
+            verify_timeout: self.verify_timeout.0,
+            startup_timeout: self.startup_timeout.0,
+            once: self.once,
+            listen: self.listen,
+            log_format: self.log_format,
+            shutdown_grace: self.shutdown_grace.0,
+        })
+    }
+}
+
+/// Accepts `http://host[:port][/path]`; credentials in it are allowed but never logged.
+fn parse_http_url(flag: &'static str, url: &str) -> Result<hyper::Uri, Error> {
+    let fail = |reason: String| Error::Url {
+        flag,
+        url: crate::reload::redact_url(url),
+        reason,
+    };
+    let uri: hyper::Uri = url.parse().map_err(|e: hyper::http::uri::InvalidUri| fail(e.to_string()))?;
+    if uri.scheme_str() != Some("http") {
+        return Err(fail("only http:// is supported (the app is in the same pod)".into()));
+    }
+    if uri.host().is_none_or(str::is_empty) {
+        return Err(fail("no host".into()));
+    }
+    Ok(uri)
+}
+
+#[cfg(test)]
+#[path = "cli/tests.rs"]
+mod tests;

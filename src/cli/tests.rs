@@ -1,0 +1,65 @@
+//! Tests of flag parsing and validation.
+
+use super::*;
+
+fn parse(args: &[&str]) -> Result<Config, String> {
+    let argv = std::iter::once("configsnap").chain(args.iter().copied());
+    let parsed = Args::try_parse_from(argv).map_err(|e| e.to_string())?;
+    parsed.into_config().map_err(|e| e.to_string())
+}
+
+#[test]
+fn defaults_follow_the_design() {
+    let config = parse(&["--dir", "/config"]).expect("valid");
+    assert_eq!(config.debounce, Duration::from_millis(100));
+    assert_eq!(config.max_wait, Duration::from_secs(1));
+    assert_eq!(config.render.file_mode, 0o644);
+    assert_eq!(config.render.layout, Layout::ByName);
+    assert_eq!(config.reload.signal, nix::sys::signal::Signal::SIGHUP);
+    assert_eq!(config.listen.to_string(), "0.0.0.0:9090");
+    assert_eq!(config.startup_timeout, Duration::from_secs(5));
+    assert!(config.reload.target.is_none());
+}
+
+#[test]
+fn bad_values_are_refused_with_the_flag_named() {
+    let cases: &[(&[&str], &str)] = &[
+        (&["--dir", "/c", "--selector", "app in prod"], "label selector"),
+        (&["--dir", "/c", "--debounce", "5"], "needs a unit"),
+        (&["--dir", "/c", "--file-mode", "999"], "octal"),
+        (&["--dir", "/c", "--signal", "NOPE"], "signal name"),
+        (&["--dir", "/c", "--layout", "tree"], "tree"),
+        (&["--dir", "/c", "--webhook-url", "https://x/reload"], "only http://"),
+        (&["--dir", "/c", "--process-name", "nginx", "--pid-file", "/p"], "cannot be used together"),
+        (&["--dir", "/c", "--debounce", "2s", "--max-wait", "1s"], "--max-wait"),
+        (&["--selector", "a=b"], "--dir"),
+    ];
+    for (args, needle) in cases {
+        let err = parse(args).expect_err("must fail");
+        assert!(err.contains(needle), "{args:?}: {err}");
+    }
+}
+
+#[test]
+fn values_parse_in_their_usual_spellings() {
+    assert_eq!("250ms".parse::<DurationArg>(), Ok(DurationArg(Duration::from_millis(250))));
+    assert_eq!("0".parse::<DurationArg>(), Ok(DurationArg(Duration::ZERO)));
+    assert_eq!("2m".parse::<DurationArg>(), Ok(DurationArg(Duration::from_secs(120))));
+    for name in ["HUP", "sighup", "SIGHUP", "1"] {
+        assert_eq!(name.parse::<SignalName>().map(|s| s.0), Ok(nix::sys::signal::Signal::SIGHUP), "{name}");
+    }
+    assert_eq!("usr1".parse::<SignalName>().map(|s| s.0), Ok(nix::sys::signal::Signal::SIGUSR1));
+}
+
+#[test]
+fn webhook_credentials_are_not_echoed_in_errors() {
+    let err = parse(&["--dir", "/c", "--webhook-url", "ftp://user:s3cret@host/x"]).expect_err("must fail");
+    assert!(!err.contains("s3cret"), "{err}");
+}
+
+#[test]
+fn repeatable_flags_collect_every_value() {
+    let config = parse(&["--dir", "/c", "--name", "a", "--name", "b", "--webhook-url", "http://127.0.0.1:1/a", "--webhook-url", "http://127.0.0.1:1/b"]).expect("valid");
+    assert_eq!(config.names, ["a", "b"]);
+    assert_eq!(config.reload.webhooks.len(), 2);
+}

@@ -1,0 +1,87 @@
+//! Running a shell command with a time limit, its output sent to the log.
+
+use std::ffi::OsString;
+use std::process::Stdio;
+use std::time::Duration;
+use tokio::process::Command;
+
+/// Longest output kept for the log, per stream.
+const OUTPUT_LIMIT: usize = 4096;
+
+/// Runs `sh -c command` with extra environment, killing it after `timeout`.
+/// Returns its (truncated) combined output on exit 0; a readable cause otherwise.
+pub async fn run(
+    purpose: &'static str,
+    command: &str,
+    env: &[(&str, OsString)],
+    timeout: Duration,
+) -> Result<String, String> {
+    let mut cmd = Command::new("sh");
+    cmd.arg("-c")
+        .arg(command)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    for (key, value) in env {
+        cmd.env(key, value);
+    }
+    let child = cmd
+        .spawn()
+        .map_err(|e| format!("{purpose} command could not start: {e}"))?;
+    let output = match tokio::time::timeout(timeout, child.wait_with_output()).await {
+        Ok(Ok(output)) => output,
+        Ok(Err(e)) => return Err(format!("{purpose} command failed: {e}")),
+        Err(_) => return Err(format!("{purpose} command timed out after {timeout:?} and was killed")),
+    };
+    let text = combine(&output.stdout, &output.stderr);
+    let code = output.status.code();
+    tracing::info!(purpose, exit_code = ?code, output = %text, "command finished");
+    if output.status.success() {
+        Ok(text)
+    } else {
+        let status = code.map_or_else(|| "was killed by a signal".to_owned(), |c| format!("exited with {c}"));
+        Err(format!("{purpose} command {status}: {}", last_line(&text)))
+    }
+}
+
+fn combine(stdout: &[u8], stderr: &[u8]) -> String {
+    let clip = |b: &[u8]| String::from_utf8_lossy(&b[..b.len().min(OUTPUT_LIMIT)]).trim().to_owned();
+    match (clip(stdout), clip(stderr)) {
+        (out, err) if err.is_empty() => out,
+        (out, err) if out.is_empty() => err,
+        (out, err) => format!("{out}\n{err}"),
+    }
+}
+
+fn last_line(text: &str) -> &str {
+    text.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("(no output)")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn env_is_passed_and_output_returned() {
+        let env = [("CONFIGSNAP_HASH", OsString::from("sha256:abc"))];
+        let out = run("exec", "echo hash=$CONFIGSNAP_HASH", &env, Duration::from_secs(5)).await;
+        assert_eq!(out.as_deref(), Ok("hash=sha256:abc"));
+    }
+
+    #[tokio::test]
+    async fn non_zero_exit_is_an_error_with_the_code_and_last_line() {
+        let err = run("exec", "echo first; echo oops >&2; exit 3", &[], Duration::from_secs(5))
+            .await
+            .expect_err("exit 3");
+        assert!(err.contains("exited with 3") && err.contains("oops"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn timeout_kills_the_command() {
+        let started = tokio::time::Instant::now();
+        let err = run("exec", "sleep 30", &[], Duration::from_millis(200)).await.expect_err("timeout");
+        assert!(err.contains("timed out"), "{err}");
+        assert!(started.elapsed() < Duration::from_secs(10));
+    }
+}

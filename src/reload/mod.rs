@@ -1,0 +1,188 @@
+//! Telling the app to reload after a swap: a signal, HTTP webhooks and a command, run
+//! together; each attempt is reported (log line + metric) through [`Events`].
+
+pub mod exec;
+pub mod signal;
+pub mod webhook;
+
+use crate::cli::SignalTarget;
+use crate::events::Events;
+use crate::snapshot::ContentHash;
+use nix::sys::signal::Signal;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// Reload settings.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Signal to send.
+    pub signal: Signal,
+    /// Who gets it (no signal when unset).
+    pub target: Option<SignalTarget>,
+    /// Webhook URLs.
+    pub webhooks: Vec<hyper::Uri>,
+    /// Webhook method.
+    pub webhook_method: hyper::Method,
+    /// Timeout of one webhook call.
+    pub webhook_timeout: Duration,
+    /// Retries after a failed webhook call.
+    pub webhook_retries: u32,
+    /// Command to run.
+    pub exec: Option<String>,
+    /// Command time limit.
+    pub exec_timeout: Duration,
+    /// Reload after the first sync too.
+    pub reload_on_start: bool,
+}
+
+impl Settings {
+    /// True when any reload method is configured.
+    #[must_use]
+    pub fn is_configured(&self) -> bool {
+        self.target.is_some() || !self.webhooks.is_empty() || self.exec.is_some()
+    }
+}
+
+/// How the app was told.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Method {
+    /// A signal to a process.
+    Signal,
+    /// An HTTP call.
+    Webhook,
+    /// A command.
+    Exec,
+}
+
+impl Method {
+    /// Metric label.
+    #[must_use]
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Signal => "signal",
+            Self::Webhook => "webhook",
+            Self::Exec => "exec",
+        }
+    }
+}
+
+/// One reload attempt (after retries, for webhooks).
+#[derive(Debug, Clone)]
+pub struct Attempt {
+    /// Method.
+    pub method: Method,
+    /// `Err` carries a human-readable cause.
+    pub result: Result<(), String>,
+    /// Time taken.
+    pub duration: Duration,
+}
+
+/// All attempts for one snapshot.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    /// The snapshot the reload was for.
+    pub hash: ContentHash,
+    /// Every attempt.
+    pub attempts: Vec<Attempt>,
+}
+
+impl Outcome {
+    /// True when every configured method succeeded.
+    #[must_use]
+    pub fn succeeded(&self) -> bool {
+        self.attempts.iter().all(|a| a.result.is_ok())
+    }
+}
+
+/// Runs the configured reload methods.
+#[derive(Debug, Clone)]
+pub struct Reloader {
+    settings: Arc<Settings>,
+    http: webhook::Client,
+    events: Events,
+}
+
+// === impl Reloader ===
+
+impl Reloader {
+    /// A reloader for these settings.
+    #[must_use]
+    pub fn new(settings: Settings, events: Events) -> Self {
+        Self {
+            settings: Arc::new(settings),
+            http: webhook::Client::new(),
+            events,
+        }
+    }
+
+    /// The settings.
+    #[must_use]
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// Tells the app about snapshot `hash` in `dir`. Dropping the future cancels pending
+    /// webhook retries and kills a running command: a newer snapshot supersedes it.
+    pub async fn reload(&self, hash: ContentHash, dir: PathBuf) -> Outcome {
+        let signal = async {
+            let target = self.settings.target.clone()?;
+            let started = Instant::now();
+            let result = signal::send(target, self.settings.signal).await;
+            Some(self.record(Method::Signal, hash, started, result))
+        };
+        let exec = async {
+            let command = self.settings.exec.as_deref()?;
+            let started = Instant::now();
+            let env = [("CONFIGSNAP_DIR", dir.as_os_str().to_owned()), ("CONFIGSNAP_HASH", hash.to_string().into())];
+            let result = exec::run("exec", command, &env, self.settings.exec_timeout)
+                .await
+                .map(|_| ());
+            Some(self.record(Method::Exec, hash, started, result))
+        };
+        let webhooks = futures::future::join_all(self.settings.webhooks.iter().map(|url| async move {
+            let started = Instant::now();
+            let result = self.http.deliver(url, &self.settings, hash).await;
+            self.record(Method::Webhook, hash, started, result)
+        }));
+        let (signal, exec, webhooks) = tokio::join!(signal, exec, webhooks);
+        let attempts = signal.into_iter().chain(exec).chain(webhooks).collect();
+        Outcome { hash, attempts }
+    }
+
+    fn record(&self, method: Method, hash: ContentHash, started: Instant, result: Result<(), String>) -> Attempt {
+        let attempt = Attempt {
+            method,
+            result,
+            duration: started.elapsed(),
+        };
+        self.events.reload_attempted(&attempt, hash);
+        attempt
+    }
+}
+
+/// A URL with any `user:password@` and query string hidden, for logs and errors.
+#[must_use]
+pub fn redact_url(url: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let host = authority.rsplit_once('@').map_or(authority, |(_, host)| host);
+    let userinfo = if authority.contains('@') { "***@" } else { "" };
+    let path = path.split_once('?').map_or(path.to_owned(), |(p, _)| format!("{p}?***"));
+    let scheme = if scheme.is_empty() { String::new() } else { format!("{scheme}://") };
+    format!("{scheme}{userinfo}{host}{path}")
+}
+
+
+#[cfg(test)]
+mod tests {
+    use super::redact_url;
+
+    #[test]
+    fn credentials_and_queries_are_hidden() {
+        assert_eq!(redact_url("http://u:p@host:9/-/reload?token=x"), "http://***@host:9/-/reload?***");
+        assert_eq!(redact_url("http://host/x"), "http://host/x");
+        assert_eq!(redact_url("host"), "host");
+    }
+}

@@ -1,0 +1,230 @@
+//! WATCH: chunked streams of newline-delimited JSON events with bookmarks and faults.
+//!
+//! Each watch gets an unbounded per-watcher channel registered in the store under the same
+//! lock that decides its starting point, so there are no gaps or duplicates between the
+//! initial state/history replay and live events. Memory is bounded by how far a client lags;
+//! a watch whose client goes away is unregistered on the next write.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::sync::atomic::Ordering::{Relaxed, SeqCst};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, StreamBody};
+use hyper::body::Frame;
+use hyper::{Response, header};
+use serde_json::{Value, json};
+use tokio::sync::mpsc::UnboundedReceiver;
+use tokio::time::{Instant, Interval, MissedTickBehavior};
+
+use crate::http::{Body, Query, flag, selectors, status_object, status_response};
+use crate::selector::{FieldSelector, LabelSelector};
+use crate::server::{Counters, Shared};
+use crate::store::{Event, WatchMsg, WatchStart};
+use crate::validate::kind_for;
+
+/// Serializes one watch event line (`{"type":..,"object":..}\n`).
+fn frame(kind: &str, obj: &Value) -> Bytes {
+    let mut out = Vec::with_capacity(256);
+    out.extend_from_slice(b"{\"type\":\"");
+    out.extend_from_slice(kind.as_bytes());
+    out.extend_from_slice(b"\",\"object\":");
+    serde_json::to_writer(&mut out, obj).unwrap_or_default();
+    out.extend_from_slice(b"}\n");
+    Bytes::from(out)
+}
+
+struct Filter {
+    plural: String,
+    ns: Option<String>,
+    label: LabelSelector,
+    field: FieldSelector,
+}
+
+impl Filter {
+    fn matches(&self, obj: &Value) -> bool {
+        self.label.matches(obj) && self.field.matches(obj)
+    }
+
+    /// Watch-cache semantics: selector transitions become ADDED/DELETED.
+    fn render(&self, ev: &Event) -> Option<Bytes> {
+        if ev.plural != self.plural || self.ns.as_ref().is_some_and(|n| *n != ev.namespace) {
+            return None;
+        }
+        let was = ev.old.as_ref().is_some_and(|o| self.matches(o));
+        let kind = if ev.deleted {
+            was.then_some("DELETED")?
+        } else {
+            match (was, self.matches(&ev.obj)) {
+                (false, true) => "ADDED",
+                (true, true) => "MODIFIED",
+                (true, false) => "DELETED",
+                (false, false) => return None,
+            }
+        };
+        Some(frame(kind, &ev.obj))
+    }
+}
+
+/// Decrements the open-watch gauge when the stream is dropped.
+struct OpenGuard(Arc<Shared>);
+
+impl Drop for OpenGuard {
+    fn drop(&mut self) {
+        self.0.stats.open_watches.fetch_sub(1, Relaxed);
+    }
+}
+
+struct WatchState {
+    guard: OpenGuard,
+    filter: Filter,
+    kind: &'static str,
+    initial: VecDeque<Bytes>,
+    rx: Option<UnboundedReceiver<WatchMsg>>,
+    seen_rv: u64,
+    deadline: Instant,
+    bookmarks: bool,
+    ticker: Option<Interval>,
+    abort_next: bool,
+}
+
+impl WatchState {
+    fn bookmark(&self) -> Bytes {
+        frame("BOOKMARK", &json!({"kind": self.kind, "apiVersion": "v1", "metadata": {"resourceVersion": self.seen_rv.to_string()}}))
+    }
+
+    /// Next body frame; `None` ends the stream cleanly, `Some(Err)` aborts the connection.
+    async fn next(&mut self) -> Option<Result<Frame<Bytes>, std::io::Error>> {
+        if self.abort_next {
+            return Some(Err(std::io::Error::other("injected watch truncation")));
+        }
+        let bytes = loop {
+            if let Some(b) = self.initial.pop_front() {
+                break b;
+            }
+            let rx = self.rx.as_mut()?;
+            tokio::select! {
+                biased;
+                msg = rx.recv() => match msg? {
+                    WatchMsg::Event(ev) => {
+                        self.seen_rv = self.seen_rv.max(ev.rv);
+                        if let Some(b) = self.filter.render(&ev) {
+                            break b;
+                        }
+                    }
+                    WatchMsg::Bookmark if self.bookmarks => break self.bookmark(),
+                    WatchMsg::Bookmark => {}
+                },
+                _ = tokio::time::sleep_until(self.deadline) => return None,
+                _ = async { self.ticker.as_mut()?.tick().await; Some(()) }, if self.ticker.is_some() => {
+                    break self.bookmark();
+                }
+            }
+        };
+        let shared = &self.guard.0;
+        tokio::select! {
+            _ = shared.faults.wait_not_hanging() => {}
+            _ = tokio::time::sleep_until(self.deadline) => return None,
+        }
+        if shared.faults.truncate_next.swap(false, SeqCst) {
+            self.abort_next = true;
+            return Some(Ok(Frame::data(bytes.slice(..bytes.len() / 2))));
+        }
+        Some(Ok(Frame::data(bytes)))
+    }
+}
+
+/// Handles `GET ...?watch=true`.
+pub(crate) fn serve(shared: &Arc<Shared>, plural: &str, ns: Option<&str>, q: &Query) -> Response<Body> {
+    shared.stats.watches.fetch_add(1, Relaxed);
+    Counters::bump(&shared.stats.watches_by_plural, plural);
+    let (label, field) = match selectors(q, plural) {
+        Ok(s) => s,
+        Err(resp) => return resp,
+    };
+    let send_initial = flag(q, "sendInitialEvents");
+    let bookmarks = flag(q, "allowWatchBookmarks");
+    let rv_match = q.get("resourceVersionMatch").map(String::as_str).unwrap_or("");
+    if send_initial && rv_match != "NotOlderThan" {
+        return status_response(422, "Invalid", "resourceVersionMatch: Forbidden: sendInitialEvents requires setting resourceVersionMatch to NotOlderThan");
+    }
+    if send_initial && !bookmarks {
+        return status_response(422, "Invalid", "allowWatchBookmarks: Required value: sendInitialEvents requires setting allowWatchBookmarks to true");
+    }
+    if !send_initial && !rv_match.is_empty() {
+        return status_response(422, "Invalid", "resourceVersionMatch: Forbidden: resourceVersionMatch is forbidden for watch unless sendInitialEvents is provided");
+    }
+    let rv = match q.get("resourceVersion").map(String::as_str).unwrap_or("") {
+        "" | "0" => 0,
+        s => match s.parse::<u64>() {
+            Ok(n) => n,
+            Err(_) => return status_response(400, "BadRequest", &format!("invalid resource version: {s:?}")),
+        },
+    };
+    let timeout = q
+        .get("timeoutSeconds")
+        .and_then(|t| t.parse::<u64>().ok())
+        .filter(|t| *t > 0)
+        .map_or(shared.opts.default_watch_timeout, Duration::from_secs);
+    let resume = (rv > 0 && !send_initial).then_some(rv);
+    if resume.is_some() {
+        shared.stats.watch_resumes.fetch_add(1, Relaxed);
+    }
+    let force_expire = shared.faults.expire_resumes.load(SeqCst);
+    let (start, rx) = shared.store().subscribe(plural, ns, resume, force_expire);
+    shared.stats.open_watches.fetch_add(1, Relaxed);
+    let kind = kind_for(plural).unwrap_or("Object");
+    let filter = Filter { plural: plural.into(), ns: ns.map(String::from), label, field };
+    let mut initial = VecDeque::new();
+    let mut seen_rv = rv;
+    match start {
+        WatchStart::Snapshot(at, objects) => {
+            initial.extend(objects.iter().filter(|o| filter.matches(o)).map(|o| frame("ADDED", o)));
+            seen_rv = at;
+            if send_initial {
+                initial.push_back(frame("BOOKMARK", &json!({"kind": kind, "apiVersion": "v1", "metadata": {
+                    "resourceVersion": at.to_string(),
+                    "annotations": {"k8s.io/initial-events-end": "true"}}})));
+            }
+        }
+        WatchStart::Resume(events) => {
+            for ev in events {
+                seen_rv = seen_rv.max(ev.rv);
+                initial.extend(filter.render(&ev));
+            }
+        }
+        WatchStart::TooOld(requested, oldest) => {
+            let msg = format!("too old resource version: {requested} ({oldest})");
+            initial.push_back(frame("ERROR", &status_object(410, "Expired", &msg)));
+        }
+    }
+    let interval = shared.opts.bookmark_interval;
+    let ticker = (bookmarks && !interval.is_zero()).then(|| {
+        let mut t = tokio::time::interval_at(Instant::now() + interval, interval);
+        t.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        t
+    });
+    let state = WatchState {
+        guard: OpenGuard(shared.clone()),
+        filter,
+        kind,
+        initial,
+        rx,
+        seen_rv,
+        deadline: Instant::now() + timeout,
+        bookmarks,
+        ticker,
+        abort_next: false,
+    };
+    let stream = futures::stream::unfold(state, |mut st| async move {
+        let item = st.next().await?;
+        Some((item, st))
+    });
+    Response::builder()
+        .status(200)
+        .header(header::CONTENT_TYPE, "application/json")
+        .header(header::CACHE_CONTROL, "no-cache, private")
+        .body(BodyExt::boxed_unsync(StreamBody::new(stream)))
+        .expect("valid response")
+}
