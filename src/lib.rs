@@ -1,10 +1,15 @@
 //! configsnap: turns the ConfigMaps of a namespace into atomically swapped snapshots on a
 //! shared volume, and tells the app to reload when the content really changed.
 //!
-//! `lib.rs` only wires modules; [`run`] is the whole program behind `main`.
+//! `lib.rs` only wires modules; [`run::run`] is the whole program behind `main`.
 
+pub mod cli;
+pub mod events;
 pub mod keypath;
+pub mod metrics;
+pub mod reload;
 pub mod selector;
 pub mod snapshot;
 pub mod source;
+pub mod status;
 pub mod writer;

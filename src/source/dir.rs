@@ -1,1 +1,1 @@
-//! Mounted-directory source.
+//! Mounted-directory source (`--from-dir`): not yet implemented in this build.

@@ -1,1 +1,240 @@
-//! Kubernetes API source.
+//! Kubernetes API source: a kube-rs reflector (list + watch, jittered backoff, resume from
+//! the last resourceVersion, relist on 410) over the selected objects of one namespace.
+
+use super::{Input, Inventory, Notifier, SharedInventory};
+use crate::events::Events;
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, Client, Resource, ResourceExt};
+use std::fmt::Debug;
+use std::sync::Arc;
+use thiserror::Error;
+use tokio_util::sync::CancellationToken;
+
+mod observe;
+
+/// Where the pod's namespace is written in every pod with a service account token.
+pub const SERVICE_ACCOUNT_NAMESPACE_FILE: &str = "/var/run/secrets/kubernetes.io/serviceaccount/namespace";
+/// A large annotation that copies the whole object; never needed, so never cached.
+const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
+/// Failure to reach a usable client configuration.
+#[derive(Debug, Error)]
+pub enum Error {
+    /// Neither in-cluster nor kubeconfig settings were found or usable.
+    #[error("failed to load the Kubernetes client configuration: {0}")]
+    Config(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// The client could not be built (TLS, auth).
+    #[error("failed to build the Kubernetes client: {0}")]
+    Client(#[source] kube::Error),
+}
+
+/// What to watch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Selection {
+    /// Namespace.
+    pub namespace: String,
+    /// Label selector ("" = all).
+    pub selector: String,
+    /// Only these names (empty = all).
+    pub names: Vec<String>,
+}
+
+impl Selection {
+    fn watcher_config(&self) -> watcher::Config {
+        let mut config = watcher::Config::default();
+        if !self.selector.is_empty() {
+            config = config.labels(&self.selector);
+        }
+        // One name: let the server filter. Several: field selectors cannot OR, so filter here.
+        if let [only] = self.names.as_slice() {
+            config = config.fields(&format!("metadata.name={only}"));
+        }
+        config
+    }
+
+    fn selects(&self, name: &str) -> bool {
+        self.names.is_empty() || self.names.iter().any(|n| n == name)
+    }
+}
+
+/// A Kubernetes client: in-cluster config when `KUBERNETES_SERVICE_HOST` is set, else the
+/// kubeconfig (`KUBECONFIG`). Watch connections are observed so the status turns fresh
+/// again as soon as a watch is re-established after an outage.
+pub async fn client(events: &Events) -> Result<(Client, String), Error> {
+    let config = if std::env::var_os("KUBERNETES_SERVICE_HOST").is_some() {
+        kube::Config::incluster().map_err(|e| Error::Config(Box::new(e)))?
+    } else {
+        kube::Config::infer().await.map_err(|e| Error::Config(Box::new(e)))?
+    };
+    let default_namespace = config.default_namespace.clone();
+    let events = events.clone();
+    let layer = observe::WatchConnectedLayer::new(move || events.source_synced());
+    let client = kube::client::ClientBuilder::try_from(config)
+        .map_err(Error::Client)?
+        .with_layer(&layer)
+        .build();
+    Ok((client, default_namespace))
+}
+
+/// The namespace to watch: the flag, else the service-account namespace file, else
+/// `POD_NAMESPACE`, else the kubeconfig context's.
+#[must_use]
+pub fn resolve_namespace(flag: Option<&str>, kubeconfig_default: &str) -> String {
+    if let Some(ns) = flag.filter(|ns| !ns.is_empty()) {
+        return ns.to_owned();
+    }
+    if let Ok(ns) = std::fs::read_to_string(SERVICE_ACCOUNT_NAMESPACE_FILE)
+        && !ns.trim().is_empty()
+    {
+        return ns.trim().to_owned();
+    }
+    match std::env::var("POD_NAMESPACE") {
+        Ok(ns) if !ns.is_empty() => ns,
+        _ => kubeconfig_default.to_owned(),
+    }
+}
+
+/// A resource kind the source can watch.
+pub trait Watched:
+    Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+    + Clone + Debug + serde::de::DeserializeOwned + Send + Sync + 'static
+{
+    /// Wraps a cached object for the renderer.
+    fn input(object: Arc<Self>) -> Input;
+}
+
+impl Watched for ConfigMap {
+    fn input(object: Arc<Self>) -> Input {
+        Input::ConfigMap(object)
+    }
+}
+
+impl Watched for Secret {
+    fn input(object: Arc<Self>) -> Input {
+        Input::Secret(object)
+    }
+}
+
+struct StoreInventory<K: Watched> {
+    store: Store<K>,
+    selection: Selection,
+}
+
+impl<K: Watched> Inventory for StoreInventory<K> {
+    fn current(&self) -> Vec<Input> {
+        self.store
+            .state()
+            .into_iter()
+            .filter(|o| self.selection.selects(&o.name_any()))
+            .map(K::input)
+            .collect()
+    }
+}
+
+/// Starts watching `K` objects: returns the inventory and the task to run.
+pub fn watch<K: Watched>(
+    client: Client,
+    selection: Selection,
+    notifier: Notifier,
+    events: Events,
+    cancel: CancellationToken,
+) -> (SharedInventory, impl Future<Output = ()> + Send + 'static) {
+    let (store, writer) = reflector::store::<K>();
+    let inventory = Arc::new(StoreInventory {
+        store,
+        selection: selection.clone(),
+    });
+    let api: Api<K> = Api::namespaced(client, &selection.namespace);
+    let task = async move {
+        let stream = watcher(api, selection.watcher_config())
+            .default_backoff()
+            .modify(|object: &mut K| {
+                object.managed_fields_mut().clear();
+                object.annotations_mut().remove(LAST_APPLIED);
+            })
+            .reflect(writer);
+        let mut stream = std::pin::pin!(stream);
+        let mut ready = false;
+        loop {
+            let next = tokio::select! {
+                () = cancel.cancelled() => break,
+                next = stream.next() => next,
+            };
+            match next {
+                Some(Ok(event)) => on_event(&event, &selection, &notifier, &events, &mut ready),
+                Some(Err(error)) => events.source_error(&error),
+                None => {
+                    events.task_failed("watch", "the watch stream ended");
+                    break;
+                }
+            }
+        }
+    };
+    (inventory, task)
+}
+
+fn on_event<K: Watched>(
+    event: &watcher::Event<K>,
+    selection: &Selection,
+    notifier: &Notifier,
+    events: &Events,
+    ready: &mut bool,
+) {
+    match event {
+        watcher::Event::Init | watcher::Event::InitApply(_) => {}
+        watcher::Event::InitDone => {
+            tracing::debug!(kind = %K::kind(&()), namespace = %selection.namespace, "initial list complete");
+            events.source_synced();
+            if *ready {
+                notifier.changed();
+            } else {
+                *ready = true;
+                notifier.source_ready();
+            }
+        }
+        watcher::Event::Apply(object) | watcher::Event::Delete(object) => {
+            let name = object.name_any();
+            tracing::debug!(
+                kind = %K::kind(&()),
+                namespace = %selection.namespace,
+                name,
+                resource_version = object.resource_version().unwrap_or_default(),
+                "object changed"
+            );
+            if *ready && selection.selects(&name) {
+                notifier.changed();
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_name_is_selected_by_the_server_several_by_us() {
+        let one = Selection {
+            namespace: "ns".into(),
+            selector: "app=web".into(),
+            names: vec!["a".into()],
+        };
+        let config = one.watcher_config();
+        assert_eq!(config.label_selector.as_deref(), Some("app=web"));
+        assert_eq!(config.field_selector.as_deref(), Some("metadata.name=a"));
+        let several = Selection {
+            names: vec!["a".into(), "b".into()],
+            ..one
+        };
+        assert_eq!(several.watcher_config().field_selector, None);
+        assert!(several.selects("b") && !several.selects("c"));
+    }
+
+    #[test]
+    fn the_namespace_flag_wins() {
+        assert_eq!(resolve_namespace(Some("prod"), "default"), "prod");
+    }
+}

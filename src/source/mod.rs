@@ -1,7 +1,7 @@
 //! Sources of configuration: what the pipeline reads, whatever it comes from.
 //!
 //! A source task (Kubernetes API or mounted directories) keeps an inventory of objects
-//! and bumps a [`Change`] on a `watch` channel when it changed; the pipeline reads the
+//! and bumps a [`Change`] through its [`Notifier`] when it changed; the pipeline reads the
 //! inventory only when it renders, so a burst of events costs one render.
 
 pub mod dir;
@@ -11,31 +11,58 @@ mod object;
 pub use object::{Input, ObjectId, SourceKind, SourceObject};
 
 use std::sync::Arc;
-use tokio::time::Instant;
+use tokio::sync::watch;
 
 /// Annotation that sets the file mode of every file of one object, in octal (`"0600"`).
 pub const FILE_MODE_ANNOTATION: &str = "configsnap.io/file-mode";
 
-/// What the source tells the pipeline: "something changed at `at`; render when ready".
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What the sources tell the pipeline: "something changed; render when ready".
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Change {
     /// Increases with every change, so a `watch` receiver sees each new state.
     pub generation: u64,
-    /// When the first change not yet rendered was observed (for latency metrics).
-    pub at: Instant,
-    /// True once the source has delivered a complete initial state.
-    pub ready: bool,
+    /// Sources that have not yet delivered a complete initial state.
+    pub waiting: usize,
 }
 
 impl Change {
-    /// The value before anything was observed.
+    /// True once every source has delivered a complete initial state.
     #[must_use]
-    pub fn initial() -> Self {
-        Self {
+    pub fn ready(&self) -> bool {
+        self.waiting == 0
+    }
+}
+
+/// The sending side shared by every source of one pipeline.
+#[derive(Debug, Clone)]
+pub struct Notifier {
+    tx: Arc<watch::Sender<Change>>,
+}
+
+// === impl Notifier ===
+
+impl Notifier {
+    /// A notifier expecting `sources` initial states, and the pipeline's receiver.
+    #[must_use]
+    pub fn new(sources: usize) -> (Self, watch::Receiver<Change>) {
+        let (tx, rx) = watch::channel(Change {
             generation: 0,
-            at: Instant::now(),
-            ready: false,
-        }
+            waiting: sources,
+        });
+        (Self { tx: Arc::new(tx) }, rx)
+    }
+
+    /// Something in a source's inventory changed.
+    pub fn changed(&self) {
+        self.tx.send_modify(|c| c.generation += 1);
+    }
+
+    /// A source delivered its first complete state (call once per source).
+    pub fn source_ready(&self) {
+        self.tx.send_modify(|c| {
+            c.waiting = c.waiting.saturating_sub(1);
+            c.generation += 1;
+        });
     }
 }
 
@@ -54,5 +81,23 @@ pub struct Combined(pub Vec<SharedInventory>);
 impl Inventory for Combined {
     fn current(&self) -> Vec<Input> {
         self.0.iter().flat_map(|inv| inv.current()).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ready_only_after_every_source_reported() {
+        let (notifier, rx) = Notifier::new(2);
+        assert!(!rx.borrow().ready());
+        notifier.source_ready();
+        assert!(!rx.borrow().ready());
+        notifier.changed();
+        notifier.source_ready();
+        let change = *rx.borrow();
+        assert!(change.ready());
+        assert_eq!(change.generation, 3);
     }
 }

@@ -1,0 +1,227 @@
+//! Everything worth telling an operator: each event writes its log line, moves its
+//! metric and updates the status in one place, so logs, metrics and probes never disagree.
+
+use crate::metrics::{Metrics, ReasonLabel, ReloadLabels};
+use crate::reload::Attempt;
+use crate::snapshot::{ContentHash, Rejection, Snapshot};
+use crate::status::{Origin, StatusHandle};
+use crate::writer::SwapTimings;
+use chrono::Utc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// Repeated source errors are logged at most this often (no log floods in outages).
+const ERROR_LOG_INTERVAL: Duration = Duration::from_secs(30);
+
+/// The telemetry sink shared by every task. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Events {
+    metrics: Arc<Metrics>,
+    status: StatusHandle,
+    source_errors: Arc<Mutex<RateLimit>>,
+}
+
+#[derive(Debug, Default)]
+struct RateLimit {
+    last_logged: Option<Instant>,
+    suppressed: u64,
+}
+
+// === impl Events ===
+
+impl Events {
+    /// A sink writing to these metrics and this status.
+    #[must_use]
+    pub fn new(metrics: Arc<Metrics>, status: StatusHandle) -> Self {
+        Self {
+            metrics,
+            status,
+            source_errors: Arc::default(),
+        }
+    }
+
+    /// The metrics (for `/metrics`).
+    #[must_use]
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// The status (for the probes).
+    #[must_use]
+    pub fn status(&self) -> &StatusHandle {
+        &self.status
+    }
+
+    /// A new snapshot is live in the target dir.
+    pub fn swapped(&self, snapshot: &Snapshot, timings: SwapTimings, since_change: Option<Duration>) {
+        let sources: Vec<&str> = snapshot.sources.iter().map(|s| s.name.as_str()).collect();
+        tracing::info!(
+            hash = %snapshot.hash,
+            files = snapshot.files.len(),
+            sources = ?sources,
+            bytes = snapshot.total_bytes(),
+            write_ms = ms(timings.write),
+            fsync_ms = ms(timings.fsync),
+            rename_ms = ms(timings.rename),
+            "snapshot swapped"
+        );
+        self.metrics.swaps.inc();
+        self.metrics.swap_duration.observe(timings.total().as_secs_f64());
+        if let Some(latency) = since_change {
+            self.metrics.event_to_swap.observe(latency.as_secs_f64());
+        }
+        self.on_disk(snapshot, Origin::Live);
+        self.status.update(|s| s.last_swap = Some(Utc::now()));
+    }
+
+    /// The snapshot on disk is `snapshot`, from `origin` (no swap happened or a restore).
+    pub fn on_disk(&self, snapshot: &Snapshot, origin: Origin) {
+        self.metrics.selected_objects.set(to_i64(snapshot.sources.len()));
+        self.metrics.snapshot_bytes.set(to_i64(snapshot.total_bytes()));
+        let hash = snapshot.hash.to_string();
+        self.status.update(|s| {
+            s.origin = origin;
+            s.hash = Some(hash.clone());
+        });
+        self.sync_degraded_gauge();
+    }
+
+    /// A valid snapshot was found in the target dir at start and is kept.
+    pub fn existing_kept(&self, snapshot: &Snapshot) {
+        tracing::info!(hash = %snapshot.hash, files = snapshot.files.len(), "keeping the snapshot already in the target dir");
+        self.on_disk(snapshot, Origin::Existing);
+    }
+
+    /// The last-good copy was restored because the source did not answer in time.
+    pub fn restored(&self, snapshot: &Snapshot, waited: Duration) {
+        tracing::warn!(
+            hash = %snapshot.hash,
+            waited_ms = ms(waited),
+            "no state from the source in time: restored the last good snapshot"
+        );
+        self.on_disk(snapshot, Origin::LastGood);
+    }
+
+    /// An object version was not taken into the snapshot.
+    pub fn rejected(&self, rejection: &Rejection) {
+        tracing::warn!(
+            namespace = %rejection.namespace,
+            name = %rejection.id.name,
+            kind = %rejection.id.kind,
+            resource_version = %rejection.resource_version,
+            kept_previous = rejection.kept_previous,
+            error = %rejection.reason,
+            "object rejected; its previous files stay"
+        );
+        let reason = rejection.reason.label();
+        self.metrics.rejected.get_or_create(&ReasonLabel { reason }).inc();
+        let message = format!("{} {}: {}", rejection.id.kind, rejection.id.name, rejection.reason);
+        self.status.update(|s| s.last_error = Some(message.clone()));
+    }
+
+    /// A snapshot was not swapped in (validation) or was rolled back (verification).
+    pub fn refused(&self, hash: ContentHash, reason: &'static str, detail: &str) {
+        tracing::warn!(%hash, reason, error = %detail, "snapshot refused; the current one stays");
+        self.metrics.snapshots_refused.get_or_create(&ReasonLabel { reason }).inc();
+        let message = format!("snapshot {hash} refused ({reason}): {detail}");
+        self.status.update(|s| s.last_error = Some(message.clone()));
+    }
+
+    /// The target dir went back to the last good snapshot.
+    pub fn rolled_back(&self, bad: ContentHash, good: &Snapshot) {
+        tracing::warn!(bad = %bad, good = %good.hash, "rolled back to the last good snapshot");
+        self.metrics.rollbacks.inc();
+    }
+
+    /// One reload method finished (after its retries).
+    pub fn reload_attempted(&self, attempt: &Attempt, hash: ContentHash) {
+        let method = attempt.method.label();
+        let duration_ms = ms(attempt.duration);
+        let result = match &attempt.result {
+            Ok(()) => {
+                tracing::info!(method, %hash, duration_ms, "app reloaded");
+                "success"
+            }
+            Err(error) => {
+                tracing::warn!(method, %hash, duration_ms, %error, "reload failed");
+                let message = format!("reload by {method} failed: {error}");
+                self.status.update(|s| s.last_error = Some(message.clone()));
+                "failure"
+            }
+        };
+        self.metrics.reloads.get_or_create(&ReloadLabels { method, result }).inc();
+    }
+
+    /// The source delivered a complete, current state.
+    pub fn source_synced(&self) {
+        let now = Utc::now();
+        #[allow(clippy::cast_precision_loss)] // Milliseconds since 1970 fit an f64 exactly.
+        self.metrics.last_sync_timestamp.set(now.timestamp_millis() as f64 / 1000.0);
+        let previous = self.status.get().source_error.clone();
+        if let Some((_, since)) = previous {
+            let outage = (now - since).to_std().unwrap_or_default();
+            let suppressed = std::mem::take(&mut self.lock_errors().suppressed);
+            tracing::info!(outage_ms = ms(outage), suppressed_errors = suppressed, "source reachable again");
+        }
+        self.status.update(|s| {
+            s.last_sync = Some(now);
+            s.source_error = None;
+        });
+        self.sync_degraded_gauge();
+    }
+
+    /// The source failed (API unreachable, error status, broken watch); it retries.
+    pub fn source_error(&self, error: &dyn std::fmt::Display) {
+        self.metrics.watch_errors.inc();
+        let text = error.to_string();
+        let now = Utc::now();
+        self.status.update(|s| {
+            let since = s.source_error.as_ref().map_or(now, |(_, since)| *since);
+            s.source_error = Some((text.clone(), since));
+            s.last_error = Some(text.clone());
+        });
+        self.sync_degraded_gauge();
+        let mut limit = self.lock_errors();
+        let due = limit.last_logged.is_none_or(|at| at.elapsed() >= ERROR_LOG_INTERVAL);
+        if due {
+            let suppressed = std::mem::take(&mut limit.suppressed);
+            limit.last_logged = Some(Instant::now());
+            tracing::warn!(error = %text, suppressed_since_last_log = suppressed, "source error; retrying with backoff, files stay as they are");
+        } else {
+            limit.suppressed += 1;
+            tracing::debug!(error = %text, "source error (rate-limited)");
+        }
+    }
+
+    /// Marks the start (`true`) and end of a pipeline step, for the wedge check.
+    pub fn busy(&self, busy: bool) {
+        let since = busy.then(Instant::now);
+        self.status.update(|s| s.busy_since = since);
+    }
+
+    /// A long-running task ended when it should not have.
+    pub fn task_failed(&self, task: &str, error: &str) {
+        tracing::error!(task, %error, "task ended unexpectedly");
+        let name = task.to_owned();
+        self.status.update(|s| s.failed_task = Some(name.clone()));
+    }
+
+    fn sync_degraded_gauge(&self) {
+        let status = self.status.get();
+        let degraded = status.source_error.is_some() || status.origin == Origin::LastGood;
+        self.metrics.degraded.set(i64::from(degraded));
+    }
+
+    fn lock_errors(&self) -> std::sync::MutexGuard<'_, RateLimit> {
+        self.source_errors.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+fn ms(duration: Duration) -> f64 {
+    duration.as_secs_f64() * 1000.0
+}
+
+fn to_i64(value: impl TryInto<i64>) -> i64 {
+    value.try_into().unwrap_or(i64::MAX)
+}

@@ -1,0 +1,151 @@
+//! Prometheus metrics (prefix `configsnap_`), encoded as OpenMetrics text for `/metrics`.
+//!
+//! Only [`crate::events`] updates them, so every metric moves together with its log line.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::metrics::info::Info;
+use prometheus_client::registry::{Registry, Unit};
+use std::sync::atomic::AtomicU64;
+
+/// Labels of `configsnap_reloads_total`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReloadLabels {
+    /// `signal`, `webhook` or `exec`.
+    pub method: &'static str,
+    /// `success` or `failure`.
+    pub result: &'static str,
+}
+
+/// A label set with one `reason`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabel {
+    /// Short machine-readable cause.
+    pub reason: &'static str,
+}
+
+/// Every metric configsnap exports.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    /// Snapshots swapped into the target dir.
+    pub swaps: Counter,
+    /// Time of one swap (write, fsync, rename).
+    pub swap_duration: Histogram,
+    /// Time from the first unrendered source change to the swap.
+    pub event_to_swap: Histogram,
+    /// Reload attempts by method and result.
+    pub reloads: Family<ReloadLabels, Counter>,
+    /// Objects versions rejected, by reason.
+    pub rejected: Family<ReasonLabel, Counter>,
+    /// Snapshots refused by validation or verification, by reason.
+    pub snapshots_refused: Family<ReasonLabel, Counter>,
+    /// Swaps back to the last good snapshot after a failed verification.
+    pub rollbacks: Counter,
+    /// Errors from the watch (API unreachable, 5xx, 410, decode).
+    pub watch_errors: Counter,
+    /// 1 while the source is degraded (API unreachable or files from last-good).
+    pub degraded: Gauge,
+    /// Unix time of the last complete state received from the source.
+    pub last_sync_timestamp: Gauge<f64, AtomicU64>,
+    /// Objects in the current snapshot.
+    pub selected_objects: Gauge,
+    /// Bytes of file content in the current snapshot.
+    pub snapshot_bytes: Gauge,
+}
+
+impl Metrics {
+    /// Creates and registers every metric.
+    #[must_use]
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("configsnap");
+        let swaps = Counter::default();
+        registry.register("swaps", "Snapshots swapped into the target directory", swaps.clone());
+        // 100 µs .. ~6.5 s: a swap is one fsync-bound write on a local disk.
+        let swap_duration = Histogram::new(exponential_buckets(0.0001, 2.0, 17));
+        registry.register_with_unit(
+            "swap_duration",
+            "Time to write, fsync and rename one snapshot",
+            Unit::Seconds,
+            swap_duration.clone(),
+        );
+        let event_to_swap = Histogram::new(exponential_buckets(0.0001, 2.0, 17));
+        registry.register_with_unit(
+            "event_to_swap",
+            "Time from a source change to the swap that carries it (debounce included)",
+            Unit::Seconds,
+            event_to_swap.clone(),
+        );
+        let reloads = Family::<ReloadLabels, Counter>::default();
+        registry.register("reloads", "Reload attempts by method and result", reloads.clone());
+        let rejected = Family::<ReasonLabel, Counter>::default();
+        registry.register(
+            "rejected_objects",
+            "ConfigMap or Secret versions rejected (their previous files stay)",
+            rejected.clone(),
+        );
+        let snapshots_refused = Family::<ReasonLabel, Counter>::default();
+        registry.register(
+            "snapshots_refused",
+            "Snapshots not swapped in (validation) or rolled back (verification)",
+            snapshots_refused.clone(),
+        );
+        let rollbacks = Counter::default();
+        registry.register("rollbacks", "Swaps back to the last good snapshot", rollbacks.clone());
+        let watch_errors = Counter::default();
+        registry.register("watch_errors", "Errors from the Kubernetes watch", watch_errors.clone());
+        let degraded = Gauge::default();
+        registry.register("degraded", "1 while the API is unreachable or files come from last-good", degraded.clone());
+        let last_sync_timestamp = Gauge::<f64, AtomicU64>::default();
+        registry.register_with_unit(
+            "last_sync_timestamp",
+            "Unix time of the last complete state from the source",
+            Unit::Seconds,
+            last_sync_timestamp.clone(),
+        );
+        let selected_objects = Gauge::default();
+        registry.register("selected_objects", "Objects in the current snapshot", selected_objects.clone());
+        let snapshot_bytes = Gauge::default();
+        registry.register_with_unit(
+            "snapshot",
+            "Bytes of file content in the current snapshot",
+            Unit::Bytes,
+            snapshot_bytes.clone(),
+        );
+        let build = Info::new([("version", env!("CARGO_PKG_VERSION"))]);
+        registry.register("build", "Build information", build);
+        Self {
+            registry,
+            swaps,
+            swap_duration,
+            event_to_swap,
+            reloads,
+            rejected,
+            snapshots_refused,
+            rollbacks,
+            watch_errors,
+            degraded,
+            last_sync_timestamp,
+            selected_objects,
+            snapshot_bytes,
+        }
+    }
+
+    /// The OpenMetrics text exposition.
+    #[must_use]
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.registry)
+            .expect("writing into a String cannot fail");
+        out
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}

@@ -1,0 +1,165 @@
+//! HTTP reload: call each `--webhook-url` (e.g. Prometheus `/-/reload`), expect 2xx, retry
+//! with jittered exponential backoff. Credentials in the URL become a Basic header and are
+//! never logged.
+
+use super::Settings;
+use crate::snapshot::ContentHash;
+use base64::Engine;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty};
+use hyper::Uri;
+use hyper_util::client::legacy::Client as HyperClient;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use std::time::Duration;
+
+/// First retry delay; doubles each attempt (jittered), capped at [`MAX_BACKOFF`].
+const FIRST_BACKOFF: Duration = Duration::from_millis(200);
+/// Longest delay between two attempts.
+const MAX_BACKOFF: Duration = Duration::from_secs(10);
+/// Header carrying the snapshot hash, so the app can log what it reloaded.
+pub const HASH_HEADER: &str = "x-configsnap-hash";
+
+/// A pooled HTTP/1 client for webhooks and verification.
+#[derive(Debug, Clone)]
+pub struct Client {
+    inner: HyperClient<HttpConnector, Empty<Bytes>>,
+}
+
+impl Default for Client {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+// === impl Client ===
+
+impl Client {
+    /// A client with a small connection pool.
+    #[must_use]
+    pub fn new() -> Self {
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        connector.set_connect_timeout(Some(Duration::from_secs(5)));
+        let inner = HyperClient::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(30))
+            .pool_max_idle_per_host(1)
+            .build(connector);
+        Self { inner }
+    }
+
+    /// Calls `url` until it answers 2xx or the retries are spent.
+    pub async fn deliver(&self, url: &Uri, settings: &Settings, hash: ContentHash) -> Result<(), String> {
+        let mut delay = FIRST_BACKOFF;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let result = self.call(settings.webhook_method.clone(), url, Some(hash), settings.webhook_timeout).await;
+            match result {
+                Ok(()) => return Ok(()),
+                Err(error) if attempt > settings.webhook_retries => {
+                    return Err(format!("{} after {attempt} attempts: {error}", super::redact_url(&url.to_string())));
+                }
+                Err(error) => {
+                    tracing::debug!(url = %super::redact_url(&url.to_string()), attempt, %error, "webhook failed; retrying");
+                    tokio::time::sleep(jitter(delay)).await;
+                    delay = (delay * 2).min(MAX_BACKOFF);
+                }
+            }
+        }
+    }
+
+    /// One request; `Ok` on a 2xx answer within `timeout`.
+    pub async fn call(
+        &self,
+        method: hyper::Method,
+        url: &Uri,
+        hash: Option<ContentHash>,
+        timeout: Duration,
+    ) -> Result<(), String> {
+        let (uri, authorization) = split_credentials(url)?;
+        let mut request = hyper::Request::builder().method(method).uri(uri).header("user-agent", concat!("configsnap/", env!("CARGO_PKG_VERSION")));
+        if let Some(value) = authorization {
+            request = request.header("authorization", value);
+        }
+        if let Some(hash) = hash {
+            request = request.header(HASH_HEADER, hash.to_string());
+        }
+        let request = request.body(Empty::new()).map_err(|e| format!("bad request: {e}"))?;
+        let exchange = async {
+            let response = self.inner.request(request).await.map_err(|e| format!("request failed: {e}"))?;
+            let status = response.status();
+            // Drain the body so the connection can be reused.
+            let _ = response.into_body().collect().await;
+            if status.is_success() { Ok(()) } else { Err(format!("answered {status}")) }
+        };
+        tokio::time::timeout(timeout, exchange)
+            .await
+            .unwrap_or_else(|_| Err(format!("no answer within {timeout:?}")))
+    }
+}
+
+/// The URL without `user:password@`, and the Basic authorization header it implies.
+fn split_credentials(url: &Uri) -> Result<(Uri, Option<String>), String> {
+    let Some(authority) = url.authority() else {
+        return Ok((url.clone(), None));
+    };
+    let Some((userinfo, host)) = authority.as_str().rsplit_once('@') else {
+        return Ok((url.clone(), None));
+    };
+    let mut parts = url.clone().into_parts();
+    parts.authority = Some(host.parse().map_err(|e| format!("bad host: {e}"))?);
+    let uri = Uri::from_parts(parts).map_err(|e| format!("bad URL: {e}"))?;
+    let encoded = base64::engine::general_purpose::STANDARD.encode(percent_decode(userinfo));
+    Ok((uri, Some(format!("Basic {encoded}"))))
+}
+
+/// Decodes `%XX` escapes (userinfo in a URL is percent-encoded); bad escapes stay as is.
+fn percent_decode(text: &str) -> Vec<u8> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok());
+        match (bytes[i], hex.and_then(|h| u8::from_str_radix(h, 16).ok())) {
+            (b'%', Some(byte)) => {
+                out.push(byte);
+                i += 3;
+            }
+            (byte, _) => {
+                out.push(byte);
+                i += 1;
+            }
+        }
+    }
+    out
+}
+
+/// A delay between 50 % and 100 % of `delay`, so many sidecars do not retry in step.
+#[must_use]
+pub fn jitter(delay: Duration) -> Duration {
+    delay.mul_f64(rand::random_range(0.5..=1.0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_become_a_basic_header() {
+        let url: Uri = "http://user:pa%40ss@127.0.0.1:9/-/reload".parse().expect("uri");
+        let (uri, auth) = split_credentials(&url).expect("split");
+        assert_eq!(uri.to_string(), "http://127.0.0.1:9/-/reload");
+        assert_eq!(auth.as_deref(), Some("Basic dXNlcjpwYUBzcw=="));
+        let plain: Uri = "http://127.0.0.1:9/x".parse().expect("uri");
+        assert_eq!(split_credentials(&plain).expect("split").1, None);
+    }
+
+    #[test]
+    fn jitter_stays_within_half_and_full_delay() {
+        for _ in 0..100 {
+            let d = jitter(Duration::from_millis(1000));
+            assert!(d >= Duration::from_millis(500) && d <= Duration::from_millis(1000), "{d:?}");
+        }
+    }
+}
