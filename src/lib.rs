@@ -4,12 +4,18 @@
 //! `lib.rs` only wires modules; [`run::run`] is the whole program behind `main`.
 
 pub mod cli;
+pub mod http;
 pub mod events;
 pub mod keypath;
+pub mod lastgood;
 pub mod metrics;
+pub mod pipeline;
 pub mod reload;
+pub mod run;
 pub mod selector;
 pub mod snapshot;
 pub mod source;
 pub mod status;
+pub mod telemetry;
+pub mod validate;
 pub mod writer;

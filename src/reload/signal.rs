@@ -15,6 +15,17 @@ pub async fn send(target: SignalTarget, signal: Signal) -> Result<(), String> {
         .map_err(|e| format!("signal task failed: {e}"))?
 }
 
+/// True when the target still exists (a process of that name, or the pid in the file).
+pub async fn alive(target: &SignalTarget) -> bool {
+    let target = target.clone();
+    tokio::task::spawn_blocking(move || match &target {
+        SignalTarget::PidFile(path) => read_pid_file(path).is_ok_and(|pid| kill(Pid::from_raw(pid), None).is_ok()),
+        SignalTarget::ProcessName(name) => !find_top_processes(Path::new("/proc"), name, std::process::id()).is_empty(),
+    })
+    .await
+    .unwrap_or(false)
+}
+
 fn send_blocking(target: &SignalTarget, signal: Signal, proc_root: &Path) -> Result<(), String> {
     let pids = match target {
         SignalTarget::PidFile(path) => vec![read_pid_file(path)?],

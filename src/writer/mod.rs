@@ -87,6 +87,22 @@ impl SwapTimings {
     }
 }
 
+/// A snapshot dir written and fsynced but not yet swapped in.
+#[derive(Debug)]
+#[must_use = "a staged snapshot must be committed or discarded"]
+pub struct Staged {
+    name: String,
+    timings: SwapTimings,
+}
+
+impl Staged {
+    /// Name of the staged dir inside the target dir (`..<timestamp>.<random>`).
+    #[must_use]
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
 /// Writes snapshots into one target directory.
 #[derive(Debug)]
 pub struct Writer {
@@ -165,12 +181,24 @@ impl Writer {
 
     /// Writes `snapshot` as a new snapshot dir and swaps `..data` to it.
     pub fn swap(&self, snapshot: &Snapshot, manifest: &Manifest) -> Result<SwapTimings, Error> {
-        let previous = self.current_dir_name().ok().flatten();
+        let staged = self.stage(snapshot, manifest)?;
+        self.commit(staged, snapshot)
+    }
+
+    /// Writes `snapshot` as a new, fsynced snapshot dir that nothing points at yet, so it
+    /// can be validated in place before [`Writer::commit`] or [`Writer::discard`].
+    pub fn stage(&self, snapshot: &Snapshot, manifest: &Manifest) -> Result<Staged, Error> {
         let mut timings = SwapTimings::default();
         let name = self.create_snapshot_dir(snapshot, manifest, &mut timings)?;
+        Ok(Staged { name, timings })
+    }
+
+    /// Swaps `..data` to a staged dir, updates the visible links and removes the old dir.
+    pub fn commit(&self, staged: Staged, snapshot: &Snapshot) -> Result<SwapTimings, Error> {
+        let Staged { name, mut timings } = staged;
+        let previous = self.current_dir_name().ok().flatten();
         let started = Instant::now();
-        let switched = self.switch_data_link(&name);
-        if let Err(err) = switched {
+        if let Err(err) = self.switch_data_link(&name) {
             let _ = fsops::remove_tree(&self.dir, &name);
             return Err(err);
         }
@@ -183,6 +211,11 @@ impl Writer {
         }
         timings.rename = started.elapsed();
         Ok(timings)
+    }
+
+    /// Removes a staged dir that will not be committed.
+    pub fn discard(&self, staged: Staged) -> Result<(), Error> {
+        fsops::remove_tree(&self.dir, &staged.name).map_err(io(format!("remove {}", staged.name)))
     }
 
     fn create_snapshot_dir(

@@ -1,0 +1,153 @@
+//! The admin server: `/healthz`, `/readyz` (JSON status) and `/metrics` on `--listen`.
+//! Small and hardened: header read timeout, small buffers, GET only.
+
+use crate::events::Events;
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use std::convert::Infallible;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// A slow client gets this long to send its request headers.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(5);
+/// Requests here are one line and a few headers.
+const MAX_BUFFER: usize = 16 * 1024;
+/// A pipeline step longer than this means the loop is wedged: the longest legitimate
+/// step (5 webhook retries with 10 s backoff and 5 s timeouts, or a 30 s command) is
+/// well under it.
+const WEDGED_AFTER: Duration = Duration::from_secs(300);
+/// Content type of the OpenMetrics text format that prometheus-client writes.
+const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// Serves until `cancel`; connections get the rest of their request answered.
+pub async fn serve(listener: TcpListener, events: Events, cancel: CancellationToken) {
+    let connections = TaskTracker::new();
+    loop {
+        let accepted = tokio::select! {
+            () = cancel.cancelled() => break,
+            accepted = listener.accept() => accepted,
+        };
+        let stream = match accepted {
+            Ok((stream, _)) => stream,
+            Err(error) => {
+                tracing::debug!(%error, "accept failed");
+                continue;
+            }
+        };
+        let events = events.clone();
+        let cancel = cancel.clone();
+        connections.spawn(async move {
+            let service = service_fn(move |request| {
+                let response = respond(&request, &events);
+                async move { Ok::<_, Infallible>(response) }
+            });
+            let connection = http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEADER_READ_TIMEOUT)
+                .max_buf_size(MAX_BUFFER)
+                .serve_connection(TokioIo::new(stream), service);
+            let mut connection = std::pin::pin!(connection);
+            tokio::select! {
+                _ = connection.as_mut() => {}
+                () = cancel.cancelled() => {
+                    connection.as_mut().graceful_shutdown();
+                    let _ = tokio::time::timeout(Duration::from_secs(1), connection).await;
+                }
+            }
+        });
+    }
+    connections.close();
+    connections.wait().await;
+}
+
+/// Answers one request.
+fn respond<B>(request: &Request<B>, events: &Events) -> Response<Full<Bytes>> {
+    if request.method() != Method::GET && request.method() != Method::HEAD {
+        return text(StatusCode::METHOD_NOT_ALLOWED, "only GET\n");
+    }
+    let status = events.status().get();
+    match request.uri().path() {
+        "/healthz" => match unhealthy(&status) {
+            None => text(StatusCode::OK, "ok\n"),
+            Some(reason) => text(StatusCode::SERVICE_UNAVAILABLE, &format!("{reason}\n")),
+        },
+        "/readyz" => {
+            let code = if status.ready() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+            let mut body = status.to_json().to_string();
+            body.push('\n');
+            with_type(code, "application/json", body)
+        }
+        "/metrics" => with_type(StatusCode::OK, OPENMETRICS, events.metrics().encode()),
+        _ => text(StatusCode::NOT_FOUND, "not found: try /healthz, /readyz or /metrics\n"),
+    }
+}
+
+fn unhealthy(status: &crate::status::Status) -> Option<String> {
+    if let Some(task) = &status.failed_task {
+        return Some(format!("task {task} ended unexpectedly"));
+    }
+    let busy = status.busy_since.map(|since| since.elapsed())?;
+    (busy > WEDGED_AFTER).then(|| format!("the pipeline has been busy for {}s", busy.as_secs()))
+}
+
+fn text(code: StatusCode, body: &str) -> Response<Full<Bytes>> {
+    with_type(code, "text/plain; charset=utf-8", body.to_owned())
+}
+
+fn with_type(code: StatusCode, content_type: &'static str, body: String) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    *response.status_mut() = code;
+    response
+        .headers_mut()
+        .insert(hyper::header::CONTENT_TYPE, hyper::header::HeaderValue::from_static(content_type));
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::Metrics;
+    use crate::status::{Origin, StatusHandle};
+    use std::sync::Arc;
+
+    fn get(path: &str, events: &Events) -> (StatusCode, String) {
+        let request = Request::get(path).body(()).expect("request");
+        let response = respond(&request, events);
+        let code = response.status();
+        let body = futures::executor::block_on(http_body_util::BodyExt::collect(response.into_body()))
+            .expect("body")
+            .to_bytes();
+        (code, String::from_utf8_lossy(&body).into_owned())
+    }
+
+    #[test]
+    fn readyz_turns_ready_with_a_snapshot_and_unready_at_shutdown() {
+        let events = Events::new(Arc::new(Metrics::new()), StatusHandle::default());
+        assert_eq!(get("/readyz", &events).0, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(get("/healthz", &events).0, StatusCode::OK);
+        events.status().update(|s| s.origin = Origin::Live);
+        let (code, body) = get("/readyz", &events);
+        assert_eq!(code, StatusCode::OK);
+        let json: serde_json::Value = serde_json::from_str(&body).expect("json body");
+        assert_eq!(json["ready"], true);
+        events.status().update(|s| s.shutting_down = true);
+        assert_eq!(get("/readyz", &events).0, StatusCode::SERVICE_UNAVAILABLE);
+    }
+
+    #[test]
+    fn healthz_fails_when_a_task_died_and_unknown_paths_are_404() {
+        let events = Events::new(Arc::new(Metrics::new()), StatusHandle::default());
+        events.task_failed("watch", "stream ended");
+        let (code, body) = get("/healthz", &events);
+        assert_eq!(code, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(body.contains("watch"), "{body}");
+        assert_eq!(get("/nope", &events).0, StatusCode::NOT_FOUND);
+        assert!(get("/metrics", &events).1.contains("configsnap_swaps_total"));
+    }
+}

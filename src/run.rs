@@ -1,0 +1,206 @@
+//! The program behind `main`: build the parts from a validated [`Config`], run one task per
+//! concern, and shut down in order (unready, finish the step in progress, stop).
+
+use crate::cli::Config;
+use crate::events::Events;
+use crate::metrics::Metrics;
+use crate::pipeline::debounce::Debounce;
+use crate::pipeline::{self, Parts, Pipeline};
+use crate::reload::Reloader;
+use crate::snapshot::Renderer;
+use crate::snapshot::manifest::Origin;
+use crate::source::{self, Combined, Notifier, SharedInventory};
+use crate::status::StatusHandle;
+use crate::validate::Validator;
+use crate::{http, lastgood, writer};
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use std::sync::Arc;
+use thiserror::Error;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::Instrument;
+
+/// Why configsnap could not run.
+#[derive(Debug, Error)]
+pub enum Error {
+    /// The admin address is taken or not allowed.
+    #[error("failed to listen on {addr}: {source}")]
+    Listen {
+        /// The address.
+        addr: std::net::SocketAddr,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The target dir cannot be used.
+    #[error("failed to open the target dir: {0}")]
+    Target(#[source] writer::Error),
+    /// The state dir cannot be used.
+    #[error("failed to open the state dir: {0}")]
+    State(#[source] lastgood::Error),
+    /// No Kubernetes client configuration.
+    #[error(transparent)]
+    Kube(#[from] source::kube::Error),
+    /// `--once` could not produce a snapshot.
+    #[error(transparent)]
+    Once(#[from] pipeline::Error),
+}
+
+/// The sources' combined view and the tasks that keep it current.
+struct Sources {
+    inventory: SharedInventory,
+    changes: tokio::sync::watch::Receiver<source::Change>,
+    tasks: Vec<(&'static str, std::pin::Pin<Box<dyn Future<Output = ()> + Send>>)>,
+    namespace: String,
+}
+
+/// Runs configsnap until SIGTERM/SIGINT (or, with `--once`, one sync).
+pub async fn run(config: Config) -> Result<(), Error> {
+    let events = Events::new(Arc::new(Metrics::new()), StatusHandle::default());
+    let listener = if config.once {
+        None
+    } else {
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .map_err(|source| Error::Listen { addr: config.listen, source })?;
+        Some(listener)
+    };
+    let dir = config.dir.clone();
+    let writer = tokio::task::spawn_blocking(move || writer::Writer::open(&dir))
+        .await
+        .expect("opening the target dir must not panic")
+        .map_err(Error::Target)?;
+    let work = CancellationToken::new();
+    let sources = start_sources(&config, &events, &work).await?;
+    let origin = Origin {
+        namespace: sources.namespace.clone(),
+        selector: config.selector.clone(),
+        layout: config.render.layout,
+    };
+    let store = match &config.state_dir {
+        Some(dir) => Some(Arc::new(lastgood::Store::open(dir, origin.clone()).map_err(Error::State)?)),
+        None => None,
+    };
+    let settings = pipeline::Settings {
+        debounce: Debounce {
+            quiet: config.debounce,
+            max_wait: config.max_wait,
+        },
+        startup_timeout: config.startup_timeout,
+        origin,
+        reload_on_start: config.reload.reload_on_start,
+        verify: config.verify_url.clone().map(|url| (url, config.verify_timeout)),
+    };
+    let parts = Parts {
+        inventory: sources.inventory,
+        changes: sources.changes,
+        renderer: Renderer::new(config.render),
+        writer: Arc::new(writer),
+        validator: Validator::new(config.validate_syntax, config.validate_cmd.clone(), config.validate_timeout),
+        store,
+        reloader: Reloader::new(config.reload.clone(), events.clone()),
+        events: events.clone(),
+    };
+    let pipeline = Pipeline::new(settings, parts);
+    let tracker = TaskTracker::new();
+    for (name, task) in sources.tasks {
+        tracker.spawn(task.instrument(tracing::info_span!("source", kind = name)));
+    }
+    if config.once {
+        let result = pipeline.once().await;
+        work.cancel();
+        tracker.close();
+        let _ = tokio::time::timeout(config.shutdown_grace, tracker.wait()).await;
+        return result.map_err(Error::from);
+    }
+    tracing::info!(namespace = %sources.namespace, dir = %config.dir.display(), listen = %config.listen, "configsnap started");
+    let admin = CancellationToken::new();
+    let http_task = listener.map(|listener| {
+        tokio::spawn(http::serve(listener, events.clone(), admin.clone()).instrument(tracing::info_span!("http")))
+    });
+    let mut pipeline_task = tokio::spawn(pipeline.run(work.clone()).instrument(tracing::info_span!("pipeline")));
+    tokio::spawn(shutdown_on_signal(events.clone(), work.clone()));
+    tokio::select! {
+        result = &mut pipeline_task => {
+            let cause = result.err().map_or_else(|| "returned".to_owned(), |e| e.to_string());
+            events.task_failed("pipeline", &cause);
+            work.cancelled().await;
+        }
+        () = work.cancelled() => {}
+    }
+    // Unready already; the admin server keeps answering until the work is done.
+    tracker.close();
+    let work_done = async {
+        let _ = pipeline_task.await;
+        tracker.wait().await;
+    };
+    if tokio::time::timeout(config.shutdown_grace, work_done).await.is_err() {
+        tracing::warn!(grace_ms = config.shutdown_grace.as_millis(), "tasks did not finish within the grace period");
+    }
+    admin.cancel();
+    if let Some(task) = http_task {
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(2), task).await;
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Builds the configured sources: mounted dirs, or the API (ConfigMaps, and Secrets).
+async fn start_sources(config: &Config, events: &Events, cancel: &CancellationToken) -> Result<Sources, Error> {
+    if !config.from_dirs.is_empty() {
+        let (notifier, changes) = Notifier::new(1);
+        let (inventory, task) = source::dir::watch(config.from_dirs.clone(), notifier, events.clone(), cancel.clone());
+        return Ok(Sources {
+            inventory,
+            changes,
+            tasks: vec![("directory", Box::pin(task))],
+            namespace: String::new(),
+        });
+    }
+    let (client, default_namespace) = source::kube::client(events).await?;
+    let namespace = source::kube::resolve_namespace(config.namespace.as_deref(), &default_namespace);
+    let selection = source::kube::Selection {
+        namespace: namespace.clone(),
+        selector: config.selector.clone(),
+        names: config.names.clone(),
+    };
+    let (notifier, changes) = Notifier::new(1 + usize::from(config.secrets));
+    let (configmaps, task) = source::kube::watch::<ConfigMap>(
+        client.clone(),
+        selection.clone(),
+        notifier.clone(),
+        events.clone(),
+        cancel.clone(),
+    );
+    let mut inventories = vec![configmaps];
+    let mut tasks: Vec<(&'static str, std::pin::Pin<Box<dyn Future<Output = ()> + Send>>)> =
+        vec![("configmaps", Box::pin(task))];
+    if config.secrets {
+        let (secrets, task) = source::kube::watch::<Secret>(client, selection, notifier, events.clone(), cancel.clone());
+        inventories.push(secrets);
+        tasks.push(("secrets", Box::pin(task)));
+    }
+    Ok(Sources {
+        inventory: Arc::new(Combined(inventories)),
+        changes,
+        tasks,
+        namespace,
+    })
+}
+
+/// First SIGTERM/SIGINT: unready and drain. Second: exit at once.
+async fn shutdown_on_signal(events: Events, work: CancellationToken) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+        tracing::error!("cannot install signal handlers; SIGTERM ends the process without draining");
+        return;
+    };
+    tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
+    tracing::info!("shutdown signal received: unready, finishing the step in progress");
+    events.status().update(|s| s.shutting_down = true);
+    work.cancel();
+    tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
+    tracing::warn!("second shutdown signal: exiting now");
+    std::process::exit(130);
+}
+

@@ -1,0 +1,8 @@
+//! End-to-end tests: the real `configsnap` binary against the fake Kubernetes API server
+//! (real HTTP on loopback), with real files and real processes.
+
+#[path = "e2e/support.rs"]
+mod support;
+
+#[path = "e2e/core.rs"]
+mod core;
