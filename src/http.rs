@@ -68,23 +68,33 @@ pub async fn serve(listener: TcpListener, events: Events, cancel: CancellationTo
 
 /// Answers one request.
 fn respond<B>(request: &Request<B>, events: &Events) -> Response<Full<Bytes>> {
-    if request.method() != Method::GET && request.method() != Method::HEAD {
-        return text(StatusCode::METHOD_NOT_ALLOWED, "only GET\n");
+    let (code, content_type, body) = route(request.method(), request.uri().path(), events);
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    *response.status_mut() = code;
+    response
+        .headers_mut()
+        .insert(hyper::header::CONTENT_TYPE, hyper::header::HeaderValue::from_static(content_type));
+    response
+}
+
+/// Status, content type and body for a method and path.
+fn route(method: &Method, path: &str, events: &Events) -> (StatusCode, &'static str, String) {
+    const TEXT: &str = "text/plain; charset=utf-8";
+    if method != Method::GET && method != Method::HEAD {
+        return (StatusCode::METHOD_NOT_ALLOWED, TEXT, "only GET\n".into());
     }
     let status = events.status().get();
-    match request.uri().path() {
+    match path {
         "/healthz" => match unhealthy(&status) {
-            None => text(StatusCode::OK, "ok\n"),
-            Some(reason) => text(StatusCode::SERVICE_UNAVAILABLE, &format!("{reason}\n")),
+            None => (StatusCode::OK, TEXT, "ok\n".into()),
+            Some(reason) => (StatusCode::SERVICE_UNAVAILABLE, TEXT, format!("{reason}\n")),
         },
         "/readyz" => {
             let code = if status.ready() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-            let mut body = status.to_json().to_string();
-            body.push('\n');
-            with_type(code, "application/json", body)
+            (code, "application/json", format!("{}\n", status.to_json()))
         }
-        "/metrics" => with_type(StatusCode::OK, OPENMETRICS, events.metrics().encode()),
-        _ => text(StatusCode::NOT_FOUND, "not found: try /healthz, /readyz or /metrics\n"),
+        "/metrics" => (StatusCode::OK, OPENMETRICS, events.metrics().encode()),
+        _ => (StatusCode::NOT_FOUND, TEXT, "not found: try /healthz, /readyz or /metrics\n".into()),
     }
 }
 
@@ -96,19 +106,6 @@ fn unhealthy(status: &crate::status::Status) -> Option<String> {
     (busy > WEDGED_AFTER).then(|| format!("the pipeline has been busy for {}s", busy.as_secs()))
 }
 
-fn text(code: StatusCode, body: &str) -> Response<Full<Bytes>> {
-    with_type(code, "text/plain; charset=utf-8", body.to_owned())
-}
-
-fn with_type(code: StatusCode, content_type: &'static str, body: String) -> Response<Full<Bytes>> {
-    let mut response = Response::new(Full::new(Bytes::from(body)));
-    *response.status_mut() = code;
-    response
-        .headers_mut()
-        .insert(hyper::header::CONTENT_TYPE, hyper::header::HeaderValue::from_static(content_type));
-    response
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -117,13 +114,8 @@ mod tests {
     use std::sync::Arc;
 
     fn get(path: &str, events: &Events) -> (StatusCode, String) {
-        let request = Request::get(path).body(()).expect("request");
-        let response = respond(&request, events);
-        let code = response.status();
-        let body = futures::executor::block_on(http_body_util::BodyExt::collect(response.into_body()))
-            .expect("body")
-            .to_bytes();
-        (code, String::from_utf8_lossy(&body).into_owned())
+        let (code, _, body) = route(&Method::GET, path, events);
+        (code, body)
     }
 
     #[test]

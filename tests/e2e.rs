@@ -6,3 +6,6 @@ mod support;
 
 #[path = "e2e/core.rs"]
 mod core;
+
+#[path = "e2e/reload.rs"]
+mod reload;

@@ -25,6 +25,19 @@ pub async fn wait_for(what: &str, timeout: Duration, mut condition: impl FnMut()
     }
 }
 
+/// Like [`wait_for`] with an async condition.
+pub async fn wait_until<F, Fut>(what: &str, timeout: Duration, mut condition: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let started = Instant::now();
+    while !condition().await {
+        assert!(started.elapsed() < timeout, "timed out after {timeout:?} waiting for: {what}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
 /// A free loopback port (bound then released).
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -168,6 +181,12 @@ impl Sidecar {
     /// GET `path` on the admin server: status and body.
     pub async fn get(&self, path: &str) -> Option<(u16, String)> {
         http_get(&format!("http://127.0.0.1:{}{path}", self.port)).await
+    }
+
+    /// Waits until a metric has exactly `value`.
+    pub async fn wait_metric(&self, name: &str, value: f64) {
+        let what = format!("{name} == {value}");
+        wait_until(&what, WAIT, || async { self.metric(name).await == Some(value) }).await;
     }
 
     /// A metric's value from `/metrics`, parsed (labels as written, e.g. `{reason="collision"}`).

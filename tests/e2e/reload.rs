@@ -1,0 +1,250 @@
+//! Reload: signal (a real counting process, real nginx), webhook, exec (issue: reload).
+
+use crate::support::{WAIT, Workspace, configmap, wait_for, wait_until};
+use fake_apiserver::FakeApiServer;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// A real process that appends a line to `count` for every SIGHUP; pid in `pidfile`.
+struct HupCounter {
+    child: Child,
+    count: PathBuf,
+}
+
+impl HupCounter {
+    fn start(dir: &Path) -> Self {
+        let count = dir.join("hups");
+        let pidfile = dir.join("app.pid");
+        let script = format!(
+            "trap 'echo hup >> {count}' HUP; echo $$ > {pid}.tmp; mv {pid}.tmp {pid}; \
+             i=0; while [ $i -lt 1200 ]; do sleep 0.1 & wait $!; i=$((i+1)); done",
+            count = count.display(),
+            pid = pidfile.display()
+        );
+        let child = Command::new("sh").arg("-c").arg(script).stdin(Stdio::null()).spawn().expect("sh");
+        let counter = Self { child, count };
+        let started = std::time::Instant::now();
+        while !pidfile.exists() {
+            assert!(started.elapsed() < WAIT, "the counter did not start");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        counter
+    }
+
+    fn hups(&self) -> usize {
+        std::fs::read_to_string(&self.count).map_or(0, |t| t.lines().count())
+    }
+}
+
+impl Drop for HupCounter {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn pid_file_flag(ws: &Workspace) -> String {
+    format!("--pid-file={}", ws.tmp.path().join("app.pid").display())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_update_one_signal_a_burst_one_signal_and_no_change_no_signal() {
+    let api = FakeApiServer::start().await.expect("fake api");
+    api.apply("configmaps", configmap("app", &[("n", "0")])).expect("v0");
+    let ws = Workspace::new(&api);
+    let sidecar = ws.start(&[&pid_file_flag(&ws)]);
+    wait_for("initial files", WAIT, || ws.read("app/n").is_some()).await;
+    let counter = HupCounter::start(ws.tmp.path());
+    assert_eq!(counter.hups(), 0, "the initial sync must not signal");
+
+    api.apply("configmaps", configmap("app", &[("n", "1")])).expect("v1");
+    wait_for("one signal", WAIT, || counter.hups() == 1).await;
+
+    // A burst of 50 updates within ~200 ms: one swap and one signal.
+    let swaps_before = sidecar.metric("configsnap_swaps_total").await.expect("swaps");
+    for n in 2..=51 {
+        api.apply("configmaps", configmap("app", &[("n", &n.to_string())])).expect("burst");
+        tokio::time::sleep(Duration::from_millis(4)).await;
+    }
+    wait_for("burst settled", WAIT, || ws.read("app/n").as_deref() == Some("51")).await;
+    wait_for("second signal", WAIT, || counter.hups() >= 2).await;
+    assert_eq!(sidecar.metric("configsnap_swaps_total").await, Some(swaps_before + 1.0));
+
+    // Same content again (a no-op write) and a forced relist: no swap, no signal.
+    api.apply("configmaps", configmap("app", &[("n", "51")])).expect("same content");
+    api.compact();
+    api.faults().drop_watches();
+    let lists = api.stats().lists;
+    wait_for("relist", WAIT, || api.stats().lists > lists).await;
+    // The sentinel change is the next signal: the no-op ones produced none.
+    api.apply("configmaps", configmap("app", &[("n", "52")])).expect("sentinel");
+    wait_for("sentinel", WAIT, || ws.read("app/n").as_deref() == Some("52")).await;
+    wait_for("sentinel signal", WAIT, || counter.hups() >= 3).await;
+    assert_eq!(counter.hups(), 3);
+    assert_eq!(sidecar.metric("configsnap_swaps_total").await, Some(swaps_before + 2.0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_signal_target_is_a_warning_and_the_next_change_signals() {
+    let api = FakeApiServer::start().await.expect("fake api");
+    api.apply("configmaps", configmap("app", &[("n", "0")])).expect("v0");
+    let ws = Workspace::new(&api);
+    let mut sidecar = ws.start(&[&pid_file_flag(&ws), "--debounce=0", "--max-wait=0"]);
+    wait_for("initial files", WAIT, || ws.read("app/n").is_some()).await;
+    api.apply("configmaps", configmap("app", &[("n", "1")])).expect("v1");
+    sidecar.wait_metric("configsnap_reloads_total{method=\"signal\",result=\"failure\"}", 1.0).await;
+    assert!(sidecar.log().contains("cannot read pid file"), "{}", sidecar.log());
+    assert!(sidecar.running(), "configsnap must keep running");
+    let counter = HupCounter::start(ws.tmp.path());
+    api.apply("configmaps", configmap("app", &[("n", "2")])).expect("v2");
+    wait_for("signal once the target exists", WAIT, || counter.hups() == 1).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nginx_serves_the_new_page_after_one_sighup() {
+    let Some(nginx) = ["/usr/sbin/nginx", "/usr/bin/nginx"].into_iter().find(|p| Path::new(p).exists()) else {
+        assert!(std::env::var_os("CI").is_none(), "nginx must be installed in CI (.ci/run installs it)");
+        eprintln!("SKIPPED: nginx is not installed (apt-get install nginx-light)");
+        return;
+    };
+    let api = FakeApiServer::start().await.expect("fake api");
+    let ws = Workspace::new(&api);
+    let port = crate::support::free_port();
+    let run = ws.tmp.path().join("nginx");
+    std::fs::create_dir(&run).expect("nginx run dir");
+    let conf = format!(
+        "user root; worker_processes 1; daemon off; pid {run}/nginx.pid;\n\
+         error_log {run}/error.log notice;\n\
+         events {{ worker_connections 16; }}\n\
+         http {{ access_log off; client_body_temp_path {run}; proxy_temp_path {run}; fastcgi_temp_path {run};\n\
+         uwsgi_temp_path {run}; scgi_temp_path {run};\n\
+         server {{ listen 127.0.0.1:{port}; root {dir}/web; location / {{ index index.html; }} }} }}\n",
+        run = run.display(),
+        dir = ws.dir().display()
+    );
+    api.apply("configmaps", configmap("web", &[("nginx.conf", &conf), ("index.html", "page v1\n")])).expect("web");
+    let _sidecar = ws.start(&["--process-name=nginx"]);
+    wait_for("config files", WAIT, || ws.read("web/nginx.conf").is_some()).await;
+    let mut server = Command::new(nginx)
+        .arg("-c")
+        .arg(ws.dir().join("web/nginx.conf"))
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("nginx");
+    let url = format!("http://127.0.0.1:{port}/");
+    let serves = |want: &'static str| {
+        let url = url.clone();
+        move || {
+            let url = url.clone();
+            async move { crate::support::http_get(&url).await.is_some_and(|(_, body)| body == want) }
+        }
+    };
+    wait_until("nginx serves v1", WAIT, serves("page v1\n")).await;
+
+    api.apply("configmaps", configmap("web", &[("nginx.conf", &conf), ("index.html", "page v2\n")])).expect("v2");
+    wait_until("nginx serves v2", WAIT, serves("page v2\n")).await;
+    let log = std::fs::read_to_string(run.join("error.log")).unwrap_or_default();
+    let hups = log.lines().filter(|l| l.contains("signal 1 (SIGHUP) received")).count();
+    assert_eq!(hups, 1, "nginx master must get exactly one SIGHUP; log:\n{log}");
+    let _ = server.kill();
+    let _ = server.wait();
+}
+
+/// A loopback webhook receiver: answers 500 to the first `failures` calls (all, if
+/// `None`), then 200; records the `x-configsnap-hash` of every call.
+async fn webhook_server(failures: Option<usize>) -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use hyper::service::service_fn;
+    let calls = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("http://{}/-/reload", listener.local_addr().expect("addr"));
+    let record = calls.clone();
+    tokio::spawn(async move {
+        // Bounded: a test makes far fewer connections than this.
+        for _ in 0..1000 {
+            let Ok((stream, _)) = listener.accept().await else { return };
+            let record = record.clone();
+            tokio::spawn(async move {
+                let service = service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
+                    let hash = request.headers().get("x-configsnap-hash").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+                    let mut calls = record.lock().expect("calls");
+                    calls.push(hash);
+                    let ok = failures.is_some_and(|f| calls.len() > f);
+                    let status = if ok { 200 } else { 500 };
+                    let response = hyper::Response::builder().status(status).body(http_body_util::Empty::<bytes::Bytes>::new());
+                    async move { response }
+                });
+                let io = hyper_util::rt::TokioIo::new(stream);
+                let _ = hyper::server::conn::http1::Builder::new().serve_connection(io, service).await;
+            });
+        }
+    });
+    (url, calls)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_webhook_that_fails_twice_is_retried_and_succeeds() {
+    let api = FakeApiServer::start().await.expect("fake api");
+    api.apply("configmaps", configmap("app", &[("n", "0")])).expect("v0");
+    let (url, calls) = webhook_server(Some(2)).await;
+    let ws = Workspace::new(&api);
+    let sidecar = ws.start(&[&format!("--webhook-url={url}"), "--debounce=0", "--max-wait=0"]);
+    wait_for("initial files", WAIT, || ws.read("app/n").is_some()).await;
+    api.apply("configmaps", configmap("app", &[("n", "1")])).expect("v1");
+    wait_for("three calls", WAIT, || calls.lock().expect("calls").len() == 3).await;
+    let metric = "configsnap_reloads_total{method=\"webhook\",result=\"success\"}";
+    sidecar.wait_metric(metric, 1.0).await;
+    let hashes = calls.lock().expect("calls").clone();
+    assert!(hashes.iter().all(|h| h.starts_with("sha256:") && *h == hashes[0]), "{hashes:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_webhook_blocks_no_swap_and_a_newer_snapshot_cancels_its_retries() {
+    let api = FakeApiServer::start().await.expect("fake api");
+    api.apply("configmaps", configmap("app", &[("n", "0")])).expect("v0");
+    let (url, calls) = webhook_server(None).await;
+    let ws = Workspace::new(&api);
+    let _sidecar = ws.start(&[&format!("--webhook-url={url}"), "--webhook-retries=50", "--debounce=0", "--max-wait=0"]);
+    wait_for("initial files", WAIT, || ws.read("app/n").is_some()).await;
+    api.apply("configmaps", configmap("app", &[("n", "1")])).expect("v1");
+    wait_for("first snapshot retried", WAIT, || calls.lock().expect("calls").len() >= 2).await;
+    api.apply("configmaps", configmap("app", &[("n", "2")])).expect("v2");
+    wait_for("the swap is not blocked", WAIT, || ws.read("app/n").as_deref() == Some("2")).await;
+    let first = calls.lock().expect("calls")[0].clone();
+    wait_for("newer snapshot retried", WAIT, || {
+        calls.lock().expect("calls").iter().filter(|h| **h != first).count() >= 3
+    })
+    .await;
+    let hashes = calls.lock().expect("calls").clone();
+    let switch = hashes.iter().position(|h| *h != first).expect("a newer hash");
+    assert!(hashes[switch..].iter().all(|h| *h != first), "stale retries after the newer snapshot: {hashes:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exec_gets_the_snapshot_in_its_environment_and_is_bounded_in_time() {
+    let api = FakeApiServer::start().await.expect("fake api");
+    api.apply("configmaps", configmap("app", &[("n", "0")])).expect("v0");
+    let ws = Workspace::new(&api);
+    let out = ws.tmp.path().join("exec.out");
+    let command = format!(
+        "echo \"$CONFIGSNAP_DIR $CONFIGSNAP_HASH\" >> {}; if [ \"$(cat $CONFIGSNAP_DIR/app/n)\" = 2 ]; then exit 7; fi; \
+         if [ \"$(cat $CONFIGSNAP_DIR/app/n)\" = 3 ]; then sleep 30; fi",
+        out.display()
+    );
+    let sidecar = ws.start(&[&format!("--exec={command}"), "--exec-timeout=300ms", "--debounce=0", "--max-wait=0"]);
+    wait_for("initial files", WAIT, || ws.read("app/n").is_some()).await;
+    api.apply("configmaps", configmap("app", &[("n", "1")])).expect("v1");
+    wait_for("exec ran", WAIT, || std::fs::read_to_string(&out).is_ok_and(|t| t.lines().count() == 1)).await;
+    let line = std::fs::read_to_string(&out).expect("exec output");
+    let (dir, hash) = line.trim().split_once(' ').expect("two fields");
+    assert_eq!(Path::new(dir), ws.dir());
+    assert!(hash.starts_with("sha256:"), "{hash}");
+    let failure = "configsnap_reloads_total{method=\"exec\",result=\"failure\"}";
+    api.apply("configmaps", configmap("app", &[("n", "2")])).expect("v2");
+    sidecar.wait_metric(failure, 1.0).await;
+    assert!(sidecar.log().contains("exited with 7"), "{}", sidecar.log());
+    api.apply("configmaps", configmap("app", &[("n", "3")])).expect("v3");
+    sidecar.wait_metric(failure, 2.0).await;
+    assert!(sidecar.log().contains("timed out"), "{}", sidecar.log());
+}
