@@ -136,7 +136,11 @@ async fn resource(
             429 => "Too many requests, please try again later.".to_string(),
             _ => format!("injected failure (HTTP {code})"),
         };
-        let mut resp = status_response(code, reason_for(code), &msg);
+        let mut status = status_object(code, reason_for(code), &msg);
+        if let Some(secs) = retry_after {
+            status["details"] = json!({"retryAfterSeconds": secs});
+        }
+        let mut resp = json_response(code, &status);
         if let Some(secs) = retry_after {
             resp.headers_mut().insert(header::RETRY_AFTER, secs.into());
         }
@@ -260,6 +264,9 @@ fn list(shared: &Shared, plural: &str, ns: Option<&str>, q: &Query) -> Response<
             Err(_) => return status_response(400, "BadRequest", &format!("invalid resource version: {s:?}")),
         },
     };
+    if cont.is_some() && rv_num.is_some() {
+        return status_response(400, "BadRequest", "specifying resource version is not allowed when using continue");
+    }
     let mut start_after = None;
     let at = if let Some(token) = cont {
         match decode_continue(token) {
@@ -283,7 +290,9 @@ fn list(shared: &Shared, plural: &str, ns: Option<&str>, q: &Query) -> Response<
     let result = {
         let store = shared.store();
         let current = store.rv();
-        if let Some(n) = at.filter(|n| *n > current) {
+        // Exact, or NotOlderThan (also the meaning of a bare resourceVersion), of a version
+        // the server has not reached yet.
+        if let Some(n) = at.or(rv_num).filter(|n| *n > current) {
             return status_response(504, "Timeout", &format!("Too large resource version: {n}, current: {current}"));
         }
         store.list_at(plural, ns, at)
@@ -309,7 +318,10 @@ fn list(shared: &Shared, plural: &str, ns: Option<&str>, q: &Query) -> Response<
     if take < matching.len() {
         let (lns, lname) = key_of(matching[take - 1]);
         meta["continue"] = json!(encode_continue(snapshot_rv, &lns, &lname));
-        meta["remainingItemCount"] = json!(matching.len() - take);
+        // The real server cannot count what is left when a selector filters the list.
+        if label.is_empty() && field.is_empty() {
+            meta["remainingItemCount"] = json!(matching.len() - take);
+        }
     }
     let items: Vec<Value> = matching[..take]
         .iter()

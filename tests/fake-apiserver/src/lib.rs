@@ -168,7 +168,7 @@ pub(crate) fn write_object(shared: &Shared, plural: &str, mut obj: Value, mode: 
         }
         validate::validate(plural, &probe)?;
     }
-    shared.store().put(plural, obj, mode)
+    shared.store().put(plural, obj, mode, validated)
 }
 
 struct Handle {

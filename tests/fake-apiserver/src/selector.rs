@@ -137,6 +137,11 @@ impl LabelSelector {
         Ok(Self { reqs })
     }
 
+    /// True when the selector selects everything.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.reqs.is_empty()
+    }
+
     /// Evaluates the selector against `metadata.labels` of `obj`.
     pub(crate) fn matches(&self, obj: &Value) -> bool {
         let labels = obj.pointer("/metadata/labels").and_then(Value::as_object);
@@ -184,6 +189,11 @@ impl FieldSelector {
             reqs.push((field.to_string(), eq, value.trim().to_string()));
         }
         Ok(Self { reqs })
+    }
+
+    /// True when the selector selects everything.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.reqs.is_empty()
     }
 
     /// Evaluates the selector against `obj`.

@@ -173,15 +173,19 @@ impl Shared {
 
     /// Closes the listener (connections are then refused) and aborts every connection.
     pub(crate) async fn close_listener_and_conns(&self) {
-        let (accept, conns) = {
-            let mut t = lock(&self.tasks);
-            (t.accept.take(), std::mem::take(&mut t.conns))
-        };
+        // Stop accepting first: a connection accepted while we abort the others would
+        // otherwise survive the "API down" state.
+        let accept = lock(&self.tasks).accept.take();
+        if let Some(h) = accept {
+            h.abort();
+            let _ = h.await;
+        }
+        let conns = std::mem::take(&mut lock(&self.tasks).conns);
         self.store().drop_watchers();
-        for h in accept.iter().chain(conns.values()) {
+        for h in conns.values() {
             h.abort();
         }
-        for h in accept.into_iter().chain(conns.into_values()) {
+        for h in conns.into_values() {
             let _ = tokio::time::timeout(Duration::from_secs(2), h).await;
         }
     }
