@@ -95,7 +95,10 @@ struct WatchState {
 
 impl WatchState {
     fn bookmark(&self) -> Bytes {
-        frame("BOOKMARK", &json!({"kind": self.kind, "apiVersion": "v1", "metadata": {"resourceVersion": self.seen_rv.to_string()}}))
+        frame(
+            "BOOKMARK",
+            &json!({"kind": self.kind, "apiVersion": "v1", "metadata": {"resourceVersion": self.seen_rv.to_string()}}),
+        )
     }
 
     /// Next body frame; `None` ends the stream cleanly, `Some(Err)` aborts the connection.
@@ -140,33 +143,59 @@ impl WatchState {
 }
 
 /// Handles `GET ...?watch=true`.
-pub(crate) fn serve(shared: &Arc<Shared>, plural: &str, ns: Option<&str>, q: &Query) -> Response<Body> {
+pub(crate) fn serve(
+    shared: &Arc<Shared>,
+    plural: &str,
+    ns: Option<&str>,
+    q: &Query,
+) -> Response<Body> {
     shared.stats.watches.fetch_add(1, Relaxed);
     Counters::bump(&shared.stats.watches_by_plural, plural);
     let (label, field) = match selectors(q, plural) {
         Ok(s) => s,
-        Err(resp) => return resp,
+        Err(e) => return status_response(400, "BadRequest", &e),
     };
     // `sendInitialEvents` (true or false) is only valid with resourceVersionMatch=NotOlderThan;
     // `true` also needs bookmarks, because the end of the initial events is a BOOKMARK.
     let initial_set = q.contains_key("sendInitialEvents");
     let send_initial = flag(q, "sendInitialEvents");
     let bookmarks = flag(q, "allowWatchBookmarks");
-    let rv_match = q.get("resourceVersionMatch").map(String::as_str).unwrap_or("");
+    let rv_match = q
+        .get("resourceVersionMatch")
+        .map(String::as_str)
+        .unwrap_or("");
     if initial_set && rv_match != "NotOlderThan" {
-        return status_response(422, "Invalid", "resourceVersionMatch: Forbidden: sendInitialEvents requires setting resourceVersionMatch to NotOlderThan");
+        return status_response(
+            422,
+            "Invalid",
+            "resourceVersionMatch: Forbidden: sendInitialEvents requires setting resourceVersionMatch to NotOlderThan",
+        );
     }
     if send_initial && !bookmarks {
-        return status_response(422, "Invalid", "allowWatchBookmarks: Required value: sendInitialEvents requires setting allowWatchBookmarks to true");
+        return status_response(
+            422,
+            "Invalid",
+            "allowWatchBookmarks: Required value: sendInitialEvents requires setting allowWatchBookmarks to true",
+        );
     }
     if !initial_set && !rv_match.is_empty() {
-        return status_response(422, "Invalid", "resourceVersionMatch: Forbidden: resourceVersionMatch is forbidden for watch unless sendInitialEvents is provided");
+        return status_response(
+            422,
+            "Invalid",
+            "resourceVersionMatch: Forbidden: resourceVersionMatch is forbidden for watch unless sendInitialEvents is provided",
+        );
     }
     let rv = match q.get("resourceVersion").map(String::as_str).unwrap_or("") {
         "" | "0" => 0,
         s => match s.parse::<u64>() {
             Ok(n) => n,
-            Err(_) => return status_response(400, "BadRequest", &format!("invalid resource version: {s:?}")),
+            Err(_) => {
+                return status_response(
+                    400,
+                    "BadRequest",
+                    &format!("invalid resource version: {s:?}"),
+                );
+            }
         },
     };
     let timeout = q
@@ -188,17 +217,30 @@ pub(crate) fn serve(shared: &Arc<Shared>, plural: &str, ns: Option<&str>, q: &Qu
     let (start, rx) = shared.store().subscribe(plural, ns, from, force_expire);
     shared.stats.open_watches.fetch_add(1, Relaxed);
     let kind = kind_for(plural).unwrap_or("Object");
-    let filter = Filter { plural: plural.into(), ns: ns.map(String::from), label, field };
+    let filter = Filter {
+        plural: plural.into(),
+        ns: ns.map(String::from),
+        label,
+        field,
+    };
     let mut initial = VecDeque::new();
     let mut seen_rv = rv;
     match start {
         WatchStart::Snapshot(at, objects) => {
-            initial.extend(objects.iter().filter(|o| filter.matches(o)).map(|o| frame("ADDED", o)));
+            initial.extend(
+                objects
+                    .iter()
+                    .filter(|o| filter.matches(o))
+                    .map(|o| frame("ADDED", o)),
+            );
             seen_rv = at;
             if send_initial {
-                initial.push_back(frame("BOOKMARK", &json!({"kind": kind, "apiVersion": "v1", "metadata": {
+                initial.push_back(frame(
+                    "BOOKMARK",
+                    &json!({"kind": kind, "apiVersion": "v1", "metadata": {
                     "resourceVersion": at.to_string(),
-                    "annotations": {"k8s.io/initial-events-end": "true"}}})));
+                    "annotations": {"k8s.io/initial-events-end": "true"}}}),
+                ));
             }
         }
         WatchStart::Resume(base, events) => {
