@@ -13,9 +13,9 @@ use serde_json::{Value, json};
 
 use crate::ApiError;
 use crate::selector::{FieldSelector, LabelSelector};
-use crate::server::{Counters, Shared};
+use crate::server::Shared;
 use crate::store::PutMode;
-use crate::util::{b64url_decode, b64url_encode, parse_query};
+use crate::util::parse_query;
 use crate::validate::kind_for;
 
 /// Response body type used by every handler.
@@ -168,7 +168,7 @@ async fn resource(
         (Method::GET, None) if flag(&query, "watch") => {
             crate::watch::serve(shared, &plural, ns.as_deref(), &query)
         }
-        (Method::GET, None) => list(shared, &plural, ns.as_deref(), &query),
+        (Method::GET, None) => crate::list::serve(shared, &plural, ns.as_deref(), &query),
         (Method::GET, Some(name)) => {
             shared.stats.gets.fetch_add(1, Relaxed);
             let ns = ns.unwrap_or_default();
@@ -281,174 +281,10 @@ fn write(
     crate::write_object(shared, plural, obj, mode, true).map(|o| (code, (*o).clone()))
 }
 
-/// Decoded continue token: (snapshot rv, last returned (namespace, name)).
-fn decode_continue(token: &str) -> Option<(u64, (String, String))> {
-    let v: Value = serde_json::from_slice(&b64url_decode(token)?).ok()?;
-    let rv = v.get("rv")?.as_u64()?;
-    let start = v.get("start")?.as_str()?.strip_suffix('\u{0}')?;
-    let (ns, name) = start.split_once('/')?;
-    Some((rv, (ns.to_string(), name.to_string())))
-}
-
-fn encode_continue(rv: u64, ns: &str, name: &str) -> String {
-    let v = json!({"v": "meta.k8s.io/v1", "rv": rv, "start": format!("{ns}/{name}\u{0}")});
-    b64url_encode(&serde_json::to_vec(&v).unwrap_or_default())
-}
-
 /// Parses the label and field selectors of a LIST/WATCH request; the error is the message
 /// of the 400 BadRequest the real server answers.
 pub(crate) fn selectors(q: &Query, plural: &str) -> Result<(LabelSelector, FieldSelector), String> {
     let label = LabelSelector::parse(q.get("labelSelector").map_or("", String::as_str))?;
     let field = FieldSelector::parse(q.get("fieldSelector").map_or("", String::as_str), plural)?;
     Ok((label, field))
-}
-
-fn list(shared: &Shared, plural: &str, ns: Option<&str>, q: &Query) -> Response<Body> {
-    shared.stats.lists.fetch_add(1, Relaxed);
-    Counters::bump(&shared.stats.lists_by_plural, plural);
-    let (label, field) = match selectors(q, plural) {
-        Ok(s) => s,
-        Err(e) => return status_response(400, "BadRequest", &e),
-    };
-    let limit = q
-        .get("limit")
-        .and_then(|l| l.parse::<usize>().ok())
-        .unwrap_or(0);
-    let rv = q.get("resourceVersion").map(String::as_str).unwrap_or("");
-    let rv_match = q
-        .get("resourceVersionMatch")
-        .map(String::as_str)
-        .unwrap_or("");
-    let cont = q.get("continue").filter(|c| !c.is_empty());
-    let rv_num = match rv {
-        "" => None,
-        s => match s.parse::<u64>() {
-            Ok(n) => Some(n),
-            Err(_) => {
-                return status_response(
-                    400,
-                    "BadRequest",
-                    &format!("invalid resource version: {s:?}"),
-                );
-            }
-        },
-    };
-    if cont.is_some() && rv_num.is_some() {
-        return status_response(
-            400,
-            "BadRequest",
-            "specifying resource version is not allowed when using continue",
-        );
-    }
-    let mut start_after = None;
-    let at = if let Some(token) = cont {
-        match decode_continue(token) {
-            Some((rv, start)) => {
-                start_after = Some(start);
-                Some(rv)
-            }
-            None => {
-                return status_response(
-                    400,
-                    "BadRequest",
-                    "continue key is not valid: invalid continue token",
-                );
-            }
-        }
-    } else {
-        match (rv_match, rv_num) {
-            ("", _) => None,
-            ("NotOlderThan", Some(_)) => None,
-            ("Exact", Some(n)) if n > 0 => Some(n),
-            ("NotOlderThan" | "Exact", _) => {
-                return status_response(
-                    400,
-                    "BadRequest",
-                    "resourceVersionMatch requires a non-zero resourceVersion for Exact and a resourceVersion for NotOlderThan",
-                );
-            }
-            (other, _) => {
-                return status_response(
-                    400,
-                    "BadRequest",
-                    &format!("resourceVersionMatch: Unsupported value: {other:?}"),
-                );
-            }
-        }
-    };
-    let result = {
-        let store = shared.store();
-        let current = store.rv();
-        // Exact, or NotOlderThan (also the meaning of a bare resourceVersion), of a version
-        // the server has not reached yet.
-        if let Some(n) = at.or(rv_num).filter(|n| *n > current) {
-            return status_response(
-                504,
-                "Timeout",
-                &format!("Too large resource version: {n}, current: {current}"),
-            );
-        }
-        store.list_at(plural, ns, at)
-    };
-    let (snapshot_rv, objects) = match result {
-        Ok(r) => r,
-        Err(()) if cont.is_some() => {
-            return status_response(
-                410,
-                "Expired",
-                "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter, or use the continue token in this response to retrieve the remainder of the results.",
-            );
-        }
-        Err(()) => {
-            return status_response(
-                410,
-                "Expired",
-                "The resourceVersion for the provided list is too old.",
-            );
-        }
-    };
-    let key_of = |o: &Value| {
-        let s = |p: &str| {
-            o.pointer(p)
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .to_string()
-        };
-        (s("/metadata/namespace"), s("/metadata/name"))
-    };
-    let matching: Vec<_> = objects
-        .iter()
-        .filter(|o| start_after.as_ref().is_none_or(|s| key_of(o) > *s))
-        .filter(|o| label.matches(o) && field.matches(o))
-        .collect();
-    let take = if limit > 0 {
-        limit.min(matching.len())
-    } else {
-        matching.len()
-    };
-    let mut meta = json!({"resourceVersion": snapshot_rv.to_string()});
-    if take < matching.len() {
-        let (lns, lname) = key_of(matching[take - 1]);
-        meta["continue"] = json!(encode_continue(snapshot_rv, &lns, &lname));
-        // The real server cannot count what is left when a selector filters the list.
-        if label.is_empty() && field.is_empty() {
-            meta["remainingItemCount"] = json!(matching.len() - take);
-        }
-    }
-    let items: Vec<Value> = matching[..take]
-        .iter()
-        .map(|o| {
-            let mut v = (***o).clone();
-            if let Some(m) = v.as_object_mut() {
-                m.remove("kind");
-                m.remove("apiVersion");
-            }
-            v
-        })
-        .collect();
-    let kind = format!("{}List", kind_for(plural).unwrap_or("Object"));
-    json_response(
-        200,
-        &json!({"kind": kind, "apiVersion": "v1", "metadata": meta, "items": items}),
-    )
 }

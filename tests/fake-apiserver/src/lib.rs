@@ -22,6 +22,7 @@
 mod builders;
 mod faults;
 mod http;
+mod list;
 mod selector;
 mod server;
 mod store;
