@@ -74,11 +74,13 @@ impl Default for Options {
 /// Snapshot of request counters ([`FakeApiServer::stats`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Stats {
-    /// LIST requests (including paginated continuations).
+    /// LIST requests served (including paginated continuations; not those answered by
+    /// [`Faults::fail_requests`]).
     pub lists: u64,
     /// WATCH requests.
     pub watches: u64,
-    /// WATCH requests resuming from a numeric, non-zero resourceVersion.
+    /// WATCH requests resuming from a numeric, non-zero resourceVersion (kube's first watch
+    /// after a LIST counts too: it starts from the list's resourceVersion).
     pub watch_resumes: u64,
     /// GET-one requests.
     pub gets: u64,
@@ -260,7 +262,9 @@ impl FakeApiServer {
     }
 
     /// A kubeconfig pointing at this server with `namespace` as the context namespace and a
-    /// dummy bearer token (plain HTTP, so no CA data).
+    /// dummy bearer token (plain HTTP, so no CA data). kube 5 builds its TLS config even for
+    /// `http://` and, with no CA, looks for the system roots unless its `webpki-roots`
+    /// feature is on (it is, here and in configsnap): then no certificate file is opened.
     pub fn kubeconfig_yaml(&self, namespace: &str) -> String {
         format!(
             "apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster:\n    server: {url}\n\
@@ -276,12 +280,15 @@ impl FakeApiServer {
     }
 
     /// Creates or replaces `object` (keyed by `metadata.namespace`/`metadata.name`) in
-    /// `plural` after validating it like the real API server; returns its new resourceVersion.
+    /// `plural` after validating it like the real API server (names, keys, sizes, `immutable`);
+    /// returns its new resourceVersion. Like the real server, a write that changes nothing
+    /// is a no-op: the old resourceVersion comes back and watches see no event.
     pub fn apply(&self, plural: &str, object: Value) -> Result<u64, ApiError> {
         write_object(self.shared(), plural, object, PutMode::Upsert, true).map(|o| rv_of(&o))
     }
 
-    /// Like [`FakeApiServer::apply`] without validation (to test client-side rules).
+    /// Like [`FakeApiServer::apply`] without validation, `immutable` included (to test
+    /// client-side rules).
     /// Panics on an unsupported plural or when namespace/name are missing.
     pub fn apply_unvalidated(&self, plural: &str, object: Value) -> u64 {
         match write_object(self.shared(), plural, object, PutMode::Upsert, false) {
