@@ -13,9 +13,9 @@ use serde_json::{Value, json};
 
 use crate::ApiError;
 use crate::selector::{FieldSelector, LabelSelector};
-use crate::server::{Counters, Shared};
+use crate::server::Shared;
 use crate::store::PutMode;
-use crate::util::{b64url_decode, b64url_encode, parse_query};
+use crate::util::parse_query;
 use crate::validate::kind_for;
 
 /// Response body type used by every handler.
@@ -24,7 +24,9 @@ pub(crate) type Body = UnsyncBoxBody<Bytes, std::io::Error>;
 pub(crate) type Query = HashMap<String, String>;
 
 fn full(bytes: Vec<u8>) -> Body {
-    Full::new(Bytes::from(bytes)).map_err(|never| match never {}).boxed_unsync()
+    Full::new(Bytes::from(bytes))
+        .map_err(|never| match never {})
+        .boxed_unsync()
 }
 
 /// A JSON response with the given status code.
@@ -84,11 +86,17 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Respo
     let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
     match (&method, segs.as_slice()) {
         (&Method::GET, ["version"]) => json_response(200, &version()),
-        (&Method::GET, ["api"]) => json_response(200, &json!({
-            "kind": "APIVersions", "versions": ["v1"],
-            "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": shared.addr.to_string()}]
-        })),
-        (&Method::GET, ["apis"]) => json_response(200, &json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": []})),
+        (&Method::GET, ["api"]) => json_response(
+            200,
+            &json!({
+                "kind": "APIVersions", "versions": ["v1"],
+                "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": shared.addr.to_string()}]
+            }),
+        ),
+        (&Method::GET, ["apis"]) => json_response(
+            200,
+            &json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": []}),
+        ),
         (&Method::GET, ["api", "v1"]) => json_response(200, &resource_list()),
         (_, ["api", "v1", "namespaces", ns, plural, rest @ ..]) if rest.len() <= 1 => {
             let ns = ns.to_string();
@@ -99,7 +107,11 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Respo
             let plural = plural.to_string();
             resource(&shared, method, None, plural, None, query, req).await
         }
-        _ => status_response(404, "NotFound", "the server could not find the requested resource"),
+        _ => status_response(
+            404,
+            "NotFound",
+            "the server could not find the requested resource",
+        ),
     }
 }
 
@@ -110,10 +122,12 @@ fn version() -> Value {
 }
 
 fn resource_list() -> Value {
-    let res = |name: &str, kind: &str, short: &str| json!({
-        "name": name, "singularName": "", "namespaced": true, "kind": kind,
-        "verbs": ["create", "delete", "get", "list", "update", "watch"], "shortNames": [short]
-    });
+    let res = |name: &str, kind: &str, short: &str| {
+        json!({
+            "name": name, "singularName": "", "namespaced": true, "kind": kind,
+            "verbs": ["create", "delete", "get", "list", "update", "watch"], "shortNames": [short]
+        })
+    };
     json!({"kind": "APIResourceList", "groupVersion": "v1",
            "resources": [res("configmaps", "ConfigMap", "cm"), res("secrets", "Secret", "secret")]})
 }
@@ -128,7 +142,11 @@ async fn resource(
     req: Request<Incoming>,
 ) -> Response<Body> {
     if kind_for(&plural).is_none() {
-        return status_response(404, "NotFound", "the server could not find the requested resource");
+        return status_response(
+            404,
+            "NotFound",
+            "the server could not find the requested resource",
+        );
     }
     if let Some((code, retry_after)) = shared.faults.take_failure() {
         shared.stats.errors_injected.fetch_add(1, Relaxed);
@@ -136,15 +154,21 @@ async fn resource(
             429 => "Too many requests, please try again later.".to_string(),
             _ => format!("injected failure (HTTP {code})"),
         };
-        let mut resp = status_response(code, reason_for(code), &msg);
+        let mut status = status_object(code, reason_for(code), &msg);
+        if let Some(secs) = retry_after {
+            status["details"] = json!({"retryAfterSeconds": secs});
+        }
+        let mut resp = json_response(code, &status);
         if let Some(secs) = retry_after {
             resp.headers_mut().insert(header::RETRY_AFTER, secs.into());
         }
         return resp;
     }
     match (method, name) {
-        (Method::GET, None) if flag(&query, "watch") => crate::watch::serve(shared, &plural, ns.as_deref(), &query),
-        (Method::GET, None) => list(shared, &plural, ns.as_deref(), &query),
+        (Method::GET, None) if flag(&query, "watch") => {
+            crate::watch::serve(shared, &plural, ns.as_deref(), &query)
+        }
+        (Method::GET, None) => crate::list::serve(shared, &plural, ns.as_deref(), &query),
         (Method::GET, Some(name)) => {
             shared.stats.gets.fetch_add(1, Relaxed);
             let ns = ns.unwrap_or_default();
@@ -157,18 +181,29 @@ async fn resource(
             shared.stats.writes.fetch_add(1, Relaxed);
             let ns = ns.unwrap_or_default();
             match shared.store().delete(&plural, &ns, &name) {
-                Some((_, obj)) => json_response(200, &json!({
-                    "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
-                    "details": {"name": name, "kind": plural, "uid": obj.pointer("/metadata/uid")}
-                })),
+                Some((_, obj)) => json_response(
+                    200,
+                    &json!({
+                        "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
+                        "details": {"name": name, "kind": plural, "uid": obj.pointer("/metadata/uid")}
+                    }),
+                ),
                 None => not_found(&plural, &name),
             }
         }
-        (m @ (Method::POST | Method::PUT), name) if ns.is_some() && name.is_some() == (m == Method::PUT) => {
+        (m @ (Method::POST | Method::PUT), name)
+            if ns.is_some() && name.is_some() == (m == Method::PUT) =>
+        {
             shared.stats.writes.fetch_add(1, Relaxed);
             let body = match Limited::new(req.into_body(), 4 << 20).collect().await {
                 Ok(b) => b.to_bytes(),
-                Err(e) => return status_response(400, "BadRequest", &format!("failed to read body: {e}")),
+                Err(e) => {
+                    return status_response(
+                        400,
+                        "BadRequest",
+                        &format!("failed to read body: {e}"),
+                    );
+                }
             };
             let ns = ns.unwrap_or_default();
             match write(shared, &plural, &ns, name, &body) {
@@ -176,7 +211,11 @@ async fn resource(
                 Err(e) => api_error(&e),
             }
         }
-        _ => status_response(405, "MethodNotAllowed", "the server does not allow this method on the requested resource"),
+        _ => status_response(
+            405,
+            "MethodNotAllowed",
+            "the server does not allow this method on the requested resource",
+        ),
     }
 }
 
@@ -187,13 +226,28 @@ fn not_found(plural: &str, name: &str) -> Response<Body> {
 }
 
 /// POST (name = None) or PUT (name = Some) of a JSON body.
-fn write(shared: &Shared, plural: &str, ns: &str, name: Option<String>, body: &[u8]) -> Result<(u16, Value), ApiError> {
-    let mut obj: Value = serde_json::from_slice(body)
-        .map_err(|e| ApiError::BadRequest(format!("the body of the request was in an unknown format: {e}")))?;
+fn write(
+    shared: &Shared,
+    plural: &str,
+    ns: &str,
+    name: Option<String>,
+    body: &[u8],
+) -> Result<(u16, Value), ApiError> {
+    let mut obj: Value = serde_json::from_slice(body).map_err(|e| {
+        ApiError::BadRequest(format!(
+            "the body of the request was in an unknown format: {e}"
+        ))
+    })?;
     if !obj.is_object() {
-        return Err(ApiError::BadRequest("the body of the request must be a JSON object".into()));
+        return Err(ApiError::BadRequest(
+            "the body of the request must be a JSON object".into(),
+        ));
     }
-    let meta = obj.as_object_mut().and_then(|o| o.entry("metadata").or_insert_with(|| json!({})).as_object_mut());
+    let meta = obj.as_object_mut().and_then(|o| {
+        o.entry("metadata")
+            .or_insert_with(|| json!({}))
+            .as_object_mut()
+    });
     let Some(meta) = meta else {
         return Err(ApiError::BadRequest("metadata must be an object".into()));
     };
@@ -205,7 +259,11 @@ fn write(shared: &Shared, plural: &str, ns: &str, name: Option<String>, body: &[
         }
         _ => meta.insert("namespace".into(), json!(ns)),
     };
-    let precondition = meta.get("resourceVersion").and_then(Value::as_str).filter(|s| !s.is_empty()).map(String::from);
+    let precondition = meta
+        .get("resourceVersion")
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+        .map(String::from);
     if let Some(url_name) = &name {
         let body_name = meta.get("name").and_then(Value::as_str).unwrap_or("");
         if body_name != url_name {
@@ -214,114 +272,19 @@ fn write(shared: &Shared, plural: &str, ns: &str, name: Option<String>, body: &[
             )));
         }
     }
-    let mode = if name.is_some() { PutMode::Update(precondition) } else { PutMode::Create };
+    let mode = if name.is_some() {
+        PutMode::Update(precondition)
+    } else {
+        PutMode::Create
+    };
     let code = if name.is_some() { 200 } else { 201 };
     crate::write_object(shared, plural, obj, mode, true).map(|o| (code, (*o).clone()))
 }
 
-/// Decoded continue token: (snapshot rv, last returned (namespace, name)).
-fn decode_continue(token: &str) -> Option<(u64, (String, String))> {
-    let v: Value = serde_json::from_slice(&b64url_decode(token)?).ok()?;
-    let rv = v.get("rv")?.as_u64()?;
-    let start = v.get("start")?.as_str()?.strip_suffix('\u{0}')?;
-    let (ns, name) = start.split_once('/')?;
-    Some((rv, (ns.to_string(), name.to_string())))
-}
-
-fn encode_continue(rv: u64, ns: &str, name: &str) -> String {
-    let v = json!({"v": "meta.k8s.io/v1", "rv": rv, "start": format!("{ns}/{name}\u{0}")});
-    b64url_encode(&serde_json::to_vec(&v).unwrap_or_default())
-}
-
-/// Parses the label and field selectors of a LIST/WATCH request.
-pub(crate) fn selectors(q: &Query, plural: &str) -> Result<(LabelSelector, FieldSelector), Response<Body>> {
-    let label = LabelSelector::parse(q.get("labelSelector").map_or("", String::as_str))
-        .map_err(|e| status_response(400, "BadRequest", &e))?;
-    let field = FieldSelector::parse(q.get("fieldSelector").map_or("", String::as_str), plural)
-        .map_err(|e| status_response(400, "BadRequest", &e))?;
+/// Parses the label and field selectors of a LIST/WATCH request; the error is the message
+/// of the 400 BadRequest the real server answers.
+pub(crate) fn selectors(q: &Query, plural: &str) -> Result<(LabelSelector, FieldSelector), String> {
+    let label = LabelSelector::parse(q.get("labelSelector").map_or("", String::as_str))?;
+    let field = FieldSelector::parse(q.get("fieldSelector").map_or("", String::as_str), plural)?;
     Ok((label, field))
-}
-
-fn list(shared: &Shared, plural: &str, ns: Option<&str>, q: &Query) -> Response<Body> {
-    shared.stats.lists.fetch_add(1, Relaxed);
-    Counters::bump(&shared.stats.lists_by_plural, plural);
-    let (label, field) = match selectors(q, plural) {
-        Ok(s) => s,
-        Err(resp) => return resp,
-    };
-    let limit = q.get("limit").and_then(|l| l.parse::<usize>().ok()).unwrap_or(0);
-    let rv = q.get("resourceVersion").map(String::as_str).unwrap_or("");
-    let rv_match = q.get("resourceVersionMatch").map(String::as_str).unwrap_or("");
-    let cont = q.get("continue").filter(|c| !c.is_empty());
-    let rv_num = match rv {
-        "" => None,
-        s => match s.parse::<u64>() {
-            Ok(n) => Some(n),
-            Err(_) => return status_response(400, "BadRequest", &format!("invalid resource version: {s:?}")),
-        },
-    };
-    let mut start_after = None;
-    let at = if let Some(token) = cont {
-        match decode_continue(token) {
-            Some((rv, start)) => {
-                start_after = Some(start);
-                Some(rv)
-            }
-            None => return status_response(400, "BadRequest", "continue key is not valid: invalid continue token"),
-        }
-    } else {
-        match (rv_match, rv_num) {
-            ("", _) => None,
-            ("NotOlderThan", Some(_)) => None,
-            ("Exact", Some(n)) if n > 0 => Some(n),
-            ("NotOlderThan" | "Exact", _) => {
-                return status_response(400, "BadRequest", "resourceVersionMatch requires a non-zero resourceVersion for Exact and a resourceVersion for NotOlderThan");
-            }
-            (other, _) => return status_response(400, "BadRequest", &format!("resourceVersionMatch: Unsupported value: {other:?}")),
-        }
-    };
-    let result = {
-        let store = shared.store();
-        let current = store.rv();
-        if let Some(n) = at.filter(|n| *n > current) {
-            return status_response(504, "Timeout", &format!("Too large resource version: {n}, current: {current}"));
-        }
-        store.list_at(plural, ns, at)
-    };
-    let (snapshot_rv, objects) = match result {
-        Ok(r) => r,
-        Err(()) if cont.is_some() => {
-            return status_response(410, "Expired", "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter, or use the continue token in this response to retrieve the remainder of the results.");
-        }
-        Err(()) => return status_response(410, "Expired", "The resourceVersion for the provided list is too old."),
-    };
-    let key_of = |o: &Value| {
-        let s = |p: &str| o.pointer(p).and_then(Value::as_str).unwrap_or("").to_string();
-        (s("/metadata/namespace"), s("/metadata/name"))
-    };
-    let matching: Vec<_> = objects
-        .iter()
-        .filter(|o| start_after.as_ref().is_none_or(|s| key_of(o) > *s))
-        .filter(|o| label.matches(o) && field.matches(o))
-        .collect();
-    let take = if limit > 0 { limit.min(matching.len()) } else { matching.len() };
-    let mut meta = json!({"resourceVersion": snapshot_rv.to_string()});
-    if take < matching.len() {
-        let (lns, lname) = key_of(matching[take - 1]);
-        meta["continue"] = json!(encode_continue(snapshot_rv, &lns, &lname));
-        meta["remainingItemCount"] = json!(matching.len() - take);
-    }
-    let items: Vec<Value> = matching[..take]
-        .iter()
-        .map(|o| {
-            let mut v = (***o).clone();
-            if let Some(m) = v.as_object_mut() {
-                m.remove("kind");
-                m.remove("apiVersion");
-            }
-            v
-        })
-        .collect();
-    let kind = format!("{}List", kind_for(plural).unwrap_or("Object"));
-    json_response(200, &json!({"kind": kind, "apiVersion": "v1", "metadata": meta, "items": items}))
 }

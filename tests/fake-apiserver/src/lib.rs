@@ -22,6 +22,7 @@
 mod builders;
 mod faults;
 mod http;
+mod list;
 mod selector;
 mod server;
 mod store;
@@ -73,11 +74,13 @@ impl Default for Options {
 /// Snapshot of request counters ([`FakeApiServer::stats`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Stats {
-    /// LIST requests (including paginated continuations).
+    /// LIST requests served (including paginated continuations; not those answered by
+    /// [`Faults::fail_requests`]).
     pub lists: u64,
     /// WATCH requests.
     pub watches: u64,
-    /// WATCH requests resuming from a numeric, non-zero resourceVersion.
+    /// WATCH requests resuming from a numeric, non-zero resourceVersion (kube's first watch
+    /// after a LIST counts too: it starts from the list's resourceVersion).
     pub watch_resumes: u64,
     /// GET-one requests.
     pub gets: u64,
@@ -135,7 +138,11 @@ impl ApiError {
     /// Human-readable message.
     pub fn message(&self) -> &str {
         match self {
-            Self::Invalid(m) | Self::BadRequest(m) | Self::NotFound(m) | Self::AlreadyExists(m) | Self::Conflict(m) => m,
+            Self::Invalid(m)
+            | Self::BadRequest(m)
+            | Self::NotFound(m)
+            | Self::AlreadyExists(m)
+            | Self::Conflict(m) => m,
         }
     }
 }
@@ -149,26 +156,48 @@ impl std::fmt::Display for ApiError {
 impl std::error::Error for ApiError {}
 
 /// Shared write path of the Rust helpers and HTTP POST/PUT.
-pub(crate) fn write_object(shared: &Shared, plural: &str, mut obj: Value, mode: PutMode, validated: bool) -> Result<Arc<Value>, ApiError> {
+pub(crate) fn write_object(
+    shared: &Shared,
+    plural: &str,
+    mut obj: Value,
+    mode: PutMode,
+    validated: bool,
+) -> Result<Arc<Value>, ApiError> {
     if validate::kind_for(plural).is_none() {
-        return Err(ApiError::NotFound(format!("the server could not find the requested resource ({plural})")));
+        return Err(ApiError::NotFound(format!(
+            "the server could not find the requested resource ({plural})"
+        )));
     }
     if !obj.is_object() || obj.get("metadata").is_some_and(|m| !m.is_object()) {
-        return Err(ApiError::BadRequest("object and its metadata must be JSON objects".into()));
+        return Err(ApiError::BadRequest(
+            "object and its metadata must be JSON objects".into(),
+        ));
     }
     if plural == "secrets" {
         validate::fold_string_data(&mut obj);
     }
     if validated {
-        let generated = obj.pointer("/metadata/generateName").and_then(Value::as_str).is_some_and(|g| !g.is_empty());
+        let generated = obj
+            .pointer("/metadata/generateName")
+            .and_then(Value::as_str)
+            .is_some_and(|g| !g.is_empty());
         let mut probe = obj.clone();
-        if generated && obj.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("").is_empty() {
-            let g = obj.pointer("/metadata/generateName").and_then(Value::as_str).unwrap_or("");
+        if generated
+            && obj
+                .pointer("/metadata/name")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .is_empty()
+        {
+            let g = obj
+                .pointer("/metadata/generateName")
+                .and_then(Value::as_str)
+                .unwrap_or("");
             probe["metadata"]["name"] = Value::String(format!("{g}xxxxx"));
         }
         validate::validate(plural, &probe)?;
     }
-    shared.store().put(plural, obj, mode)
+    shared.store().put(plural, obj, mode, validated)
 }
 
 struct Handle {
@@ -191,7 +220,9 @@ pub struct FakeApiServer {
 
 impl std::fmt::Debug for FakeApiServer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FakeApiServer").field("addr", &self.addr()).finish()
+        f.debug_struct("FakeApiServer")
+            .field("addr", &self.addr())
+            .finish()
     }
 }
 
@@ -207,9 +238,13 @@ impl FakeApiServer {
         let listener = server::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, opts.port)))?;
         let shared = Arc::new(Shared::new(opts, listener.local_addr()?));
         shared.spawn_accept(listener);
-        let faults = Faults { shared: shared.clone() };
+        let faults = Faults {
+            shared: shared.clone(),
+        };
         tracing::debug!(addr = %shared.addr, "fake-apiserver listening");
-        Ok(FakeApiServer { handle: Arc::new(Handle { shared, faults }) })
+        Ok(FakeApiServer {
+            handle: Arc::new(Handle { shared, faults }),
+        })
     }
 
     fn shared(&self) -> &Shared {
@@ -227,7 +262,9 @@ impl FakeApiServer {
     }
 
     /// A kubeconfig pointing at this server with `namespace` as the context namespace and a
-    /// dummy bearer token (plain HTTP, so no CA data).
+    /// dummy bearer token (plain HTTP, so no CA data). kube 5 builds its TLS config even for
+    /// `http://` and, with no CA, looks for the system roots unless its `webpki-roots`
+    /// feature is on (it is, here and in configsnap): then no certificate file is opened.
     pub fn kubeconfig_yaml(&self, namespace: &str) -> String {
         format!(
             "apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster:\n    server: {url}\n\
@@ -243,12 +280,15 @@ impl FakeApiServer {
     }
 
     /// Creates or replaces `object` (keyed by `metadata.namespace`/`metadata.name`) in
-    /// `plural` after validating it like the real API server; returns its new resourceVersion.
+    /// `plural` after validating it like the real API server (names, keys, sizes, `immutable`);
+    /// returns its new resourceVersion. Like the real server, a write that changes nothing
+    /// is a no-op: the old resourceVersion comes back and watches see no event.
     pub fn apply(&self, plural: &str, object: Value) -> Result<u64, ApiError> {
         write_object(self.shared(), plural, object, PutMode::Upsert, true).map(|o| rv_of(&o))
     }
 
-    /// Like [`FakeApiServer::apply`] without validation (to test client-side rules).
+    /// Like [`FakeApiServer::apply`] without validation, `immutable` included (to test
+    /// client-side rules).
     /// Panics on an unsupported plural or when namespace/name are missing.
     pub fn apply_unvalidated(&self, plural: &str, object: Value) -> u64 {
         match write_object(self.shared(), plural, object, PutMode::Upsert, false) {
@@ -259,12 +299,18 @@ impl FakeApiServer {
 
     /// Deletes an object; returns the resourceVersion of the deletion, `None` if absent.
     pub fn delete(&self, plural: &str, namespace: &str, name: &str) -> Option<u64> {
-        self.shared().store().delete(plural, namespace, name).map(|(rv, _)| rv)
+        self.shared()
+            .store()
+            .delete(plural, namespace, name)
+            .map(|(rv, _)| rv)
     }
 
     /// The stored object (with `kind`, `apiVersion` and full metadata), if present.
     pub fn get(&self, plural: &str, namespace: &str, name: &str) -> Option<Value> {
-        self.shared().store().get(plural, namespace, name).map(|o| (*o).clone())
+        self.shared()
+            .store()
+            .get(plural, namespace, name)
+            .map(|o| (*o).clone())
     }
 
     /// The latest resourceVersion (the global counter).
@@ -315,5 +361,8 @@ impl FakeApiServer {
 }
 
 fn rv_of(obj: &Value) -> u64 {
-    obj.pointer("/metadata/resourceVersion").and_then(Value::as_str).and_then(|s| s.parse().ok()).unwrap_or(0)
+    obj.pointer("/metadata/resourceVersion")
+        .and_then(Value::as_str)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
 }

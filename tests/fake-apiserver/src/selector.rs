@@ -79,7 +79,11 @@ fn parse_requirement(part: &str) -> Result<Requirement, String> {
         if !valid_key(key) {
             return Err(err("invalid label key"));
         }
-        return Ok(Requirement { key: key.into(), op: Op::NotExists, values: vec![] });
+        return Ok(Requirement {
+            key: key.into(),
+            op: Op::NotExists,
+            values: vec![],
+        });
     }
     let key_end = part.find(|c: char| !is_key_char(c)).unwrap_or(part.len());
     let key = &part[..key_end];
@@ -112,7 +116,9 @@ fn parse_requirement(part: &str) -> Result<Requirement, String> {
                 .ok_or_else(|| err("expected '(' ... ')' after set operator"))?;
             let vals: Vec<String> = inner.split(',').map(|v| v.trim().to_string()).collect();
             if inner.trim().is_empty() {
-                return Err(err("for 'in', 'notin' operators, values set can't be empty"));
+                return Err(err(
+                    "for 'in', 'notin' operators, values set can't be empty",
+                ));
             }
             vals
         }
@@ -121,7 +127,11 @@ fn parse_requirement(part: &str) -> Result<Requirement, String> {
     if let Some(bad) = values.iter().find(|v| !valid_value(v)) {
         return Err(err(&format!("invalid label value {bad:?}")));
     }
-    Ok(Requirement { key: key.into(), op, values })
+    Ok(Requirement {
+        key: key.into(),
+        op,
+        values,
+    })
 }
 
 impl LabelSelector {
@@ -135,6 +145,11 @@ impl LabelSelector {
             .map(parse_requirement)
             .collect::<Result<_, _>>()?;
         Ok(Self { reqs })
+    }
+
+    /// True when the selector selects everything.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.reqs.is_empty()
     }
 
     /// Evaluates the selector against `metadata.labels` of `obj`.
@@ -173,7 +188,9 @@ impl FieldSelector {
             } else if let Some((f, v)) = part.split_once('=') {
                 (f, true, v)
             } else {
-                return Err(format!("invalid selector: '{part}'; can't understand '{part}'"));
+                return Err(format!(
+                    "invalid selector: '{part}'; can't understand '{part}'"
+                ));
             };
             let field = field.trim();
             let known = matches!(field, "metadata.name" | "metadata.namespace")
@@ -184,6 +201,11 @@ impl FieldSelector {
             reqs.push((field.to_string(), eq, value.trim().to_string()));
         }
         Ok(Self { reqs })
+    }
+
+    /// True when the selector selects everything.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.reqs.is_empty()
     }
 
     /// Evaluates the selector against `obj`.
@@ -230,11 +252,29 @@ mod tests {
         for s in yes {
             assert!(LabelSelector::parse(s).unwrap().matches(&o), "{s}");
         }
-        let no = ["app=db", "app!=web", "app in (db)", "app notin (web)", "missing", "!app", "app=web,tier=back", "missing in (x)"];
+        let no = [
+            "app=db",
+            "app!=web",
+            "app in (db)",
+            "app notin (web)",
+            "missing",
+            "!app",
+            "app=web,tier=back",
+            "missing in (x)",
+        ];
         for s in no {
             assert!(!LabelSelector::parse(s).unwrap().matches(&o), "{s}");
         }
-        for bad in ["app=(", "a b", "=x", "app in ()", "app in x", "app=web,", "app=-bad", "!"] {
+        for bad in [
+            "app=(",
+            "a b",
+            "=x",
+            "app in ()",
+            "app in x",
+            "app=web,",
+            "app=-bad",
+            "!",
+        ] {
             assert!(LabelSelector::parse(bad).is_err(), "{bad}");
         }
     }
@@ -242,10 +282,26 @@ mod tests {
     #[test]
     fn field_selector_syntax() {
         let o = json!({"metadata": {"name": "n1", "namespace": "ns"}, "type": "Opaque"});
-        assert!(FieldSelector::parse("metadata.name=n1", "configmaps").unwrap().matches(&o));
-        assert!(FieldSelector::parse("metadata.name!=n2,metadata.namespace==ns", "configmaps").unwrap().matches(&o));
-        assert!(!FieldSelector::parse("metadata.name!=n1", "configmaps").unwrap().matches(&o));
-        assert!(FieldSelector::parse("type=Opaque", "secrets").unwrap().matches(&o));
+        assert!(
+            FieldSelector::parse("metadata.name=n1", "configmaps")
+                .unwrap()
+                .matches(&o)
+        );
+        assert!(
+            FieldSelector::parse("metadata.name!=n2,metadata.namespace==ns", "configmaps")
+                .unwrap()
+                .matches(&o)
+        );
+        assert!(
+            !FieldSelector::parse("metadata.name!=n1", "configmaps")
+                .unwrap()
+                .matches(&o)
+        );
+        assert!(
+            FieldSelector::parse("type=Opaque", "secrets")
+                .unwrap()
+                .matches(&o)
+        );
         assert!(FieldSelector::parse("type=Opaque", "configmaps").is_err());
         assert!(FieldSelector::parse("spec.x=1", "configmaps").is_err());
     }

@@ -59,7 +59,15 @@ impl Counters {
     }
 
     pub(crate) fn reset(&self) {
-        for c in [&self.lists, &self.watches, &self.watch_resumes, &self.gets, &self.writes, &self.errors_injected, &self.requests_total] {
+        for c in [
+            &self.lists,
+            &self.watches,
+            &self.watch_resumes,
+            &self.gets,
+            &self.writes,
+            &self.errors_injected,
+            &self.requests_total,
+        ] {
             c.store(0, Relaxed);
         }
         lock(&self.lists_by_plural).clear();
@@ -99,7 +107,10 @@ pub(crate) fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
 impl Shared {
     pub(crate) fn new(opts: Options, addr: SocketAddr) -> Self {
         Self {
-            store: Mutex::new(Store::new(opts.initial_resource_version, opts.history_capacity)),
+            store: Mutex::new(Store::new(
+                opts.initial_resource_version,
+                opts.history_capacity,
+            )),
             opts,
             faults: FaultState::default(),
             stats: Counters::default(),
@@ -153,7 +164,9 @@ impl Shared {
                 let s = svc_shared.clone();
                 async move { Ok::<_, Infallible>(crate::http::handle(s, req).await) }
             });
-            let conn = http1::Builder::new().keep_alive(true).serve_connection(TokioIo::new(stream), svc);
+            let conn = http1::Builder::new()
+                .keep_alive(true)
+                .serve_connection(TokioIo::new(stream), svc);
             let mut conn = std::pin::pin!(conn);
             let mut stop = shared.shutdown.subscribe();
             let res = tokio::select! {
@@ -173,15 +186,19 @@ impl Shared {
 
     /// Closes the listener (connections are then refused) and aborts every connection.
     pub(crate) async fn close_listener_and_conns(&self) {
-        let (accept, conns) = {
-            let mut t = lock(&self.tasks);
-            (t.accept.take(), std::mem::take(&mut t.conns))
-        };
+        // Stop accepting first: a connection accepted while we abort the others would
+        // otherwise survive the "API down" state.
+        let accept = lock(&self.tasks).accept.take();
+        if let Some(h) = accept {
+            h.abort();
+            let _ = h.await;
+        }
+        let conns = std::mem::take(&mut lock(&self.tasks).conns);
         self.store().drop_watchers();
-        for h in accept.iter().chain(conns.values()) {
+        for h in conns.values() {
             h.abort();
         }
-        for h in accept.into_iter().chain(conns.into_values()) {
+        for h in conns.into_values() {
             let _ = tokio::time::timeout(Duration::from_secs(2), h).await;
         }
     }
@@ -208,10 +225,17 @@ impl Shared {
         self.shutdown.send_replace(true);
         let handles: Vec<_> = {
             let mut t = lock(&self.tasks);
-            t.accept.take().into_iter().chain(std::mem::take(&mut t.conns).into_values()).collect()
+            t.accept
+                .take()
+                .into_iter()
+                .chain(std::mem::take(&mut t.conns).into_values())
+                .collect()
         };
         for mut h in handles {
-            if tokio::time::timeout(Duration::from_secs(2), &mut h).await.is_err() {
+            if tokio::time::timeout(Duration::from_secs(2), &mut h)
+                .await
+                .is_err()
+            {
                 h.abort();
             }
         }

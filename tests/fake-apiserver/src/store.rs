@@ -46,12 +46,23 @@ pub(crate) enum PutMode {
     Update(Option<String>),
 }
 
+/// Where a watch asks to start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum WatchFrom {
+    /// Synthetic ADDED events for the current objects, then live events.
+    Snapshot,
+    /// Live events only, from the latest resourceVersion.
+    Now,
+    /// Every event after this resourceVersion.
+    Resume(u64),
+}
+
 /// Where a watch starts, decided atomically with its registration.
 pub(crate) enum WatchStart {
     /// Current objects (synthetic ADDED) at this rv.
     Snapshot(u64, Vec<Arc<Value>>),
-    /// Replay these history events (all with rv > the requested one).
-    Resume(Vec<Arc<Event>>),
+    /// From this rv, replaying these history events (all with a greater rv).
+    Resume(u64, Vec<Arc<Event>>),
     /// The requested rv is older than the retained history: (requested, oldest retained).
     TooOld(u64, u64),
 }
@@ -80,7 +91,11 @@ fn managed_fields(obj: &Value, time: &str) -> Value {
     let mut fields = Map::new();
     for section in ["data", "binaryData", "immutable", "type"] {
         if let Some(v) = obj.get(section) {
-            let entry = if v.is_object() { keys(Some(v)).unwrap_or(json!({})) } else { json!({}) };
+            let entry = if v.is_object() {
+                keys(Some(v)).unwrap_or(json!({}))
+            } else {
+                json!({})
+            };
             fields.insert(format!("f:{section}"), entry);
         }
     }
@@ -99,6 +114,81 @@ fn managed_fields(obj: &Value, time: &str) -> Value {
         {"manager": "fake-apiserver", "operation": "Update", "apiVersion": "v1", "time": time,
          "fieldsType": "FieldsV1", "fieldsV1": {"f:metadata": {"f:resourceVersion": {}}}}
     ])
+}
+
+/// Server-owned metadata that does not make an update a change.
+const SERVER_FIELDS: [&str; 5] = [
+    "resourceVersion",
+    "uid",
+    "creationTimestamp",
+    "managedFields",
+    "generation",
+];
+
+/// The user-owned content of an object, with empty maps dropped (Go's `omitempty`), for
+/// detecting no-op updates.
+fn normalized(obj: &Value) -> Value {
+    fn prune(m: &mut Map<String, Value>) {
+        m.retain(|_, v| !v.is_null() && v.as_object().is_none_or(|o| !o.is_empty()));
+    }
+    let mut v = obj.clone();
+    if let Some(meta) = v.get_mut("metadata").and_then(Value::as_object_mut) {
+        for f in SERVER_FIELDS {
+            meta.remove(f);
+        }
+        prune(meta);
+    }
+    if let Some(root) = v.as_object_mut() {
+        prune(root);
+    }
+    v
+}
+
+/// True when `cur` is immutable and `new` changes its data or clears `immutable`.
+fn immutable_violation(cur: &Value, new: &Value) -> bool {
+    let field = |o: &Value, f: &str| {
+        o.get(f)
+            .cloned()
+            .filter(|v| v.as_object().is_none_or(|m| !m.is_empty()))
+    };
+    cur.get("immutable") == Some(&json!(true))
+        && ["data", "binaryData", "immutable"]
+            .iter()
+            .any(|f| field(cur, f) != field(new, f))
+}
+
+/// The preconditions of a write: create/update existence, resourceVersion and immutability.
+fn check_write(
+    key: &Key,
+    mode: &PutMode,
+    old: Option<&Value>,
+    obj: &Value,
+    validated: bool,
+) -> Result<(), ApiError> {
+    let (plural, _, name) = key;
+    match (mode, old) {
+        (PutMode::Create, Some(_)) => Err(ApiError::AlreadyExists(format!(
+            "{plural} {name:?} already exists"
+        ))),
+        (PutMode::Update(_), None) => {
+            Err(ApiError::NotFound(format!("{plural} {name:?} not found")))
+        }
+        (PutMode::Update(Some(want)), Some(cur))
+            if cur.pointer("/metadata/resourceVersion") != Some(&json!(want)) =>
+        {
+            Err(ApiError::Conflict(format!(
+                "Operation cannot be fulfilled on {plural} {name:?}: the object has been modified; \
+                 please apply your changes to the latest version and try again"
+            )))
+        }
+        (_, Some(cur)) if validated && immutable_violation(cur, obj) => {
+            Err(ApiError::Invalid(format!(
+                "{} {name:?} is invalid: data: Forbidden: field is immutable when `immutable` is set",
+                kind_for(plural).unwrap_or("Object")
+            )))
+        }
+        _ => Ok(()),
+    }
 }
 
 impl Store {
@@ -120,67 +210,111 @@ impl Store {
     }
 
     pub(crate) fn get(&self, plural: &str, ns: &str, name: &str) -> Option<Arc<Value>> {
-        self.objects.get(&(plural.into(), ns.into(), name.into())).cloned()
+        self.objects
+            .get(&(plural.into(), ns.into(), name.into()))
+            .cloned()
     }
 
-    /// Writes `obj` (kind/apiVersion/metadata are filled in); returns the stored object.
+    /// Fills in `kind`, `apiVersion` and a generated name; returns the store key.
     /// Panics if the plural is unknown or namespace/name are missing (callers validate first).
-    pub(crate) fn put(&mut self, plural: &str, mut obj: Value, mode: PutMode) -> Result<Arc<Value>, ApiError> {
+    fn prepare(&mut self, plural: &str, obj: &mut Value) -> Key {
         let kind = kind_for(plural).expect("unsupported resource");
-        self.seq += 1;
         let root = obj.as_object_mut().expect("object must be a JSON object");
         root.insert("kind".into(), json!(kind));
         root.insert("apiVersion".into(), json!("v1"));
         let meta = root.entry("metadata").or_insert_with(|| json!({}));
         let meta = meta.as_object_mut().expect("metadata must be an object");
-        if meta.get("name").and_then(Value::as_str).unwrap_or("").is_empty()
+        if meta
+            .get("name")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .is_empty()
             && let Some(prefix) = meta.get("generateName").and_then(Value::as_str)
         {
             let generated = format!("{prefix}{}", name_suffix(self.seq ^ self.rv));
             meta.insert("name".into(), json!(generated));
         }
-        let ns = meta.get("namespace").and_then(Value::as_str).expect("metadata.namespace").to_string();
-        let name = meta.get("name").and_then(Value::as_str).expect("metadata.name").to_string();
-        let key: Key = (plural.into(), ns.clone(), name.clone());
+        let text = |f: &str| {
+            meta.get(f)
+                .and_then(Value::as_str)
+                .expect("metadata namespace and name")
+                .to_string()
+        };
+        (plural.into(), text("namespace"), text("name"))
+    }
+
+    /// Writes `obj` (kind/apiVersion/metadata are filled in); returns the stored object, or the
+    /// current one unchanged when the write changes nothing. `validated` enforces `immutable`.
+    pub(crate) fn put(
+        &mut self,
+        plural: &str,
+        mut obj: Value,
+        mode: PutMode,
+        validated: bool,
+    ) -> Result<Arc<Value>, ApiError> {
+        self.seq += 1;
+        let key = self.prepare(plural, &mut obj);
         let old = self.objects.get(&key).cloned();
-        match (&mode, &old) {
-            (PutMode::Create, Some(_)) => {
-                return Err(ApiError::AlreadyExists(format!("{plural} {name:?} already exists")));
-            }
-            (PutMode::Update(_), None) => return Err(ApiError::NotFound(format!("{plural} {name:?} not found"))),
-            (PutMode::Update(Some(want)), Some(cur)) if cur.pointer("/metadata/resourceVersion") != Some(&json!(want)) => {
-                return Err(ApiError::Conflict(format!(
-                    "Operation cannot be fulfilled on {plural} {name:?}: the object has been modified; \
-                     please apply your changes to the latest version and try again"
-                )));
-            }
-            _ => {}
+        check_write(&key, &mode, old.as_deref(), &obj, validated)?;
+        if let Some(cur) = &old
+            && normalized(cur) == normalized(&obj)
+        {
+            // The real server turns an update that changes nothing into a no-op: no new
+            // resourceVersion and no watch event.
+            return Ok(cur.clone());
         }
         let now = now_rfc3339();
-        let keep = |field: &str| old.as_ref().and_then(|o| o.pointer(&format!("/metadata/{field}")).cloned());
+        let keep = |field: &str| {
+            old.as_ref()
+                .and_then(|o| o.pointer(&format!("/metadata/{field}")).cloned())
+        };
         let uid = keep("uid").unwrap_or_else(|| json!(new_uid(self.seq)));
         let created = keep("creationTimestamp").unwrap_or_else(|| json!(now));
         self.rv += 1;
-        meta.insert("uid".into(), uid);
-        meta.insert("creationTimestamp".into(), created);
-        meta.insert("resourceVersion".into(), json!(self.rv.to_string()));
-        meta.remove("managedFields");
-        let mf = managed_fields(&obj, &now);
-        obj["metadata"]["managedFields"] = mf;
+        let managed = managed_fields(&obj, &now);
+        let meta = &mut obj["metadata"];
+        meta["uid"] = uid;
+        meta["creationTimestamp"] = created;
+        meta["resourceVersion"] = json!(self.rv.to_string());
+        meta["managedFields"] = managed;
         let obj = Arc::new(obj);
-        self.objects.insert(key, obj.clone());
-        self.record(Event { rv: self.rv, plural: plural.into(), namespace: ns, name, old, obj: obj.clone(), deleted: false });
+        self.objects.insert(key.clone(), obj.clone());
+        let (plural, namespace, name) = key;
+        self.record(Event {
+            rv: self.rv,
+            plural,
+            namespace,
+            name,
+            old,
+            obj: obj.clone(),
+            deleted: false,
+        });
         Ok(obj)
     }
 
     /// Deletes an object; returns the delete's rv and the final object state.
-    pub(crate) fn delete(&mut self, plural: &str, ns: &str, name: &str) -> Option<(u64, Arc<Value>)> {
-        let old = self.objects.remove(&(plural.into(), ns.into(), name.into()))?;
+    pub(crate) fn delete(
+        &mut self,
+        plural: &str,
+        ns: &str,
+        name: &str,
+    ) -> Option<(u64, Arc<Value>)> {
+        let old = self
+            .objects
+            .remove(&(plural.into(), ns.into(), name.into()))?;
         self.rv += 1;
         let mut last = (*old).clone();
         last["metadata"]["resourceVersion"] = json!(self.rv.to_string());
         let last = Arc::new(last);
-        let ev = Event { rv: self.rv, plural: plural.into(), namespace: ns.into(), name: name.into(), old: Some(old), obj: last.clone(), deleted: true };
+        let ev = Event {
+            rv: self.rv,
+            plural: plural.into(),
+            namespace: ns.into(),
+            name: name.into(),
+            old: Some(old),
+            obj: last.clone(),
+            deleted: true,
+        };
         self.record(ev);
         Some((self.rv, last))
     }
@@ -197,7 +331,8 @@ impl Store {
                 }
             }
         }
-        self.watchers.retain(|_, tx| tx.send(WatchMsg::Event(ev.clone())).is_ok());
+        self.watchers
+            .retain(|_, tx| tx.send(WatchMsg::Event(ev.clone())).is_ok());
     }
 
     /// Forgets all history: every rv older than the current one becomes "too old".
@@ -208,7 +343,12 @@ impl Store {
 
     /// Objects of `plural` (in `ns`, or all namespaces) as they were at rv `at`
     /// (current state when `at` is `None` or ≥ current). `Err(())` when `at` was compacted.
-    pub(crate) fn list_at(&self, plural: &str, ns: Option<&str>, at: Option<u64>) -> Result<(u64, Vec<Arc<Value>>), ()> {
+    pub(crate) fn list_at(
+        &self,
+        plural: &str,
+        ns: Option<&str>,
+        at: Option<u64>,
+    ) -> Result<(u64, Vec<Arc<Value>>), ()> {
         let in_scope = |p: &str, n: &str| p == plural && ns.is_none_or(|want| want == n);
         let current = self.objects.iter().filter(|((p, n, _), _)| in_scope(p, n));
         let at = match at {
@@ -218,8 +358,9 @@ impl Store {
         if at < self.floor {
             return Err(());
         }
-        let mut map: BTreeMap<(String, String), Arc<Value>> =
-            current.map(|((_, n, name), v)| ((n.clone(), name.clone()), v.clone())).collect();
+        let mut map: BTreeMap<(String, String), Arc<Value>> = current
+            .map(|((_, n, name), v)| ((n.clone(), name.clone()), v.clone()))
+            .collect();
         for ev in self.history.iter().rev().take_while(|e| e.rv > at) {
             if !in_scope(&ev.plural, &ev.namespace) {
                 continue;
@@ -234,12 +375,24 @@ impl Store {
     }
 
     /// Registers a watcher and decides its starting point atomically (no gaps, no duplicates).
-    /// `resume` is `Some(rv)` to replay history after `rv`, `None` for a current snapshot.
-    pub(crate) fn subscribe(&mut self, plural: &str, ns: Option<&str>, resume: Option<u64>, force_expire: bool) -> (WatchStart, Option<UnboundedReceiver<WatchMsg>>) {
-        let start = match resume {
-            Some(n) if force_expire || n < self.floor => return (WatchStart::TooOld(n, self.floor), None),
-            Some(n) => WatchStart::Resume(self.history.iter().filter(|e| e.rv > n).cloned().collect()),
-            None => {
+    /// `force_expire` answers every resume with [`WatchStart::TooOld`].
+    pub(crate) fn subscribe(
+        &mut self,
+        plural: &str,
+        ns: Option<&str>,
+        from: WatchFrom,
+        force_expire: bool,
+    ) -> (WatchStart, Option<UnboundedReceiver<WatchMsg>>) {
+        let start = match from {
+            WatchFrom::Resume(n) if force_expire || n < self.floor => {
+                return (WatchStart::TooOld(n, self.floor), None);
+            }
+            WatchFrom::Resume(n) => WatchStart::Resume(
+                n,
+                self.history.iter().filter(|e| e.rv > n).cloned().collect(),
+            ),
+            WatchFrom::Now => WatchStart::Resume(self.rv, Vec::new()),
+            WatchFrom::Snapshot => {
                 let (rv, items) = self.list_at(plural, ns, None).unwrap_or_default();
                 WatchStart::Snapshot(rv, items)
             }
@@ -257,6 +410,7 @@ impl Store {
 
     /// Queues a BOOKMARK on every open watch.
     pub(crate) fn broadcast_bookmark(&mut self) {
-        self.watchers.retain(|_, tx| tx.send(WatchMsg::Bookmark).is_ok());
+        self.watchers
+            .retain(|_, tx| tx.send(WatchMsg::Bookmark).is_ok());
     }
 }

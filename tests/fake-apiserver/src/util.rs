@@ -26,7 +26,7 @@ pub(crate) fn b64_encode(input: &[u8]) -> String {
 /// Strict standard base64 decoding (padding required), like Go's `StdEncoding`.
 pub(crate) fn b64_decode(s: &str) -> Option<Vec<u8>> {
     let bytes = s.as_bytes();
-    if bytes.len() % 4 != 0 {
+    if !bytes.len().is_multiple_of(4) {
         return None;
     }
     let chunks = bytes.len() / 4;
@@ -69,7 +69,7 @@ pub(crate) fn b64url_encode(input: &[u8]) -> String {
 /// Inverse of [`b64url_encode`].
 pub(crate) fn b64url_decode(s: &str) -> Option<Vec<u8>> {
     let mut std = s.replace('-', "+").replace('_', "/");
-    while std.len() % 4 != 0 {
+    while !std.len().is_multiple_of(4) {
         std.push('=');
     }
     b64_decode(&std)
@@ -136,7 +136,8 @@ pub(crate) fn parse_query(q: Option<&str>) -> HashMap<String, String> {
     let mut map = HashMap::new();
     for pair in q.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        map.entry(percent_decode(k)).or_insert_with(|| percent_decode(v));
+        map.entry(percent_decode(k))
+            .or_insert_with(|| percent_decode(v));
     }
     map
 }
@@ -188,7 +189,10 @@ mod tests {
         for s in ["", "f", "fo", "foo", "foob", "fooba", "foobar"] {
             let e = b64_encode(s.as_bytes());
             assert_eq!(b64_decode(&e).unwrap(), s.as_bytes());
-            assert_eq!(b64url_decode(&b64url_encode(s.as_bytes())).unwrap(), s.as_bytes());
+            assert_eq!(
+                b64url_decode(&b64url_encode(s.as_bytes())).unwrap(),
+                s.as_bytes()
+            );
         }
         assert_eq!(b64_encode(b"foobar"), "Zm9vYmFy");
         assert_eq!(b64_encode(b"fo"), "Zm8=");

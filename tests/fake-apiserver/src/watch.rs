@@ -21,7 +21,7 @@ use tokio::time::{Instant, Interval, MissedTickBehavior};
 use crate::http::{Body, Query, flag, selectors, status_object, status_response};
 use crate::selector::{FieldSelector, LabelSelector};
 use crate::server::{Counters, Shared};
-use crate::store::{Event, WatchMsg, WatchStart};
+use crate::store::{Event, WatchFrom, WatchMsg, WatchStart};
 use crate::validate::kind_for;
 
 /// Serializes one watch event line (`{"type":..,"object":..}\n`).
@@ -47,23 +47,27 @@ impl Filter {
         self.label.matches(obj) && self.field.matches(obj)
     }
 
-    /// Watch-cache semantics: selector transitions become ADDED/DELETED.
+    /// Watch-cache semantics: selector transitions become ADDED/DELETED. An object that stops
+    /// matching is sent as DELETED with its previous state stamped with the new
+    /// resourceVersion, like the real cacher.
     fn render(&self, ev: &Event) -> Option<Bytes> {
         if ev.plural != self.plural || self.ns.as_ref().is_some_and(|n| *n != ev.namespace) {
             return None;
         }
-        let was = ev.old.as_ref().is_some_and(|o| self.matches(o));
-        let kind = if ev.deleted {
-            was.then_some("DELETED")?
-        } else {
-            match (was, self.matches(&ev.obj)) {
-                (false, true) => "ADDED",
-                (true, true) => "MODIFIED",
-                (true, false) => "DELETED",
-                (false, false) => return None,
+        let was = ev.old.as_ref().filter(|o| self.matches(o));
+        if ev.deleted {
+            return was.map(|_| frame("DELETED", &ev.obj));
+        }
+        match (was, self.matches(&ev.obj)) {
+            (None, true) => Some(frame("ADDED", &ev.obj)),
+            (Some(_), true) => Some(frame("MODIFIED", &ev.obj)),
+            (Some(old), false) => {
+                let mut last = (**old).clone();
+                last["metadata"]["resourceVersion"] = json!(ev.rv.to_string());
+                Some(frame("DELETED", &last))
             }
-        };
-        Some(frame(kind, &ev.obj))
+            (None, false) => None,
+        }
     }
 }
 
@@ -91,7 +95,10 @@ struct WatchState {
 
 impl WatchState {
     fn bookmark(&self) -> Bytes {
-        frame("BOOKMARK", &json!({"kind": self.kind, "apiVersion": "v1", "metadata": {"resourceVersion": self.seen_rv.to_string()}}))
+        frame(
+            "BOOKMARK",
+            &json!({"kind": self.kind, "apiVersion": "v1", "metadata": {"resourceVersion": self.seen_rv.to_string()}}),
+        )
     }
 
     /// Next body frame; `None` ends the stream cleanly, `Some(Err)` aborts the connection.
@@ -136,30 +143,59 @@ impl WatchState {
 }
 
 /// Handles `GET ...?watch=true`.
-pub(crate) fn serve(shared: &Arc<Shared>, plural: &str, ns: Option<&str>, q: &Query) -> Response<Body> {
+pub(crate) fn serve(
+    shared: &Arc<Shared>,
+    plural: &str,
+    ns: Option<&str>,
+    q: &Query,
+) -> Response<Body> {
     shared.stats.watches.fetch_add(1, Relaxed);
     Counters::bump(&shared.stats.watches_by_plural, plural);
     let (label, field) = match selectors(q, plural) {
         Ok(s) => s,
-        Err(resp) => return resp,
+        Err(e) => return status_response(400, "BadRequest", &e),
     };
+    // `sendInitialEvents` (true or false) is only valid with resourceVersionMatch=NotOlderThan;
+    // `true` also needs bookmarks, because the end of the initial events is a BOOKMARK.
+    let initial_set = q.contains_key("sendInitialEvents");
     let send_initial = flag(q, "sendInitialEvents");
     let bookmarks = flag(q, "allowWatchBookmarks");
-    let rv_match = q.get("resourceVersionMatch").map(String::as_str).unwrap_or("");
-    if send_initial && rv_match != "NotOlderThan" {
-        return status_response(422, "Invalid", "resourceVersionMatch: Forbidden: sendInitialEvents requires setting resourceVersionMatch to NotOlderThan");
+    let rv_match = q
+        .get("resourceVersionMatch")
+        .map(String::as_str)
+        .unwrap_or("");
+    if initial_set && rv_match != "NotOlderThan" {
+        return status_response(
+            422,
+            "Invalid",
+            "resourceVersionMatch: Forbidden: sendInitialEvents requires setting resourceVersionMatch to NotOlderThan",
+        );
     }
     if send_initial && !bookmarks {
-        return status_response(422, "Invalid", "allowWatchBookmarks: Required value: sendInitialEvents requires setting allowWatchBookmarks to true");
+        return status_response(
+            422,
+            "Invalid",
+            "allowWatchBookmarks: Required value: sendInitialEvents requires setting allowWatchBookmarks to true",
+        );
     }
-    if !send_initial && !rv_match.is_empty() {
-        return status_response(422, "Invalid", "resourceVersionMatch: Forbidden: resourceVersionMatch is forbidden for watch unless sendInitialEvents is provided");
+    if !initial_set && !rv_match.is_empty() {
+        return status_response(
+            422,
+            "Invalid",
+            "resourceVersionMatch: Forbidden: resourceVersionMatch is forbidden for watch unless sendInitialEvents is provided",
+        );
     }
     let rv = match q.get("resourceVersion").map(String::as_str).unwrap_or("") {
         "" | "0" => 0,
         s => match s.parse::<u64>() {
             Ok(n) => n,
-            Err(_) => return status_response(400, "BadRequest", &format!("invalid resource version: {s:?}")),
+            Err(_) => {
+                return status_response(
+                    400,
+                    "BadRequest",
+                    &format!("invalid resource version: {s:?}"),
+                );
+            }
         },
     };
     let timeout = q
@@ -167,28 +203,48 @@ pub(crate) fn serve(shared: &Arc<Shared>, plural: &str, ns: Option<&str>, q: &Qu
         .and_then(|t| t.parse::<u64>().ok())
         .filter(|t| *t > 0)
         .map_or(shared.opts.default_watch_timeout, Duration::from_secs);
-    let resume = (rv > 0 && !send_initial).then_some(rv);
-    if resume.is_some() {
+    let from = match (initial_set, send_initial, rv) {
+        (_, true, _) => WatchFrom::Snapshot,
+        // sendInitialEvents=false: no synthetic events, start at the requested or latest rv.
+        (true, false, 0) => WatchFrom::Now,
+        (false, _, 0) => WatchFrom::Snapshot,
+        (_, false, n) => WatchFrom::Resume(n),
+    };
+    if matches!(from, WatchFrom::Resume(_)) {
         shared.stats.watch_resumes.fetch_add(1, Relaxed);
     }
     let force_expire = shared.faults.expire_resumes.load(SeqCst);
-    let (start, rx) = shared.store().subscribe(plural, ns, resume, force_expire);
+    let (start, rx) = shared.store().subscribe(plural, ns, from, force_expire);
     shared.stats.open_watches.fetch_add(1, Relaxed);
     let kind = kind_for(plural).unwrap_or("Object");
-    let filter = Filter { plural: plural.into(), ns: ns.map(String::from), label, field };
+    let filter = Filter {
+        plural: plural.into(),
+        ns: ns.map(String::from),
+        label,
+        field,
+    };
     let mut initial = VecDeque::new();
     let mut seen_rv = rv;
     match start {
         WatchStart::Snapshot(at, objects) => {
-            initial.extend(objects.iter().filter(|o| filter.matches(o)).map(|o| frame("ADDED", o)));
+            initial.extend(
+                objects
+                    .iter()
+                    .filter(|o| filter.matches(o))
+                    .map(|o| frame("ADDED", o)),
+            );
             seen_rv = at;
             if send_initial {
-                initial.push_back(frame("BOOKMARK", &json!({"kind": kind, "apiVersion": "v1", "metadata": {
+                initial.push_back(frame(
+                    "BOOKMARK",
+                    &json!({"kind": kind, "apiVersion": "v1", "metadata": {
                     "resourceVersion": at.to_string(),
-                    "annotations": {"k8s.io/initial-events-end": "true"}}})));
+                    "annotations": {"k8s.io/initial-events-end": "true"}}}),
+                ));
             }
         }
-        WatchStart::Resume(events) => {
+        WatchStart::Resume(base, events) => {
+            seen_rv = base;
             for ev in events {
                 seen_rv = seen_rv.max(ev.rv);
                 initial.extend(filter.render(&ev));

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Empty, Full};
+use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::{HeaderMap, Method, Request};
 use hyper_util::client::legacy::Client;
@@ -21,7 +21,12 @@ pub fn client() -> HttpClient {
     Client::builder(TokioExecutor::new()).build_http()
 }
 
-pub async fn request(c: &HttpClient, method: Method, url: &str, body: Option<&Value>) -> (u16, HeaderMap, Value) {
+pub async fn request(
+    c: &HttpClient,
+    method: Method,
+    url: &str,
+    body: Option<&Value>,
+) -> (u16, HeaderMap, Value) {
     let body = body.map_or_else(Bytes::new, |v| Bytes::from(serde_json::to_vec(v).unwrap()));
     let req = Request::builder()
         .method(method)
@@ -37,7 +42,9 @@ pub async fn request(c: &HttpClient, method: Method, url: &str, body: Option<&Va
         let v = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
         (status, headers, v)
     };
-    tokio::time::timeout(WAIT, fut).await.expect("request timed out")
+    tokio::time::timeout(WAIT, fut)
+        .await
+        .expect("request timed out")
 }
 
 pub async fn get(c: &HttpClient, url: &str) -> (u16, HeaderMap, Value) {
@@ -63,15 +70,28 @@ pub struct Watch {
 
 impl Watch {
     pub async fn open(c: &HttpClient, url: &str) -> Watch {
-        let req = Request::builder().uri(url).body(Full::new(Bytes::new())).unwrap();
-        let resp = tokio::time::timeout(WAIT, c.request(req)).await.expect("watch timed out").expect("watch request");
+        let req = Request::builder()
+            .uri(url)
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+        let resp = tokio::time::timeout(WAIT, c.request(req))
+            .await
+            .expect("watch timed out")
+            .expect("watch request");
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();
-        Watch { status, headers, body: resp.into_body(), buf: Vec::new() }
+        Watch {
+            status,
+            headers,
+            body: resp.into_body(),
+            buf: Vec::new(),
+        }
     }
 
     pub async fn next(&mut self) -> Item {
-        tokio::time::timeout(WAIT, self.next_inner()).await.expect("no watch item in time")
+        tokio::time::timeout(WAIT, self.next_inner())
+            .await
+            .expect("no watch item in time")
     }
 
     async fn next_inner(&mut self) -> Item {
@@ -82,7 +102,12 @@ impl Watch {
             }
             match self.body.frame().await {
                 None if self.buf.is_empty() => return Item::End,
-                None => return Item::Aborted(format!("clean end with partial line {:?}", String::from_utf8_lossy(&self.buf))),
+                None => {
+                    return Item::Aborted(format!(
+                        "clean end with partial line {:?}",
+                        String::from_utf8_lossy(&self.buf)
+                    ));
+                }
                 Some(Err(e)) => return Item::Aborted(e.to_string()),
                 Some(Ok(f)) => {
                     if let Ok(d) = f.into_data() {
@@ -113,16 +138,31 @@ impl Watch {
 }
 
 pub fn rv(v: &Value) -> u64 {
-    v.pointer("/metadata/resourceVersion").and_then(Value::as_str).unwrap().parse().unwrap()
+    v.pointer("/metadata/resourceVersion")
+        .and_then(Value::as_str)
+        .unwrap()
+        .parse()
+        .unwrap()
 }
 
 pub fn names(list: &Value) -> Vec<String> {
-    list["items"].as_array().unwrap().iter().map(|i| i["metadata"]["name"].as_str().unwrap().to_string()).collect()
+    list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["metadata"]["name"].as_str().unwrap().to_string())
+        .collect()
 }
 
 /// Percent-encodes a query value.
 pub fn enc(s: &str) -> String {
     s.bytes()
-        .map(|b| if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") })
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
         .collect()
 }

@@ -1,0 +1,5 @@
+//! Real-client tests: the kube-rs 5 client and `kube::runtime::watcher` over the socket.
+
+mod recovery;
+mod support;
+mod watcher;
