@@ -16,6 +16,11 @@ set -euo pipefail
 readonly TARGET=x86_64-unknown-linux-gnu
 readonly BIN=configsnap
 
+# A relative CARGO_TARGET_DIR means relative to the caller's directory, as
+# for cargo itself: pin it before moving to the repository root.
+if [[ -n "${CARGO_TARGET_DIR:-}" && "$CARGO_TARGET_DIR" != /* ]]; then
+    export CARGO_TARGET_DIR="$PWD/$CARGO_TARGET_DIR"
+fi
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo_root"
 
@@ -25,7 +30,10 @@ export RUSTFLAGS="${RUSTFLAGS:+$RUSTFLAGS }-C target-feature=+crt-static"
 # Cargo's own progress goes to stderr; stdout carries only the path.
 cargo build --release --locked --target "$TARGET" --bin "$BIN" >&2
 
-target_dir="${CARGO_TARGET_DIR:-$repo_root/target}"
+# Ask cargo where the target dir is: CARGO_TARGET_DIR (relative or not),
+# build.target-dir in a .cargo/config.toml, or the default.
+target_dir="$(cargo metadata --format-version 1 --no-deps --locked \
+    | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')"
 out="$target_dir/$TARGET/release/$BIN"
 if [[ ! -x "$out" ]]; then
     echo "build-static: expected binary not found at $out" >&2

@@ -32,9 +32,11 @@ ensure_file_cmd() {
     step "installing Debian package 'file'"
     # Update the index only when installing from it fails: a fresh machine
     # may have none, a warm one is fast either way.
-    as_root apt-get install -y -qq --no-install-recommends file >/dev/null 2>&1 || {
+    as_root env DEBIAN_FRONTEND=noninteractive \
+        apt-get install -y -qq --no-install-recommends file >/dev/null 2>&1 || {
         as_root apt-get update -qq
-        as_root apt-get install -y -qq --no-install-recommends file >/dev/null
+        as_root env DEBIAN_FRONTEND=noninteractive \
+            apt-get install -y -qq --no-install-recommends file >/dev/null
     }
 }
 
