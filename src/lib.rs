@@ -6,10 +6,12 @@
 pub mod cli;
 pub mod events;
 pub mod keypath;
+pub mod lastgood;
 pub mod metrics;
 pub mod reload;
 pub mod selector;
 pub mod snapshot;
 pub mod source;
 pub mod status;
+pub mod validate;
 pub mod writer;
