@@ -18,8 +18,8 @@
 //! size and digest and the overall hash, so a truncated or altered copy is never trusted.
 
 use crate::keypath;
-use crate::snapshot::manifest::{self, Manifest, Origin};
 use crate::snapshot::Snapshot;
+use crate::snapshot::manifest::{self, Manifest, Origin};
 use bytes::Bytes;
 use std::collections::HashMap;
 use std::fs::{DirBuilder, File, OpenOptions};
@@ -174,7 +174,10 @@ impl Store {
             return mismatch("the manifest is of another origin than the store".into());
         }
         if manifest.hash != snapshot.hash.to_string() {
-            return mismatch(format!("manifest hash {} is not {}", manifest.hash, snapshot.hash));
+            return mismatch(format!(
+                "manifest hash {} is not {}",
+                manifest.hash, snapshot.hash
+            ));
         }
         if manifest.files.len() != snapshot.files.len() {
             return mismatch("the manifest and the snapshot have different files".into());
@@ -184,7 +187,10 @@ impl Store {
                 file.content.len() as u64 == record.size && file.mode == record.mode
             });
             if !same {
-                return mismatch(format!("file {:?} does not match the manifest", record.path));
+                return mismatch(format!(
+                    "file {:?} does not match the manifest",
+                    record.path
+                ));
             }
         }
         Ok(())
@@ -204,8 +210,8 @@ impl Store {
     }
 
     fn remove_leftovers(&self) -> Result<(), Error> {
-        let entries = std::fs::read_dir(&self.dir)
-            .map_err(io_err(format!("list {}", self.dir.display())))?;
+        let entries =
+            std::fs::read_dir(&self.dir).map_err(io_err(format!("list {}", self.dir.display())))?;
         for entry in entries {
             let entry = entry.map_err(io_err(format!("list {}", self.dir.display())))?;
             let name = entry.file_name();
@@ -249,7 +255,10 @@ fn encode(out: &mut impl Write, snapshot: &Snapshot, manifest: &Manifest) -> io:
     out.write_all(&json)?;
     for record in &manifest.files {
         let file = snapshot.files.get(&record.path).ok_or_else(|| {
-            io::Error::new(io::ErrorKind::InvalidInput, "a manifest file is not in the snapshot")
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "a manifest file is not in the snapshot",
+            )
         })?;
         out.write_all(&file.content)?;
     }
@@ -272,13 +281,22 @@ fn decode(bytes: Bytes) -> Result<(Snapshot, Manifest), Error> {
     let manifest = Manifest::parse(&bytes[HEADER_LEN..manifest_end]).map_err(Error::Manifest)?;
     let ranges = content_ranges(&manifest, manifest_end, bytes.len())?;
     let snapshot = manifest
-        .verify(|path| ranges.get(path).map(|range| bytes.slice(range.clone())).ok_or(()))
+        .verify(|path| {
+            ranges
+                .get(path)
+                .map(|range| bytes.slice(range.clone()))
+                .ok_or(())
+        })
         .map_err(Error::Manifest)?;
     drop(ranges);
     for (path, file) in &snapshot.files {
-        keypath::validate_path(path).map_err(|err| Error::Corrupt(format!("unsafe path: {err}")))?;
+        keypath::validate_path(path)
+            .map_err(|err| Error::Corrupt(format!("unsafe path: {err}")))?;
         if file.mode & !0o7777 != 0 {
-            return Err(Error::Corrupt(format!("file {path:?} has mode {:o}", file.mode)));
+            return Err(Error::Corrupt(format!(
+                "file {path:?} has mode {:o}",
+                file.mode
+            )));
         }
     }
     Ok((snapshot, manifest))
@@ -300,7 +318,10 @@ fn content_ranges(
             .filter(|&end| end <= total)
             .ok_or_else(|| Error::Corrupt("the contents are truncated".into()))?;
         if ranges.insert(record.path.as_str(), offset..end).is_some() {
-            return Err(Error::Corrupt(format!("file {:?} is listed twice", record.path)));
+            return Err(Error::Corrupt(format!(
+                "file {:?} is listed twice",
+                record.path
+            )));
         }
         offset = end;
     }
@@ -318,7 +339,10 @@ fn read_no_follow(path: &Path) -> io::Result<Vec<u8>> {
         .open(path)?;
     let metadata = file.metadata()?;
     if !metadata.is_file() {
-        return Err(io::Error::new(io::ErrorKind::InvalidData, "not a regular file"));
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "not a regular file",
+        ));
     }
     let capacity = usize::try_from(metadata.len()).unwrap_or(0);
     let mut bytes = Vec::with_capacity(capacity);

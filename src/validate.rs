@@ -99,7 +99,10 @@ impl Position {
     #[must_use]
     pub fn of_offset(text: &[u8], offset: usize) -> Self {
         let before = &text[..offset.min(text.len())];
-        let line_start = before.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+        let line_start = before
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .map_or(0, |i| i + 1);
         let line = 1 + before.iter().filter(|&&b| b == b'\n').count();
         // Count characters, not bytes: every byte that is not a UTF-8 continuation byte.
         let chars = before[line_start..]
@@ -157,27 +160,32 @@ impl fmt::Display for Format {
     }
 }
 
-/// One JSON value, nothing after it. Nesting deeper than serde_json's limit (128) is
-/// rejected too: no config file needs it.
+/// One JSON value, nothing after it. Skipped without building a tree (serde_json ignores
+/// a value iteratively: deep nesting cannot overflow the stack).
 fn check_json(text: &str) -> Result<(), (Option<Position>, String)> {
-    serde_json::from_str::<IgnoredAny>(text).map(drop).map_err(|err| {
-        let message = err.to_string();
-        if err.line() == 0 {
-            return (None, message);
-        }
-        // serde_json appends " at line L column C" to its message: keep only the message.
-        let suffix = format!(" at line {} column {}", err.line(), err.column());
-        let message = message.strip_suffix(&suffix).map_or(message.clone(), str::to_owned);
-        let position = Position {
-            line: err.line(),
-            column: err.column(),
-        };
-        (Some(position), message)
-    })
+    serde_json::from_str::<IgnoredAny>(text)
+        .map(drop)
+        .map_err(|err| {
+            let message = err.to_string();
+            if err.line() == 0 {
+                return (None, message);
+            }
+            // serde_json appends " at line L column C" to its message: keep only the message.
+            let suffix = format!(" at line {} column {}", err.line(), err.column());
+            let message = message
+                .strip_suffix(&suffix)
+                .map_or(message.clone(), str::to_owned);
+            let position = Position {
+                line: err.line(),
+                column: err.column(),
+            };
+            (Some(position), message)
+        })
 }
 
 /// Every document of the stream. Event by event, without building a tree: aliases are
-/// not expanded (no "billion laughs") and nesting does not recurse. Not checked: duplicate
+/// not expanded (no "billion laughs"); nesting past the parser's limit is an error, not a
+/// stack overflow. Not checked: duplicate
 /// keys, tags' meaning.
 fn check_yaml(text: &str) -> Result<(), (Option<Position>, String)> {
     let mut parser = Parser::new_from_str(text);

@@ -120,7 +120,14 @@ fn truncated_copies_are_ignored() {
     save(&store, &sample());
     let full = stored_bytes(dir.path());
     let manifest_end = HEADER_LEN + 100;
-    for len in [0, 5, HEADER_LEN, manifest_end, full.len() - 1_000_000, full.len() - 1] {
+    for len in [
+        0,
+        5,
+        HEADER_LEN,
+        manifest_end,
+        full.len() - 1_000_000,
+        full.len() - 1,
+    ] {
         std::fs::write(dir.path().join(FILE), &full[..len]).expect("truncate");
         assert!(store.load().expect("load").is_none(), "length {len}");
     }
@@ -162,11 +169,17 @@ fn decode_rejects_each_kind_of_damage_with_its_reason() {
     huge_length[8..16].copy_from_slice(&u64::MAX.to_be_bytes());
     let cases: [(&str, Vec<u8>, fn(&Error) -> bool); 4] = [
         ("empty", Vec::new(), |e| matches!(e, Error::Corrupt(_))),
-        ("huge manifest length", huge_length, |e| matches!(e, Error::Corrupt(_))),
-        ("short contents", good[..good.len() - 1].to_vec(), |e| matches!(e, Error::Corrupt(_))),
-        ("manifest not JSON", [&good[..HEADER_LEN], b"{"].concat(), |e| {
-            matches!(e, Error::Corrupt(_) | Error::Manifest(_))
+        ("huge manifest length", huge_length, |e| {
+            matches!(e, Error::Corrupt(_))
         }),
+        ("short contents", good[..good.len() - 1].to_vec(), |e| {
+            matches!(e, Error::Corrupt(_))
+        }),
+        (
+            "manifest not JSON",
+            [&good[..HEADER_LEN], b"{"].concat(),
+            |e| matches!(e, Error::Corrupt(_) | Error::Manifest(_)),
+        ),
     ];
     for (what, bytes, expected) in cases {
         let err = decode(Bytes::from(bytes)).expect_err(what);
@@ -179,7 +192,10 @@ fn decode_rejects_each_kind_of_damage_with_its_reason() {
     let mut bytes = Vec::new();
     encode(&mut bytes, &evil, &Manifest::describe(&evil, &origin())).expect("encode");
     let err = decode(Bytes::from(bytes)).expect_err("unsafe path");
-    assert!(matches!(&err, Error::Corrupt(m) if m.contains("unsafe path")), "{err}");
+    assert!(
+        matches!(&err, Error::Corrupt(m) if m.contains("unsafe path")),
+        "{err}"
+    );
 }
 
 #[test]
@@ -188,9 +204,18 @@ fn copies_of_another_origin_are_ignored() {
     let store = Store::open(dir.path(), origin()).expect("open");
     save(&store, &sample());
     let others = [
-        Origin { namespace: "other".into(), ..origin() },
-        Origin { selector: "app=api".into(), ..origin() },
-        Origin { layout: Layout::Flat, ..origin() },
+        Origin {
+            namespace: "other".into(),
+            ..origin()
+        },
+        Origin {
+            selector: "app=api".into(),
+            ..origin()
+        },
+        Origin {
+            layout: Layout::Flat,
+            ..origin()
+        },
     ];
     for other in others {
         let foreign = Store::open(dir.path(), other.clone()).expect("open");
@@ -205,7 +230,10 @@ fn save_refuses_a_manifest_that_does_not_describe_the_snapshot() {
     let store = Store::open(dir.path(), origin()).expect("open");
     let snap = sample();
     let other = snapshot(&[("web/x", b"x", 0o644)]);
-    let foreign_origin = Origin { namespace: "other".into(), ..origin() };
+    let foreign_origin = Origin {
+        namespace: "other".into(),
+        ..origin()
+    };
     let manifests = [
         Manifest::describe(&other, &origin()),
         Manifest::describe(&snap, &foreign_origin),
