@@ -149,7 +149,7 @@ impl Store {
             }
             Err(err) => return Err(io_err(format!("read {}", path.display()))(err)),
         };
-        match decode(Bytes::from(bytes)) {
+        match decode(&Bytes::from(bytes)) {
             Err(err) => {
                 tracing::warn!(path = %path.display(), error = %err, "ignoring a corrupt last-good copy");
                 Ok(None)
@@ -266,7 +266,7 @@ fn encode(out: &mut impl Write, snapshot: &Snapshot, manifest: &Manifest) -> io:
 }
 
 /// Parses and verifies a container; every file is a slice of `bytes` (no copy).
-fn decode(bytes: Bytes) -> Result<(Snapshot, Manifest), Error> {
+fn decode(bytes: &Bytes) -> Result<(Snapshot, Manifest), Error> {
     let corrupt = |what: &str| Error::Corrupt(what.to_owned());
     if bytes.len() < HEADER_LEN || &bytes[..MAGIC.len()] != MAGIC {
         return Err(corrupt("not a configsnap last-good file"));

@@ -160,7 +160,7 @@ impl fmt::Display for Format {
     }
 }
 
-/// One JSON value, nothing after it. Skipped without building a tree (serde_json ignores
+/// One JSON value, nothing after it. Skipped without building a tree (`serde_json` ignores
 /// a value iteratively: deep nesting cannot overflow the stack).
 fn check_json(text: &str) -> Result<(), (Option<Position>, String)> {
     serde_json::from_str::<IgnoredAny>(text)
@@ -185,8 +185,7 @@ fn check_json(text: &str) -> Result<(), (Option<Position>, String)> {
 
 /// Every document of the stream. Event by event, without building a tree: aliases are
 /// not expanded (no "billion laughs"); nesting past the parser's limit is an error, not a
-/// stack overflow. Not checked: duplicate
-/// keys, tags' meaning.
+/// stack overflow. Not checked: duplicate keys, tags' meaning.
 fn check_yaml(text: &str) -> Result<(), (Option<Position>, String)> {
     let mut parser = Parser::new_from_str(text);
     while let Some(event) = parser.next_event() {

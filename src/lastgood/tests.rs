@@ -167,31 +167,45 @@ fn decode_rejects_each_kind_of_damage_with_its_reason() {
     encode(&mut good, &snap, &manifest).expect("encode");
     let mut huge_length = good.clone();
     huge_length[8..16].copy_from_slice(&u64::MAX.to_be_bytes());
-    let cases: [(&str, Vec<u8>, fn(&Error) -> bool); 4] = [
-        ("empty", Vec::new(), |e| matches!(e, Error::Corrupt(_))),
-        ("huge manifest length", huge_length, |e| {
-            matches!(e, Error::Corrupt(_))
-        }),
-        ("short contents", good[..good.len() - 1].to_vec(), |e| {
-            matches!(e, Error::Corrupt(_))
-        }),
+    let not_json = [MAGIC.as_slice(), &1u64.to_be_bytes(), b"{"].concat();
+    // (case, bytes, reason expected in the message)
+    let cases = [
+        ("empty", Vec::new(), "not a configsnap last-good file"),
+        ("huge manifest length", huge_length, "manifest is truncated"),
         (
-            "manifest not JSON",
-            [&good[..HEADER_LEN], b"{"].concat(),
-            |e| matches!(e, Error::Corrupt(_) | Error::Manifest(_)),
+            "short manifest",
+            good[..HEADER_LEN + 10].to_vec(),
+            "manifest is truncated",
         ),
+        (
+            "short contents",
+            good[..good.len() - 1].to_vec(),
+            "contents are truncated",
+        ),
+        (
+            "extra bytes",
+            [good.as_slice(), b"x"].concat(),
+            "extra bytes",
+        ),
+        ("manifest not JSON", not_json, "failed to parse manifest"),
     ];
-    for (what, bytes, expected) in cases {
-        let err = decode(Bytes::from(bytes)).expect_err(what);
-        assert!(expected(&err), "{what}: {err}");
+    for (what, bytes, reason) in cases {
+        let err = decode(&Bytes::from(bytes)).expect_err(what);
+        let text = format!(
+            "{err}: {}",
+            std::error::Error::source(&err)
+                .map(ToString::to_string)
+                .unwrap_or_default()
+        );
+        assert!(text.contains(reason), "{what}: {text}");
     }
-    let (decoded, _) = decode(Bytes::from(good)).expect("the good copy decodes");
+    let (decoded, _) = decode(&Bytes::from(good)).expect("the good copy decodes");
     assert_eq!(decoded, snap);
     // A path that would escape the target dir is refused even when the digests agree.
     let evil = snapshot(&[("../etc/passwd", b"root::0:0", 0o644)]);
     let mut bytes = Vec::new();
     encode(&mut bytes, &evil, &Manifest::describe(&evil, &origin())).expect("encode");
-    let err = decode(Bytes::from(bytes)).expect_err("unsafe path");
+    let err = decode(&Bytes::from(bytes)).expect_err("unsafe path");
     assert!(
         matches!(&err, Error::Corrupt(m) if m.contains("unsafe path")),
         "{err}"
