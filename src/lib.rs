@@ -4,8 +4,8 @@
 //! `lib.rs` only wires modules; [`run::run`] is the whole program behind `main`.
 
 pub mod cli;
-pub mod http;
 pub mod events;
+pub mod http;
 pub mod keypath;
 pub mod lastgood;
 pub mod metrics;

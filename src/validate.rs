@@ -1,16 +1,298 @@
-//! TEMP STUB (replaced by the safety branch).
-#![allow(missing_docs, clippy::all)]
-use crate::snapshot::{Snapshot, ContentHash};
+//! Validation of a rendered snapshot before it is swapped in: built-in syntax checks of
+//! JSON, YAML and TOML files (`--validate-syntax`) and a user command run on the staged
+//! directory (`--validate-cmd`). A snapshot that fails either is never swapped in.
+
+use crate::reload::exec;
+use crate::snapshot::{ContentHash, Snapshot};
+use saphyr_parser::{Event, Parser, ScanError};
+use serde::de::IgnoredAny;
+use std::ffi::OsString;
+use std::fmt;
 use std::path::Path;
 use std::time::Duration;
-#[derive(Debug, thiserror::Error)]
-#[error("x")]
-pub struct Error;
-impl Error { pub fn label(&self) -> &'static str { "syntax" } }
-pub struct Validator;
-impl Validator {
-    pub fn new(_s: bool, _c: Option<String>, _t: Duration) -> Self { Validator }
-    pub fn is_enabled(&self) -> bool { false }
-    pub fn check_syntax(&self, _s: &Snapshot) -> Result<(), Error> { Ok(()) }
-    pub async fn check_command(&self, _d: &Path, _h: ContentHash) -> Result<(), Error> { Ok(()) }
+use thiserror::Error;
+
+/// Environment variable naming the staged snapshot dir, for the validation command.
+pub const STAGED_DIR_ENV: &str = "CONFIGSNAP_STAGED_DIR";
+/// Environment variable holding the staged snapshot's content hash (`sha256:<hex>`).
+pub const HASH_ENV: &str = "CONFIGSNAP_HASH";
+
+/// Why a snapshot was rejected.
+#[derive(Debug, Error)]
+pub enum Error {
+    /// A file is not valid in the format its extension names.
+    #[error("failed to parse {path}: {}{message}", at(.position.as_ref()))]
+    Syntax {
+        /// Relative path of the file in the snapshot.
+        path: String,
+        /// The format it was checked as.
+        format: Format,
+        /// Where the parser stopped, when it says.
+        position: Option<Position>,
+        /// The parser's message.
+        message: String,
+    },
+    /// A file of a checked format is not UTF-8 (JSON, YAML and TOML are text).
+    #[error("failed to parse {path}: {position}: invalid UTF-8")]
+    Encoding {
+        /// Relative path of the file in the snapshot.
+        path: String,
+        /// The first invalid byte.
+        position: Position,
+    },
+    /// The validation command failed, timed out or could not start.
+    #[error("failed to validate the staged snapshot: {0}")]
+    Command(String),
 }
+
+/// A place in a text file, both numbers 1-based; the column counts characters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Position {
+    /// Line number.
+    pub line: usize,
+    /// Column number (characters, not bytes).
+    pub column: usize,
+}
+
+/// A format with a built-in syntax check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// `.json`: one JSON value; an empty file is invalid (JSON has no empty document).
+    Json,
+    /// `.yaml`, `.yml`: any number of `---`-separated documents; an empty file is valid.
+    Yaml,
+    /// `.toml`: a TOML document; an empty file is valid (an empty table).
+    Toml,
+}
+
+/// The checks to run before a swap.
+#[derive(Debug, Clone)]
+pub struct Validator {
+    syntax: bool,
+    command: Option<String>,
+    timeout: Duration,
+}
+
+// === impl Error ===
+
+impl Error {
+    /// Metric label of the check that failed: `"syntax"` or `"command"`.
+    #[must_use]
+    pub fn label(&self) -> &'static str {
+        match self {
+            Self::Syntax { .. } | Self::Encoding { .. } => "syntax",
+            Self::Command(_) => "command",
+        }
+    }
+}
+
+/// `"line L, column C: "`, or nothing when the parser gave no position.
+fn at(position: Option<&Position>) -> String {
+    position.map(|p| format!("{p}: ")).unwrap_or_default()
+}
+
+// === impl Position ===
+
+impl Position {
+    /// The position of byte `offset` of `text` (clamped to its length; an offset inside
+    /// a multi-byte character counts as that character).
+    #[must_use]
+    pub fn of_offset(text: &[u8], offset: usize) -> Self {
+        let before = &text[..offset.min(text.len())];
+        let line_start = before
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .map_or(0, |i| i + 1);
+        let line = 1 + before.iter().filter(|&&b| b == b'\n').count();
+        // Count characters, not bytes: every byte that is not a UTF-8 continuation byte.
+        let chars = before[line_start..]
+            .iter()
+            .filter(|&&b| b & 0xC0 != 0x80)
+            .count();
+        Self {
+            line,
+            column: chars + 1,
+        }
+    }
+}
+
+impl fmt::Display for Position {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "line {}, column {}", self.line, self.column)
+    }
+}
+
+// === impl Format ===
+
+impl Format {
+    /// The format of a path, by its extension (case-insensitive); `None` is not checked.
+    #[must_use]
+    pub fn of(path: &str) -> Option<Self> {
+        let ext = Path::new(path).extension()?.to_str()?;
+        if ext.eq_ignore_ascii_case("json") {
+            Some(Self::Json)
+        } else if ext.eq_ignore_ascii_case("yaml") || ext.eq_ignore_ascii_case("yml") {
+            Some(Self::Yaml)
+        } else if ext.eq_ignore_ascii_case("toml") {
+            Some(Self::Toml)
+        } else {
+            None
+        }
+    }
+
+    /// Checks `text`; on error, the position (when known) and the parser's message.
+    fn check(self, text: &str) -> Result<(), (Option<Position>, String)> {
+        match self {
+            Self::Json => check_json(text),
+            Self::Yaml => check_yaml(text),
+            Self::Toml => check_toml(text),
+        }
+    }
+}
+
+impl fmt::Display for Format {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Json => "JSON",
+            Self::Yaml => "YAML",
+            Self::Toml => "TOML",
+        })
+    }
+}
+
+/// One JSON value, nothing after it. Skipped without building a tree (`serde_json` ignores
+/// a value iteratively: deep nesting cannot overflow the stack).
+fn check_json(text: &str) -> Result<(), (Option<Position>, String)> {
+    serde_json::from_str::<IgnoredAny>(text)
+        .map(drop)
+        .map_err(|err| {
+            let message = err.to_string();
+            if err.line() == 0 {
+                return (None, message);
+            }
+            // serde_json appends " at line L column C" to its message: keep only the message.
+            let suffix = format!(" at line {} column {}", err.line(), err.column());
+            let message = message
+                .strip_suffix(&suffix)
+                .map_or(message.clone(), str::to_owned);
+            let position = Position {
+                line: err.line(),
+                column: err.column(),
+            };
+            (Some(position), message)
+        })
+}
+
+/// Every document of the stream. Event by event, without building a tree: aliases are
+/// not expanded (no "billion laughs"); nesting past the parser's limit is an error, not a
+/// stack overflow. Not checked: duplicate keys, tags' meaning.
+fn check_yaml(text: &str) -> Result<(), (Option<Position>, String)> {
+    let mut parser = Parser::new_from_str(text);
+    while let Some(event) = parser.next_event() {
+        match event {
+            Ok((Event::StreamEnd, _)) => break,
+            Ok(_) => {}
+            Err(err) => return Err(yaml_error(&err)),
+        }
+    }
+    Ok(())
+}
+
+fn yaml_error(err: &ScanError) -> (Option<Position>, String) {
+    let mark = err.marker();
+    let position = Position {
+        line: mark.line(),
+        // saphyr columns are 0-based characters.
+        column: mark.col() + 1,
+    };
+    (Some(position), err.info().to_owned())
+}
+
+/// A whole TOML document, with its semantic rules (duplicate keys, redefined tables).
+fn check_toml(text: &str) -> Result<(), (Option<Position>, String)> {
+    text.parse::<toml::Table>().map(drop).map_err(|err| {
+        let position = err
+            .span()
+            .map(|span| Position::of_offset(text.as_bytes(), span.start));
+        (position, err.message().trim().to_owned())
+    })
+}
+
+/// Checks one file by its extension; files of other extensions always pass.
+pub fn check_file(path: &str, content: &[u8]) -> Result<(), Error> {
+    let Some(format) = Format::of(path) else {
+        return Ok(());
+    };
+    let text = std::str::from_utf8(content).map_err(|err| Error::Encoding {
+        path: path.to_owned(),
+        position: Position::of_offset(content, err.valid_up_to()),
+    })?;
+    format
+        .check(text)
+        .map_err(|(position, message)| Error::Syntax {
+            path: path.to_owned(),
+            format,
+            position,
+            message,
+        })
+}
+
+// === impl Validator ===
+
+impl Validator {
+    /// A validator; `syntax` turns on the built-in checks, `command` (run with `sh -c`) is
+    /// killed after `timeout`.
+    #[must_use]
+    pub fn new(syntax: bool, command: Option<String>, timeout: Duration) -> Self {
+        Self {
+            syntax,
+            command,
+            timeout,
+        }
+    }
+
+    /// True when any check is configured (the caller can skip staging otherwise).
+    #[must_use]
+    pub fn is_enabled(&self) -> bool {
+        self.syntax || self.command.is_some()
+    }
+
+    /// True when a command is configured (it needs the snapshot staged on disk).
+    #[must_use]
+    pub fn has_command(&self) -> bool {
+        self.command.is_some()
+    }
+
+    /// Built-in syntax checks of `.json`, `.yaml`/`.yml` and `.toml` files (extension,
+    /// case-insensitive); pure, no I/O. Files are checked in path order and the first
+    /// failure is returned. `Ok` when syntax checks are off.
+    pub fn check_syntax(&self, snapshot: &Snapshot) -> Result<(), Error> {
+        if !self.syntax {
+            return Ok(());
+        }
+        snapshot
+            .files
+            .iter()
+            .try_for_each(|(path, file)| check_file(path, &file.content))
+    }
+
+    /// Runs the command (`sh -c`) with [`STAGED_DIR_ENV`] and [`HASH_ENV`] set, killed
+    /// after the timeout; exit 0 means good. `Ok` when no command is configured.
+    pub async fn check_command(&self, staged_dir: &Path, hash: ContentHash) -> Result<(), Error> {
+        let Some(command) = &self.command else {
+            return Ok(());
+        };
+        let env = [
+            (STAGED_DIR_ENV, OsString::from(staged_dir)),
+            (HASH_ENV, OsString::from(hash.to_string())),
+        ];
+        exec::run("validation", command, &env, self.timeout)
+            .await
+            .map(drop)
+            .map_err(Error::Command)
+    }
+}
+
+#[cfg(test)]
+#[path = "validate/tests.rs"]
+mod tests;
