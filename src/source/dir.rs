@@ -1,4 +1,4 @@
-//! Mounted-directory source (`--from-dir`): each directory (a kubelet ConfigMap volume or a
+//! Mounted-directory source (`--from-dir`): each directory (a kubelet `ConfigMap` volume or a
 //! plain directory) is one object, re-read when inotify reports a change under it.
 //!
 //! Events only mark directories as dirty and wake the task, so a burst of events costs one
@@ -15,6 +15,7 @@ use thiserror::Error;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+mod job;
 mod read;
 mod task;
 
@@ -46,7 +47,7 @@ pub enum Error {
         /// Where it points.
         target: PathBuf,
     },
-    /// The tree nests deeper than any ConfigMap key would (a mount loop?).
+    /// The tree nests deeper than any `ConfigMap` key would (a mount loop?).
     #[error("failed to read {}: nested too deep", path.display())]
     TooDeep {
         /// The directory past the limit.

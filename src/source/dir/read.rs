@@ -18,14 +18,16 @@ const DATA_LINK: &str = "..data";
 /// takes milliseconds and happens at most every sync period, so two races in a row are
 /// already unlikely and five mean something keeps rewriting the directory.
 const MAX_ATTEMPTS: usize = 5;
-/// Deeper trees are refused: no ConfigMap key nests this deep, only a bind-mount loop would.
+/// Deeper trees are refused: no `ConfigMap` key nests this deep, only a bind-mount loop would.
 const MAX_DEPTH: usize = 32;
 
 /// The name a directory's object gets: its last path component.
 #[must_use]
 pub fn object_name(dir: &Path) -> String {
-    dir.file_name()
-        .map_or_else(|| dir.to_string_lossy().into_owned(), |n| n.to_string_lossy().into_owned())
+    dir.file_name().map_or_else(
+        || dir.to_string_lossy().into_owned(),
+        |n| n.to_string_lossy().into_owned(),
+    )
 }
 
 /// Reads `dir` into an object named `name`; `None` when the directory does not exist.
@@ -38,7 +40,9 @@ pub fn read(dir: &Path, name: &str) -> Result<Option<SourceObject>, Error> {
             Err(Attempt::Failed(error)) => return Err(error),
         }
     }
-    Err(Error::Unstable { path: dir.to_owned() })
+    Err(Error::Unstable {
+        path: dir.to_owned(),
+    })
 }
 
 /// Why one attempt gave no result.
@@ -68,10 +72,17 @@ fn attempt(dir: &Path) -> Result<Option<Entries>, Attempt> {
     let contain = match fs::canonicalize(dir) {
         Ok(path) => path,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(source) => return Err(Attempt::Failed(Error::Read { path: dir.to_owned(), source })),
+        Err(source) => {
+            return Err(Attempt::Failed(Error::Read {
+                path: dir.to_owned(),
+                source,
+            }));
+        }
     };
     if !contain.is_dir() {
-        return Err(Attempt::Failed(Error::NotADirectory { path: dir.to_owned() }));
+        return Err(Attempt::Failed(Error::NotADirectory {
+            path: dir.to_owned(),
+        }));
     }
     let mut entries = Entries::new();
     match data_target(dir)? {
@@ -110,9 +121,17 @@ fn data_target(dir: &Path) -> Result<Option<PathBuf>, Attempt> {
 /// Reads the regular files under `root` into `entries`, keyed by `prefix` + relative path.
 /// Names starting with `..` are skipped (kubelet internals, never valid keys); symlinks are
 /// followed only to regular files inside `contain`.
-fn walk(root: &Path, contain: &Path, prefix: &str, depth: usize, entries: &mut Entries) -> Result<(), Attempt> {
+fn walk(
+    root: &Path,
+    contain: &Path,
+    prefix: &str,
+    depth: usize,
+    entries: &mut Entries,
+) -> Result<(), Attempt> {
     if depth > MAX_DEPTH {
-        return Err(Attempt::Failed(Error::TooDeep { path: root.to_owned() }));
+        return Err(Attempt::Failed(Error::TooDeep {
+            path: root.to_owned(),
+        }));
     }
     let listing = fs::read_dir(root).map_err(|e| Attempt::io(root, e))?;
     for entry in listing {
@@ -128,18 +147,20 @@ fn walk(root: &Path, contain: &Path, prefix: &str, depth: usize, entries: &mut E
         }
         let key = format!("{prefix}{name}");
         let file_type = entry.file_type().map_err(|e| Attempt::io(&path, e))?;
-        if file_type.is_dir() {
+        let bytes = if file_type.is_dir() {
             walk(&path, contain, &format!("{key}/"), depth + 1, entries)?;
+            None
         } else if file_type.is_file() {
-            if let Some(bytes) = read_file(&path)? {
-                entries.insert(key, bytes);
-            }
+            read_file(&path)?
         } else if file_type.is_symlink() {
-            if let Some(bytes) = read_link_target(&path, contain)? {
-                entries.insert(key, bytes);
-            }
+            read_link_target(&path, contain)?
+        } else {
+            // Sockets, FIFOs and devices are not configuration.
+            None
+        };
+        if let Some(bytes) = bytes {
+            entries.insert(key, bytes);
         }
-        // Sockets, FIFOs and devices are not configuration: skipped.
     }
     Ok(())
 }
@@ -163,7 +184,11 @@ fn read_link_target(link: &Path, contain: &Path) -> Result<Option<Bytes>, Attemp
 /// on a FIFO; `None` when `path` is not a regular file.
 fn read_file(path: &Path) -> Result<Option<Bytes>, Attempt> {
     let flags = nix::fcntl::OFlag::O_NOFOLLOW | nix::fcntl::OFlag::O_NONBLOCK;
-    let mut file: File = match OpenOptions::new().read(true).custom_flags(flags.bits()).open(path) {
+    let mut file: File = match OpenOptions::new()
+        .read(true)
+        .custom_flags(flags.bits())
+        .open(path)
+    {
         Ok(file) => file,
         // ELOOP: the file was replaced by a link since it was listed.
         Err(e) if e.raw_os_error() == Some(nix::libc::ELOOP) => return Err(Attempt::Raced),
@@ -174,7 +199,8 @@ fn read_file(path: &Path) -> Result<Option<Bytes>, Attempt> {
         return Ok(None);
     }
     let mut bytes = Vec::with_capacity(usize::try_from(metadata.len()).unwrap_or(0));
-    file.read_to_end(&mut bytes).map_err(|e| Attempt::io(path, e))?;
+    file.read_to_end(&mut bytes)
+        .map_err(|e| Attempt::io(path, e))?;
     Ok(Some(Bytes::from(bytes)))
 }
 

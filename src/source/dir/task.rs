@@ -1,12 +1,13 @@
 //! The directory source's task: one inotify watcher for every directory, events turned
 //! into "dirty" marks, and one blocking re-read per wake of the directories marked.
 
-use super::read::{self, object_name};
+use super::job::{Job, Outcome};
+use super::read::object_name;
 use super::{DirInventory, Error};
 use crate::events::Events;
 use crate::source::{Input, Notifier, SourceObject};
 use notify::event::{AccessKind, AccessMode, ModifyKind};
-use notify::{EventKind, RecommendedWatcher, RecursiveMode, Watcher as _};
+use notify::{EventKind, RecommendedWatcher, Watcher as _};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -64,34 +65,29 @@ struct Pending {
     error: Option<notify::Error>,
 }
 
-/// One directory to (re-)watch and read on the blocking pool.
-struct Job {
-    index: usize,
-    path: PathBuf,
-    name: String,
-    parent: Option<PathBuf>,
-    watched: bool,
-}
-
-/// What a [`Job`] found.
-struct Outcome {
-    index: usize,
-    watched: bool,
-    watch_errors: Vec<Error>,
-    read: Result<Option<SourceObject>, Error>,
-}
-
 // === impl Task ===
 
 impl Task {
-    pub(super) fn new(dirs: Vec<PathBuf>, inventory: Arc<DirInventory>, notifier: Notifier, events: Events) -> Self {
-        let paths: Vec<PathBuf> = dirs.iter().map(|d| std::path::absolute(d).unwrap_or_else(|_| d.clone())).collect();
+    pub(super) fn new(
+        dirs: Vec<PathBuf>,
+        inventory: Arc<DirInventory>,
+        notifier: Notifier,
+        events: Events,
+    ) -> Self {
+        // Absolute, so event paths (the watched path joined with names) start with them.
+        let paths: Vec<PathBuf> = dirs
+            .into_iter()
+            .map(|d| std::path::absolute(&d).unwrap_or(d))
+            .collect();
         let slots = paths
             .iter()
             .map(|path| Slot {
                 path: path.clone(),
                 name: object_name(path),
-                parent: path.parent().filter(|p| !paths.iter().any(|d| p.starts_with(d))).map(Path::to_path_buf),
+                parent: path
+                    .parent()
+                    .filter(|p| !paths.iter().any(|d| p.starts_with(d)))
+                    .map(Path::to_path_buf),
                 object: None,
                 watched: false,
                 failing: false,
@@ -149,7 +145,10 @@ impl Task {
         }
         let shared = Arc::clone(&self.shared);
         let config = notify::Config::default().with_follow_symlinks(false);
-        match RecommendedWatcher::new(move |event| shared.on_event(event), config) {
+        match RecommendedWatcher::new(
+            move |event: notify::Result<notify::Event>| shared.on_event(event),
+            config,
+        ) {
             Ok(watcher) => self.watcher = Some(watcher),
             Err(source) => self.events.source_error(&Error::Watch {
                 what: "directories".into(),
@@ -162,13 +161,21 @@ impl Task {
     }
 
     fn needs_recheck(&self) -> bool {
-        self.watcher.is_none() || self.slots.iter().any(|s| s.object.is_none() || !s.watched || s.failing)
+        self.watcher.is_none()
+            || self
+                .slots
+                .iter()
+                .any(|s| s.object.is_none() || !s.watched || s.failing)
     }
 
     fn recheck_set(&self) -> BTreeSet<usize> {
         let all = self.watcher.is_none();
         (0..self.slots.len())
-            .filter(|&i| all || self.slots[i].object.is_none() || !self.slots[i].watched || self.slots[i].failing)
+            .filter(|&i| {
+                all || self.slots[i].object.is_none()
+                    || !self.slots[i].watched
+                    || self.slots[i].failing
+            })
             .collect()
     }
 
@@ -185,11 +192,21 @@ impl Task {
 
     /// Re-watches and re-reads the `dirty` slots; whether any object changed, or `None`
     /// when cancelled.
-    async fn refresh(&mut self, dirty: &BTreeSet<usize>, cancel: &CancellationToken) -> Option<bool> {
-        let jobs: Vec<Job> = dirty.iter().map(|&index| self.slots[index].job(index)).collect();
+    async fn refresh(
+        &mut self,
+        dirty: &BTreeSet<usize>,
+        cancel: &CancellationToken,
+    ) -> Option<bool> {
+        let jobs: Vec<Job> = dirty
+            .iter()
+            .map(|&index| self.slots[index].job(index))
+            .collect();
         let mut watcher = self.watcher.take();
         let handle = tokio::task::spawn_blocking(move || {
-            let outcomes: Vec<Outcome> = jobs.into_iter().map(|job| job.run(watcher.as_mut())).collect();
+            let outcomes: Vec<Outcome> = jobs
+                .into_iter()
+                .map(|job| job.run(watcher.as_mut()))
+                .collect();
             (watcher, outcomes)
         });
         let joined = tokio::select! {
@@ -210,7 +227,11 @@ impl Task {
             changed |= self.apply(outcome);
         }
         if changed {
-            let objects = self.slots.iter().filter_map(|s| s.object.clone().map(Input::Object)).collect();
+            let objects = self
+                .slots
+                .iter()
+                .filter_map(|s| s.object.clone().map(Input::Object))
+                .collect();
             self.inventory.objects.store(Arc::new(objects));
         }
         if !self.slots.iter().any(|s| s.failing) {
@@ -241,8 +262,12 @@ impl Task {
             return false;
         }
         match &object {
-            Some(o) => tracing::info!(dir = %slot.path.display(), name = %slot.name, resource_version = %o.resource_version, files = o.entries.len(), "directory content changed"),
-            None if slot.object.is_some() => tracing::info!(dir = %slot.path.display(), name = %slot.name, "directory removed"),
+            Some(o) => {
+                tracing::info!(dir = %slot.path.display(), name = %slot.name, resource_version = %o.resource_version, files = o.entries.len(), "directory content changed");
+            }
+            None if slot.object.is_some() => {
+                tracing::info!(dir = %slot.path.display(), name = %slot.name, "directory removed");
+            }
             None => {}
         }
         slot.object = object.map(Arc::new);
@@ -260,7 +285,10 @@ impl Slot {
             name: self.name.clone(),
             // While the directory is missing, its parent watch is (re)set: the parent may
             // have been created or replaced since.
-            parent: self.parent.clone().filter(|_| self.object.is_none() || !self.watched),
+            parent: self
+                .parent
+                .clone()
+                .filter(|_| self.object.is_none() || !self.watched),
             watched: self.watched,
         }
     }
@@ -288,7 +316,10 @@ impl Shared {
         if event.paths.is_empty() || event.need_rescan() {
             pending.dirty.extend(0..self.dirs.len());
         }
-        let gone = matches!(event.kind, EventKind::Remove(_) | EventKind::Modify(ModifyKind::Name(_)));
+        let gone = matches!(
+            event.kind,
+            EventKind::Remove(_) | EventKind::Modify(ModifyKind::Name(_))
+        );
         for path in &event.paths {
             for (index, dir) in self.dirs.iter().enumerate() {
                 if path.starts_with(dir) {
@@ -305,53 +336,6 @@ impl Shared {
             self.wake.notify_one();
         }
     }
-}
-
-// === impl Job ===
-
-impl Job {
-    /// Sets the watches that are missing, then reads (watch first: no change is missed
-    /// between the read and the watch).
-    fn run(self, watcher: Option<&mut RecommendedWatcher>) -> Outcome {
-        let mut watched = self.watched;
-        let mut watch_errors = Vec::new();
-        if let Some(watcher) = watcher {
-            if let Some(parent) = &self.parent
-                && let Err(error) = watch_path(watcher, parent, RecursiveMode::NonRecursive)
-            {
-                watch_errors.extend(error);
-            }
-            if !watched && self.path.is_dir() {
-                match watch_path(watcher, &self.path, RecursiveMode::Recursive) {
-                    Ok(()) => watched = true,
-                    Err(error) => watch_errors.extend(error),
-                }
-            }
-        }
-        let read = read::read(&self.path, &self.name);
-        if matches!(read, Ok(None)) {
-            // Gone: inotify dropped the watch with the directory.
-            watched = false;
-        }
-        Outcome {
-            index: self.index,
-            watched,
-            watch_errors,
-            read,
-        }
-    }
-}
-
-/// Watches `path`; a path that does not exist is no error (the re-check will come back).
-fn watch_path(watcher: &mut RecommendedWatcher, path: &Path, mode: RecursiveMode) -> Result<(), Option<Error>> {
-    watcher.watch(path, mode).map_err(|source| match source.kind {
-        notify::ErrorKind::PathNotFound => None,
-        notify::ErrorKind::Io(ref e) if e.kind() == std::io::ErrorKind::NotFound => None,
-        _ => Some(Error::Watch {
-            what: path.display().to_string(),
-            source,
-        }),
-    })
 }
 
 /// Whether an event can mean new content: opening and reading (our own reads) cannot.

@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 /// Upper bound of every wait (the re-check interval is 2 s; inotify takes milliseconds).
 const WAIT: Duration = Duration::from_secs(10);
 
-/// Writes `files` the way the kubelet updates a ConfigMap volume: a new timestamped dir,
+/// Writes `files` the way the kubelet updates a `ConfigMap` volume: a new timestamped dir,
 /// `..data_tmp` created then renamed over `..data`, visible links, the old dir removed.
 pub(super) fn kubelet_write(dir: &Path, stamp: &str, files: &[(&str, &str)]) {
     let stamp = format!("..{stamp}");
@@ -42,7 +42,11 @@ pub(super) fn kubelet_write(dir: &Path, stamp: &str, files: &[(&str, &str)]) {
 /// Version `n` of a volume: three keys, all with the value `vN`.
 fn write_version(dir: &Path, n: usize) {
     let v = format!("v{n}");
-    kubelet_write(dir, &format!("2026_11_22_11_45_12.{n}"), &[("a", &v), ("conf.d/b", &v), ("c", &v)]);
+    kubelet_write(
+        dir,
+        &format!("2026_11_22_11_45_12.{n}"),
+        &[("a", &v), ("conf.d/b", &v), ("c", &v)],
+    );
 }
 
 struct Harness {
@@ -103,7 +107,10 @@ impl Harness {
         };
         match tokio::time::timeout(WAIT, waiting).await {
             Ok(objects) => objects,
-            Err(_) => panic!("timed out waiting for {what}; objects: {:?}", self.objects()),
+            Err(elapsed) => panic!(
+                "{elapsed} waiting for {what}; objects: {:?}",
+                self.objects()
+            ),
         }
     }
 
@@ -117,7 +124,10 @@ impl Harness {
 }
 
 fn text(object: &SourceObject, key: &str) -> Option<String> {
-    object.entries.get(key).map(|b| String::from_utf8_lossy(b).into_owned())
+    object
+        .entries
+        .get(key)
+        .map(|b| String::from_utf8_lossy(b).into_owned())
 }
 
 fn has(objects: &BTreeMap<String, SourceObject>, name: &str, key: &str, value: &str) -> bool {
@@ -129,7 +139,11 @@ async fn the_initial_state_of_a_kubelet_volume_is_read_with_nested_keys() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = tmp.path().join("web");
     fs::create_dir(&dir).expect("mkdir");
-    kubelet_write(&dir, "2026_11_22_11_45_12.1", &[("nginx.conf", "a"), ("conf.d/app.conf", "b")]);
+    kubelet_write(
+        &dir,
+        "2026_11_22_11_45_12.1",
+        &[("nginx.conf", "a"), ("conf.d/app.conf", "b")],
+    );
     let harness = Harness::start(vec![dir]).await;
     let objects = harness.objects();
     let web = &objects["web"];
@@ -154,10 +168,15 @@ async fn a_kubelet_swap_delivers_the_new_content_and_never_a_mixed_read() {
         let web = &objects["web"];
         let values: Vec<&[u8]> = web.entries.values().map(AsRef::as_ref).collect();
         assert_eq!(values.len(), 3, "every key is read: {web:?}");
-        assert!(values.iter().all(|v| *v == values[0]), "a mixed read: {web:?}");
+        assert!(
+            values.iter().all(|v| *v == values[0]),
+            "a mixed read: {web:?}"
+        );
     };
     let objects = harness
-        .wait_until("the last version", uniform, |o| has(o, "web", "conf.d/b", "v20"))
+        .wait_until("the last version", uniform, |o| {
+            has(o, "web", "conf.d/b", "v20")
+        })
         .await;
     writer.join().expect("the writer does not panic");
     assert_ne!(objects["web"].resource_version, first_version);
@@ -175,7 +194,11 @@ async fn an_edit_in_a_plain_directory_is_delivered() {
     fs::write(dir.join("app.yaml"), "new").expect("write");
     fs::write(dir.join("sub/extra.yaml"), "x").expect("write");
     harness
-        .wait_until("the edit", |_| {}, |o| has(o, "plain", "app.yaml", "new") && has(o, "plain", "sub/extra.yaml", "x"))
+        .wait_until(
+            "the edit",
+            |_| {},
+            |o| has(o, "plain", "app.yaml", "new") && has(o, "plain", "sub/extra.yaml", "x"),
+        )
         .await;
     harness.stop().await;
 }
@@ -185,11 +208,18 @@ async fn a_directory_created_after_start_is_picked_up() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = tmp.path().join("later");
     let mut harness = Harness::start(vec![dir.clone()]).await;
-    assert!(harness.objects().is_empty(), "a missing directory is no object");
+    assert!(
+        harness.objects().is_empty(),
+        "a missing directory is no object"
+    );
     fs::create_dir_all(dir.join("conf.d")).expect("mkdir");
     fs::write(dir.join("conf.d/app.conf"), "hello").expect("write");
     harness
-        .wait_until("the new directory", |_| {}, |o| has(o, "later", "conf.d/app.conf", "hello"))
+        .wait_until(
+            "the new directory",
+            |_| {},
+            |o| has(o, "later", "conf.d/app.conf", "hello"),
+        )
         .await;
     harness.stop().await;
 }
@@ -201,7 +231,9 @@ async fn a_directory_whose_parent_appears_later_is_picked_up_by_the_recheck() {
     let mut harness = Harness::start(vec![dir.clone()]).await;
     fs::create_dir_all(&dir).expect("mkdir");
     kubelet_write(&dir, "2026_11_22_11_45_12.1", &[("k", "v")]);
-    harness.wait_until("the new volume", |_| {}, |o| has(o, "volume", "k", "v")).await;
+    harness
+        .wait_until("the new volume", |_| {}, |o| has(o, "volume", "k", "v"))
+        .await;
     harness.stop().await;
 }
 
@@ -218,12 +250,24 @@ async fn removing_a_directory_removes_its_object_and_recreating_it_restores_it()
     assert_eq!(harness.objects().len(), 2);
     fs::remove_dir_all(&dir).expect("rmdir");
     harness
-        .wait_until("the removal", |_| {}, |o| !o.contains_key("gone") && o.contains_key("stays"))
+        .wait_until(
+            "the removal",
+            |_| {},
+            |o| !o.contains_key("gone") && o.contains_key("stays"),
+        )
         .await;
     fs::create_dir(&dir).expect("mkdir");
     fs::write(dir.join("k"), "again").expect("write");
-    harness.wait_until("the new directory", |_| {}, |o| has(o, "gone", "k", "again")).await;
+    harness
+        .wait_until(
+            "the new directory",
+            |_| {},
+            |o| has(o, "gone", "k", "again"),
+        )
+        .await;
     fs::write(dir.join("k"), "edited").expect("write");
-    harness.wait_until("an edit in it", |_| {}, |o| has(o, "gone", "k", "edited")).await;
+    harness
+        .wait_until("an edit in it", |_| {}, |o| has(o, "gone", "k", "edited"))
+        .await;
     harness.stop().await;
 }
