@@ -29,6 +29,16 @@ pub(super) struct Task {
     events: Events,
 }
 
+/// How a refresh ended.
+enum Refreshed {
+    /// Every job ran; whether an object changed.
+    Done(bool),
+    /// The blocking task failed: nothing was read.
+    Failed,
+    /// The source is shutting down.
+    Cancelled,
+}
+
 /// One watched directory and what is known of it.
 struct Slot {
     /// Absolute path, as registered with inotify (event paths start with it).
@@ -111,17 +121,28 @@ impl Task {
     pub(super) async fn run(mut self, cancel: CancellationToken) {
         let mut dirty: BTreeSet<usize> = (0..self.slots.len()).collect();
         self.ensure_watcher();
-        let mut ready = false;
+        // Nothing to read is a complete state at once.
+        let mut ready = self.slots.is_empty();
+        if ready {
+            self.notifier.source_ready();
+        }
         loop {
-            if !dirty.is_empty() || !ready {
-                let Some(changed) = self.refresh(&std::mem::take(&mut dirty), &cancel).await else {
-                    break;
-                };
-                if !ready {
-                    ready = true;
-                    self.notifier.source_ready();
-                } else if changed {
-                    self.notifier.changed();
+            if !dirty.is_empty() {
+                // Ready only after a round that read every directory.
+                let everything = dirty.len() == self.slots.len();
+                match self.refresh(&std::mem::take(&mut dirty), &cancel).await {
+                    Refreshed::Cancelled => break,
+                    // Not ready on a failed first read: an empty state would remove files.
+                    Refreshed::Failed => {}
+                    Refreshed::Done(_) if !ready && everything => {
+                        ready = true;
+                        self.notifier.source_ready();
+                    }
+                    Refreshed::Done(changed) => {
+                        if changed && ready {
+                            self.notifier.changed();
+                        }
+                    }
                 }
             }
             let recheck = self.needs_recheck();
@@ -190,13 +211,8 @@ impl Task {
         pending.dirty
     }
 
-    /// Re-watches and re-reads the `dirty` slots; whether any object changed, or `None`
-    /// when cancelled.
-    async fn refresh(
-        &mut self,
-        dirty: &BTreeSet<usize>,
-        cancel: &CancellationToken,
-    ) -> Option<bool> {
+    /// Re-watches and re-reads the `dirty` slots.
+    async fn refresh(&mut self, dirty: &BTreeSet<usize>, cancel: &CancellationToken) -> Refreshed {
         let jobs: Vec<Job> = dirty
             .iter()
             .map(|&index| self.slots[index].job(index))
@@ -210,15 +226,16 @@ impl Task {
             (watcher, outcomes)
         });
         let joined = tokio::select! {
-            () = cancel.cancelled() => return None,
+            () = cancel.cancelled() => return Refreshed::Cancelled,
             joined = handle => joined,
         };
         let (watcher, outcomes) = match joined {
             Ok(done) => done,
             Err(error) => {
-                // The watcher went down with the panicking job; the re-check makes a new one.
+                // The watcher went down with the panicking job; the re-check makes a new one
+                // and reads every directory again.
                 self.events.source_error(&Error::Join(error));
-                return Some(false);
+                return Refreshed::Failed;
             }
         };
         self.watcher = watcher;
@@ -237,7 +254,7 @@ impl Task {
         if !self.slots.iter().any(|s| s.failing) {
             self.events.source_synced();
         }
-        Some(changed)
+        Refreshed::Done(changed)
     }
 
     /// Takes one outcome into its slot; whether the object changed.

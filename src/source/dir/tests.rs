@@ -271,3 +271,10 @@ async fn removing_a_directory_removes_its_object_and_recreating_it_restores_it()
         .await;
     harness.stop().await;
 }
+
+#[tokio::test]
+async fn no_directories_is_a_complete_empty_state() {
+    let harness = Harness::start(Vec::new()).await;
+    assert!(harness.objects().is_empty());
+    harness.stop().await;
+}
