@@ -81,7 +81,12 @@ pub struct Args {
     #[arg(long, env = "CONFIGSNAP_PID_FILE", help_heading = "Reload")]
     pub pid_file: Option<PathBuf>,
     /// HTTP reload endpoint, http:// only (repeatable; env: comma-separated)
-    #[arg(long = "webhook-url", env = "CONFIGSNAP_WEBHOOK_URL", value_delimiter = ',', help_heading = "Reload")]
+    #[arg(
+        long = "webhook-url",
+        env = "CONFIGSNAP_WEBHOOK_URL",
+        value_delimiter = ',',
+        help_heading = "Reload"
+    )]
     pub webhook_urls: Vec<String>,
     /// HTTP method of the webhook
     #[arg(long, env = "CONFIGSNAP_WEBHOOK_METHOD", default_value = "POST", help_heading = "Reload")]
@@ -241,10 +246,7 @@ impl Args {
             return Err(Error::Conflict("from-dir", "secrets"));
         }
         if self.max_wait.0 < self.debounce.0 {
-            return Err(Error::Invalid {
-                flag: "max-wait",
-                reason: "must be at least --debounce".into(),
-            });
+            return Err(Error::Invalid { flag: "max-wait", reason: "must be at least --debounce".into() });
         }
         let webhooks = self
             .webhook_urls
@@ -252,15 +254,9 @@ impl Args {
             .map(|url| parse_http_url("webhook-url", url))
             .collect::<Result<Vec<_>, _>>()?;
         let method = hyper::Method::from_bytes(self.webhook_method.to_uppercase().as_bytes())
-            .map_err(|e| Error::Invalid {
-                flag: "webhook-method",
-                reason: e.to_string(),
-            })?;
-        let verify_url = self
-            .verify_url
-            .as_deref()
-            .map(|url| parse_http_url("verify-url", url))
-            .transpose()?;
+            .map_err(|e| Error::Invalid { flag: "webhook-method", reason: e.to_string() })?;
+        let verify_url =
+            self.verify_url.as_deref().map(|url| parse_http_url("verify-url", url)).transpose()?;
         let target = match (self.process_name, self.pid_file) {
             (Some(name), None) => Some(SignalTarget::ProcessName(name)),
             (None, Some(path)) => Some(SignalTarget::PidFile(path)),
@@ -310,11 +306,7 @@ impl Args {
 
 /// Accepts `http://host[:port][/path]`; credentials in it are allowed but never logged.
 fn parse_http_url(flag: &'static str, url: &str) -> Result<hyper::Uri, Error> {
-    let fail = |reason: String| Error::Url {
-        flag,
-        url: crate::reload::redact_url(url),
-        reason,
-    };
+    let fail = |reason: String| Error::Url { flag, url: crate::reload::redact_url(url), reason };
     let uri: hyper::Uri = url.parse().map_err(|e: hyper::http::uri::InvalidUri| fail(e.to_string()))?;
     if uri.scheme_str() != Some("http") {
         return Err(fail("only http:// is supported (the app is in the same pod)".into()));

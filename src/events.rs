@@ -34,11 +34,7 @@ impl Events {
     /// A sink writing to these metrics and this status.
     #[must_use]
     pub fn new(metrics: Arc<Metrics>, status: StatusHandle) -> Self {
-        Self {
-            metrics,
-            status,
-            source_errors: Arc::default(),
-        }
+        Self { metrics, status, source_errors: Arc::default() }
     }
 
     /// The metrics (for `/metrics`).

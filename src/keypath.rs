@@ -70,10 +70,7 @@ pub fn validate_path(path: &str) -> Result<(), Error> {
     }
     for element in path.split('/') {
         if element.len() > MAX_ELEMENT_BYTES {
-            return Err(Error::ElementTooLong {
-                key: shorten(path),
-                len: element.len(),
-            });
+            return Err(Error::ElementTooLong { key: shorten(path), len: element.len() });
         }
         match element {
             ".." => return Err(Error::DotDot(shorten(path))),
@@ -159,10 +156,7 @@ mod tests {
     #[test]
     fn element_of_255_bytes_is_accepted() {
         assert!(validate_key(&"k".repeat(255)).is_ok());
-        assert!(matches!(
-            validate_key(&"k".repeat(256)),
-            Err(Error::ElementTooLong { len: 256, .. })
-        ));
+        assert!(matches!(validate_key(&"k".repeat(256)), Err(Error::ElementTooLong { len: 256, .. })));
     }
 
     #[test]

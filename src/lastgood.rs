@@ -75,10 +75,7 @@ pub struct Store {
 }
 
 fn io_err(action: impl Into<String>) -> impl FnOnce(io::Error) -> Error {
-    move |source| Error::Io {
-        action: action.into(),
-        source,
-    }
+    move |source| Error::Io { action: action.into(), source }
 }
 
 // === impl Store ===
@@ -92,10 +89,7 @@ impl Store {
             .mode(DIR_MODE)
             .create(dir)
             .map_err(io_err(format!("create {}", dir.display())))?;
-        let store = Self {
-            dir: dir.to_owned(),
-            origin,
-        };
+        let store = Self { dir: dir.to_owned(), origin };
         store.remove_leftovers()?;
         Ok(store)
     }
@@ -123,9 +117,7 @@ impl Store {
     /// copy or the new one, never a mix. Blocking (fsyncs): call it in `spawn_blocking`.
     pub fn save(&self, snapshot: &Snapshot, manifest: &Manifest) -> Result<(), Error> {
         self.check_describes(snapshot, manifest)?;
-        let tmp = self
-            .dir
-            .join(format!("{TMP_PREFIX}{:016x}", rand::random::<u64>()));
+        let tmp = self.dir.join(format!("{TMP_PREFIX}{:016x}", rand::random::<u64>()));
         let result = write_file(&tmp, snapshot, manifest).and_then(|()| self.commit(&tmp));
         if result.is_err() {
             // Best effort: open() removes it anyway.
@@ -174,23 +166,18 @@ impl Store {
             return mismatch("the manifest is of another origin than the store".into());
         }
         if manifest.hash != snapshot.hash.to_string() {
-            return mismatch(format!(
-                "manifest hash {} is not {}",
-                manifest.hash, snapshot.hash
-            ));
+            return mismatch(format!("manifest hash {} is not {}", manifest.hash, snapshot.hash));
         }
         if manifest.files.len() != snapshot.files.len() {
             return mismatch("the manifest and the snapshot have different files".into());
         }
         for record in &manifest.files {
-            let same = snapshot.files.get(&record.path).is_some_and(|file| {
-                file.content.len() as u64 == record.size && file.mode == record.mode
-            });
+            let same = snapshot
+                .files
+                .get(&record.path)
+                .is_some_and(|file| file.content.len() as u64 == record.size && file.mode == record.mode);
             if !same {
-                return mismatch(format!(
-                    "file {:?} does not match the manifest",
-                    record.path
-                ));
+                return mismatch(format!("file {:?} does not match the manifest", record.path));
             }
         }
         Ok(())
@@ -210,8 +197,7 @@ impl Store {
     }
 
     fn remove_leftovers(&self) -> Result<(), Error> {
-        let entries =
-            std::fs::read_dir(&self.dir).map_err(io_err(format!("list {}", self.dir.display())))?;
+        let entries = std::fs::read_dir(&self.dir).map_err(io_err(format!("list {}", self.dir.display())))?;
         for entry in entries {
             let entry = entry.map_err(io_err(format!("list {}", self.dir.display())))?;
             let name = entry.file_name();
@@ -255,10 +241,7 @@ fn encode(out: &mut impl Write, snapshot: &Snapshot, manifest: &Manifest) -> io:
     out.write_all(&json)?;
     for record in &manifest.files {
         let file = snapshot.files.get(&record.path).ok_or_else(|| {
-            io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "a manifest file is not in the snapshot",
-            )
+            io::Error::new(io::ErrorKind::InvalidInput, "a manifest file is not in the snapshot")
         })?;
         out.write_all(&file.content)?;
     }
@@ -281,22 +264,13 @@ fn decode(bytes: &Bytes) -> Result<(Snapshot, Manifest), Error> {
     let manifest = Manifest::parse(&bytes[HEADER_LEN..manifest_end]).map_err(Error::Manifest)?;
     let ranges = content_ranges(&manifest, manifest_end, bytes.len())?;
     let snapshot = manifest
-        .verify(|path| {
-            ranges
-                .get(path)
-                .map(|range| bytes.slice(range.clone()))
-                .ok_or(())
-        })
+        .verify(|path| ranges.get(path).map(|range| bytes.slice(range.clone())).ok_or(()))
         .map_err(Error::Manifest)?;
     drop(ranges);
     for (path, file) in &snapshot.files {
-        keypath::validate_path(path)
-            .map_err(|err| Error::Corrupt(format!("unsafe path: {err}")))?;
+        keypath::validate_path(path).map_err(|err| Error::Corrupt(format!("unsafe path: {err}")))?;
         if file.mode & !0o7777 != 0 {
-            return Err(Error::Corrupt(format!(
-                "file {path:?} has mode {:o}",
-                file.mode
-            )));
+            return Err(Error::Corrupt(format!("file {path:?} has mode {:o}", file.mode)));
         }
     }
     Ok((snapshot, manifest))
@@ -318,10 +292,7 @@ fn content_ranges(
             .filter(|&end| end <= total)
             .ok_or_else(|| Error::Corrupt("the contents are truncated".into()))?;
         if ranges.insert(record.path.as_str(), offset..end).is_some() {
-            return Err(Error::Corrupt(format!(
-                "file {:?} is listed twice",
-                record.path
-            )));
+            return Err(Error::Corrupt(format!("file {:?} is listed twice", record.path)));
         }
         offset = end;
     }
@@ -339,10 +310,7 @@ fn read_no_follow(path: &Path) -> io::Result<Vec<u8>> {
         .open(path)?;
     let metadata = file.metadata()?;
     if !metadata.is_file() {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            "not a regular file",
-        ));
+        return Err(io::Error::new(io::ErrorKind::InvalidData, "not a regular file"));
     }
     let capacity = usize::try_from(metadata.len()).unwrap_or(0);
     let mut bytes = Vec::with_capacity(capacity);

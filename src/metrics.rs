@@ -98,7 +98,11 @@ impl Metrics {
         let watch_errors = Counter::default();
         registry.register("watch_errors", "Errors from the Kubernetes watch", watch_errors.clone());
         let degraded = Gauge::default();
-        registry.register("degraded", "1 while the API is unreachable or files come from last-good", degraded.clone());
+        registry.register(
+            "degraded",
+            "1 while the API is unreachable or files come from last-good",
+            degraded.clone(),
+        );
         let last_sync_timestamp = Gauge::<f64, AtomicU64>::default();
         registry.register_with_unit(
             "last_sync_timestamp",

@@ -46,11 +46,14 @@ pub enum Error {
     Once(#[from] pipeline::Error),
 }
 
+/// A source task, named for its span.
+type SourceTask = (&'static str, std::pin::Pin<Box<dyn Future<Output = ()> + Send>>);
+
 /// The sources' combined view and the tasks that keep it current.
 struct Sources {
     inventory: SharedInventory,
     changes: tokio::sync::watch::Receiver<source::Change>,
-    tasks: Vec<(&'static str, std::pin::Pin<Box<dyn Future<Output = ()> + Send>>)>,
+    tasks: Vec<SourceTask>,
     namespace: String,
 }
 
@@ -82,10 +85,7 @@ pub async fn run(config: Config) -> Result<(), Error> {
         None => None,
     };
     let settings = pipeline::Settings {
-        debounce: Debounce {
-            quiet: config.debounce,
-            max_wait: config.max_wait,
-        },
+        debounce: Debounce { quiet: config.debounce, max_wait: config.max_wait },
         startup_timeout: config.startup_timeout,
         origin,
         reload_on_start: config.reload.reload_on_start,
@@ -96,7 +96,11 @@ pub async fn run(config: Config) -> Result<(), Error> {
         changes: sources.changes,
         renderer: Renderer::new(config.render),
         writer: Arc::new(writer),
-        validator: Validator::new(config.validate_syntax, config.validate_cmd.clone(), config.validate_timeout),
+        validator: Validator::new(
+            config.validate_syntax,
+            config.validate_cmd.clone(),
+            config.validate_timeout,
+        ),
         store,
         reloader: Reloader::new(config.reload.clone(), events.clone()),
         events: events.clone(),
@@ -116,9 +120,12 @@ pub async fn run(config: Config) -> Result<(), Error> {
     tracing::info!(namespace = %sources.namespace, dir = %config.dir.display(), listen = %config.listen, "configsnap started");
     let admin = CancellationToken::new();
     let http_task = listener.map(|listener| {
-        tokio::spawn(http::serve(listener, events.clone(), admin.clone()).instrument(tracing::info_span!("http")))
+        tokio::spawn(
+            http::serve(listener, events.clone(), admin.clone()).instrument(tracing::info_span!("http")),
+        )
     });
-    let mut pipeline_task = tokio::spawn(pipeline.run(work.clone()).instrument(tracing::info_span!("pipeline")));
+    let mut pipeline_task =
+        tokio::spawn(pipeline.run(work.clone()).instrument(tracing::info_span!("pipeline")));
     tokio::spawn(shutdown_on_signal(events.clone(), work.clone()));
     tokio::select! {
         result = &mut pipeline_task => {
@@ -135,7 +142,10 @@ pub async fn run(config: Config) -> Result<(), Error> {
         tracker.wait().await;
     };
     if tokio::time::timeout(config.shutdown_grace, work_done).await.is_err() {
-        tracing::warn!(grace_ms = config.shutdown_grace.as_millis(), "tasks did not finish within the grace period");
+        tracing::warn!(
+            grace_ms = config.shutdown_grace.as_millis(),
+            "tasks did not finish within the grace period"
+        );
     }
     admin.cancel();
     if let Some(task) = http_task {
@@ -146,10 +156,15 @@ pub async fn run(config: Config) -> Result<(), Error> {
 }
 
 /// Builds the configured sources: mounted dirs, or the API (ConfigMaps, and Secrets).
-async fn start_sources(config: &Config, events: &Events, cancel: &CancellationToken) -> Result<Sources, Error> {
+async fn start_sources(
+    config: &Config,
+    events: &Events,
+    cancel: &CancellationToken,
+) -> Result<Sources, Error> {
     if !config.from_dirs.is_empty() {
         let (notifier, changes) = Notifier::new(1);
-        let (inventory, task) = source::dir::watch(config.from_dirs.clone(), notifier, events.clone(), cancel.clone());
+        let (inventory, task) =
+            source::dir::watch(config.from_dirs.clone(), notifier, events.clone(), cancel.clone());
         return Ok(Sources {
             inventory,
             changes,
@@ -173,25 +188,21 @@ async fn start_sources(config: &Config, events: &Events, cancel: &CancellationTo
         cancel.clone(),
     );
     let mut inventories = vec![configmaps];
-    let mut tasks: Vec<(&'static str, std::pin::Pin<Box<dyn Future<Output = ()> + Send>>)> =
-        vec![("configmaps", Box::pin(task))];
+    let mut tasks: Vec<SourceTask> = vec![("configmaps", Box::pin(task))];
     if config.secrets {
-        let (secrets, task) = source::kube::watch::<Secret>(client, selection, notifier, events.clone(), cancel.clone());
+        let (secrets, task) =
+            source::kube::watch::<Secret>(client, selection, notifier, events.clone(), cancel.clone());
         inventories.push(secrets);
         tasks.push(("secrets", Box::pin(task)));
     }
-    Ok(Sources {
-        inventory: Arc::new(Combined(inventories)),
-        changes,
-        tasks,
-        namespace,
-    })
+    Ok(Sources { inventory: Arc::new(Combined(inventories)), changes, tasks, namespace })
 }
 
 /// First SIGTERM/SIGINT: unready and drain. Second: exit at once.
 async fn shutdown_on_signal(events: Events, work: CancellationToken) {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt()))
+    else {
         tracing::error!("cannot install signal handlers; SIGTERM ends the process without draining");
         return;
     };
@@ -203,4 +214,3 @@ async fn shutdown_on_signal(events: Events, work: CancellationToken) {
     tracing::warn!("second shutdown signal: exiting now");
     std::process::exit(130);
 }
-

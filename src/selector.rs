@@ -14,10 +14,7 @@ pub struct Error {
 /// Checks the Kubernetes label selector grammar: comma-separated requirements of the
 /// forms `k`, `!k`, `k=v`, `k==v`, `k!=v`, `k in (v1,v2)`, `k notin (v1,v2)`.
 pub fn validate(selector: &str) -> Result<(), Error> {
-    let fail = |reason: String| Error {
-        selector: selector.to_owned(),
-        reason,
-    };
+    let fail = |reason: String| Error { selector: selector.to_owned(), reason };
     for requirement in split_requirements(selector).map_err(fail)? {
         check_requirement(requirement.trim()).map_err(fail)?;
     }
@@ -87,9 +84,7 @@ fn check_key(key: &str) -> Result<(), String> {
                 && prefix.len() <= 253
                 && prefix.split('.').all(|label| {
                     !label.is_empty()
-                        && label
-                            .chars()
-                            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+                        && label.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
                 });
             if !prefix_ok {
                 return Err(format!("label key prefix {prefix:?} is not a DNS subdomain"));
@@ -118,9 +113,7 @@ fn is_label_value(s: &str) -> bool {
         && s.chars().last().is_some_and(|c| c.is_ascii_alphanumeric());
     s.len() <= 63
         && alnum_ends
-        && s
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
 }
 
 #[cfg(test)]

@@ -99,20 +99,11 @@ impl Position {
     #[must_use]
     pub fn of_offset(text: &[u8], offset: usize) -> Self {
         let before = &text[..offset.min(text.len())];
-        let line_start = before
-            .iter()
-            .rposition(|&b| b == b'\n')
-            .map_or(0, |i| i + 1);
+        let line_start = before.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
         let line = 1 + before.iter().filter(|&&b| b == b'\n').count();
         // Count characters, not bytes: every byte that is not a UTF-8 continuation byte.
-        let chars = before[line_start..]
-            .iter()
-            .filter(|&&b| b & 0xC0 != 0x80)
-            .count();
-        Self {
-            line,
-            column: chars + 1,
-        }
+        let chars = before[line_start..].iter().filter(|&&b| b & 0xC0 != 0x80).count();
+        Self { line, column: chars + 1 }
     }
 }
 
@@ -163,24 +154,17 @@ impl fmt::Display for Format {
 /// One JSON value, nothing after it. Skipped without building a tree (`serde_json` ignores
 /// a value iteratively: deep nesting cannot overflow the stack).
 fn check_json(text: &str) -> Result<(), (Option<Position>, String)> {
-    serde_json::from_str::<IgnoredAny>(text)
-        .map(drop)
-        .map_err(|err| {
-            let message = err.to_string();
-            if err.line() == 0 {
-                return (None, message);
-            }
-            // serde_json appends " at line L column C" to its message: keep only the message.
-            let suffix = format!(" at line {} column {}", err.line(), err.column());
-            let message = message
-                .strip_suffix(&suffix)
-                .map_or(message.clone(), str::to_owned);
-            let position = Position {
-                line: err.line(),
-                column: err.column(),
-            };
-            (Some(position), message)
-        })
+    serde_json::from_str::<IgnoredAny>(text).map(drop).map_err(|err| {
+        let message = err.to_string();
+        if err.line() == 0 {
+            return (None, message);
+        }
+        // serde_json appends " at line L column C" to its message: keep only the message.
+        let suffix = format!(" at line {} column {}", err.line(), err.column());
+        let message = message.strip_suffix(&suffix).map_or(message.clone(), str::to_owned);
+        let position = Position { line: err.line(), column: err.column() };
+        (Some(position), message)
+    })
 }
 
 /// Every document of the stream. Event by event, without building a tree: aliases are
@@ -211,9 +195,7 @@ fn yaml_error(err: &ScanError) -> (Option<Position>, String) {
 /// A whole TOML document, with its semantic rules (duplicate keys, redefined tables).
 fn check_toml(text: &str) -> Result<(), (Option<Position>, String)> {
     text.parse::<toml::Table>().map(drop).map_err(|err| {
-        let position = err
-            .span()
-            .map(|span| Position::of_offset(text.as_bytes(), span.start));
+        let position = err.span().map(|span| Position::of_offset(text.as_bytes(), span.start));
         (position, err.message().trim().to_owned())
     })
 }
@@ -227,14 +209,12 @@ pub fn check_file(path: &str, content: &[u8]) -> Result<(), Error> {
         path: path.to_owned(),
         position: Position::of_offset(content, err.valid_up_to()),
     })?;
-    format
-        .check(text)
-        .map_err(|(position, message)| Error::Syntax {
-            path: path.to_owned(),
-            format,
-            position,
-            message,
-        })
+    format.check(text).map_err(|(position, message)| Error::Syntax {
+        path: path.to_owned(),
+        format,
+        position,
+        message,
+    })
 }
 
 // === impl Validator ===
@@ -244,11 +224,7 @@ impl Validator {
     /// killed after `timeout`.
     #[must_use]
     pub fn new(syntax: bool, command: Option<String>, timeout: Duration) -> Self {
-        Self {
-            syntax,
-            command,
-            timeout,
-        }
+        Self { syntax, command, timeout }
     }
 
     /// True when any check is configured (the caller can skip staging otherwise).
@@ -270,10 +246,7 @@ impl Validator {
         if !self.syntax {
             return Ok(());
         }
-        snapshot
-            .files
-            .iter()
-            .try_for_each(|(path, file)| check_file(path, &file.content))
+        snapshot.files.iter().try_for_each(|(path, file)| check_file(path, &file.content))
     }
 
     /// Runs the command (`sh -c`) with [`STAGED_DIR_ENV`] and [`HASH_ENV`] set, killed
@@ -282,14 +255,9 @@ impl Validator {
         let Some(command) = &self.command else {
             return Ok(());
         };
-        let env = [
-            (STAGED_DIR_ENV, OsString::from(staged_dir)),
-            (HASH_ENV, OsString::from(hash.to_string())),
-        ];
-        exec::run("validation", command, &env, self.timeout)
-            .await
-            .map(drop)
-            .map_err(Error::Command)
+        let env =
+            [(STAGED_DIR_ENV, OsString::from(staged_dir)), (HASH_ENV, OsString::from(hash.to_string()))];
+        exec::run("validation", command, &env, self.timeout).await.map(drop).map_err(Error::Command)
     }
 }
 

@@ -59,7 +59,19 @@ fn webhook_credentials_are_not_echoed_in_errors() {
 
 #[test]
 fn repeatable_flags_collect_every_value() {
-    let config = parse(&["--dir", "/c", "--name", "a", "--name", "b", "--webhook-url", "http://127.0.0.1:1/a", "--webhook-url", "http://127.0.0.1:1/b"]).expect("valid");
+    let config = parse(&[
+        "--dir",
+        "/c",
+        "--name",
+        "a",
+        "--name",
+        "b",
+        "--webhook-url",
+        "http://127.0.0.1:1/a",
+        "--webhook-url",
+        "http://127.0.0.1:1/b",
+    ])
+    .expect("valid");
     assert_eq!(config.names, ["a", "b"]);
     assert_eq!(config.reload.webhooks.len(), 2);
 }

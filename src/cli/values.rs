@@ -17,9 +17,8 @@ impl FromStr for DurationArg {
         }
         let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
         let (number, unit) = s.split_at(split);
-        let value: u64 = number
-            .parse()
-            .map_err(|_| format!("{s:?} is not a duration like 250ms, 5s or 2m"))?;
+        let value: u64 =
+            number.parse().map_err(|_| format!("{s:?} is not a duration like 250ms, 5s or 2m"))?;
         let duration = match unit {
             "ms" => Duration::from_millis(value),
             "s" => Duration::from_secs(value),
@@ -57,13 +56,7 @@ impl FromStr for SignalName {
                 .map_err(|_| format!("{number} is not a signal number"));
         }
         let upper = s.to_ascii_uppercase();
-        let name = if upper.starts_with("SIG") {
-            upper
-        } else {
-            format!("SIG{upper}")
-        };
-        Signal::from_str(&name)
-            .map(Self)
-            .map_err(|_| format!("{s:?} is not a signal name like HUP or USR1"))
+        let name = if upper.starts_with("SIG") { upper } else { format!("SIG{upper}") };
+        Signal::from_str(&name).map(Self).map_err(|_| format!("{s:?} is not a signal name like HUP or USR1"))
     }
 }

@@ -8,22 +8,14 @@ use std::collections::BTreeMap;
 use std::os::unix::fs::MetadataExt;
 
 fn origin() -> Origin {
-    Origin {
-        namespace: "shop".into(),
-        selector: "app=web".into(),
-        layout: Layout::ByName,
-    }
+    Origin { namespace: "shop".into(), selector: "app=web".into(), layout: Layout::ByName }
 }
 
 fn snapshot(files: &[(&str, &[u8], u32)]) -> Snapshot {
     let files: BTreeMap<String, SnapFile> = files
         .iter()
         .map(|(path, content, mode)| {
-            let file = SnapFile {
-                content: Bytes::copy_from_slice(content),
-                mode: *mode,
-                source: 0,
-            };
+            let file = SnapFile { content: Bytes::copy_from_slice(content), mode: *mode, source: 0 };
             ((*path).to_owned(), file)
         })
         .collect();
@@ -120,14 +112,7 @@ fn truncated_copies_are_ignored() {
     save(&store, &sample());
     let full = stored_bytes(dir.path());
     let manifest_end = HEADER_LEN + 100;
-    for len in [
-        0,
-        5,
-        HEADER_LEN,
-        manifest_end,
-        full.len() - 1_000_000,
-        full.len() - 1,
-    ] {
+    for len in [0, 5, HEADER_LEN, manifest_end, full.len() - 1_000_000, full.len() - 1] {
         std::fs::write(dir.path().join(FILE), &full[..len]).expect("truncate");
         assert!(store.load().expect("load").is_none(), "length {len}");
     }
@@ -172,30 +157,16 @@ fn decode_rejects_each_kind_of_damage_with_its_reason() {
     let cases = [
         ("empty", Vec::new(), "not a configsnap last-good file"),
         ("huge manifest length", huge_length, "manifest is truncated"),
-        (
-            "short manifest",
-            good[..HEADER_LEN + 10].to_vec(),
-            "manifest is truncated",
-        ),
-        (
-            "short contents",
-            good[..good.len() - 1].to_vec(),
-            "contents are truncated",
-        ),
-        (
-            "extra bytes",
-            [good.as_slice(), b"x"].concat(),
-            "extra bytes",
-        ),
+        ("short manifest", good[..HEADER_LEN + 10].to_vec(), "manifest is truncated"),
+        ("short contents", good[..good.len() - 1].to_vec(), "contents are truncated"),
+        ("extra bytes", [good.as_slice(), b"x"].concat(), "extra bytes"),
         ("manifest not JSON", not_json, "failed to parse manifest"),
     ];
     for (what, bytes, reason) in cases {
         let err = decode(&Bytes::from(bytes)).expect_err(what);
         let text = format!(
             "{err}: {}",
-            std::error::Error::source(&err)
-                .map(ToString::to_string)
-                .unwrap_or_default()
+            std::error::Error::source(&err).map(ToString::to_string).unwrap_or_default()
         );
         assert!(text.contains(reason), "{what}: {text}");
     }
@@ -206,10 +177,7 @@ fn decode_rejects_each_kind_of_damage_with_its_reason() {
     let mut bytes = Vec::new();
     encode(&mut bytes, &evil, &Manifest::describe(&evil, &origin())).expect("encode");
     let err = decode(&Bytes::from(bytes)).expect_err("unsafe path");
-    assert!(
-        matches!(&err, Error::Corrupt(m) if m.contains("unsafe path")),
-        "{err}"
-    );
+    assert!(matches!(&err, Error::Corrupt(m) if m.contains("unsafe path")), "{err}");
 }
 
 #[test]
@@ -218,18 +186,9 @@ fn copies_of_another_origin_are_ignored() {
     let store = Store::open(dir.path(), origin()).expect("open");
     save(&store, &sample());
     let others = [
-        Origin {
-            namespace: "other".into(),
-            ..origin()
-        },
-        Origin {
-            selector: "app=api".into(),
-            ..origin()
-        },
-        Origin {
-            layout: Layout::Flat,
-            ..origin()
-        },
+        Origin { namespace: "other".into(), ..origin() },
+        Origin { selector: "app=api".into(), ..origin() },
+        Origin { layout: Layout::Flat, ..origin() },
     ];
     for other in others {
         let foreign = Store::open(dir.path(), other.clone()).expect("open");
@@ -244,14 +203,8 @@ fn save_refuses_a_manifest_that_does_not_describe_the_snapshot() {
     let store = Store::open(dir.path(), origin()).expect("open");
     let snap = sample();
     let other = snapshot(&[("web/x", b"x", 0o644)]);
-    let foreign_origin = Origin {
-        namespace: "other".into(),
-        ..origin()
-    };
-    let manifests = [
-        Manifest::describe(&other, &origin()),
-        Manifest::describe(&snap, &foreign_origin),
-    ];
+    let foreign_origin = Origin { namespace: "other".into(), ..origin() };
+    let manifests = [Manifest::describe(&other, &origin()), Manifest::describe(&snap, &foreign_origin)];
     for manifest in manifests {
         let err = store.save(&snap, &manifest).expect_err("mismatch");
         assert!(matches!(err, Error::Mismatch(_)), "{err}");

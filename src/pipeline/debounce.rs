@@ -43,10 +43,8 @@ mod tests {
     use super::*;
     use crate::source::Notifier;
 
-    const SETTINGS: Debounce = Debounce {
-        quiet: Duration::from_millis(100),
-        max_wait: Duration::from_secs(1),
-    };
+    const SETTINGS: Debounce =
+        Debounce { quiet: Duration::from_millis(100), max_wait: Duration::from_secs(1) };
 
     #[tokio::test(start_paused = true)]
     async fn a_single_change_waits_one_quiet_window() {
@@ -92,10 +90,7 @@ mod tests {
     async fn zero_quiet_returns_at_once() {
         let (_notifier, mut rx) = Notifier::new(0);
         let start = Instant::now();
-        let none = Debounce {
-            quiet: Duration::ZERO,
-            max_wait: Duration::ZERO,
-        };
+        let none = Debounce { quiet: Duration::ZERO, max_wait: Duration::ZERO };
         none.settle(&mut rx, start).await;
         assert_eq!(start.elapsed(), Duration::ZERO);
     }

@@ -58,7 +58,9 @@ pub enum Error {
     #[error("failed to reload the app: {0}")]
     Reload(String),
     /// `--once` found neither the source nor a snapshot to fall back on.
-    #[error("failed to get a first state from the source within {waited:?} and no last-good copy exists: {last_error}")]
+    #[error(
+        "failed to get a first state from the source within {waited:?} and no last-good copy exists: {last_error}"
+    )]
     NoSource {
         /// How long it waited.
         waited: Duration,
@@ -173,7 +175,13 @@ impl Pipeline {
             }
             return Err(Error::NoSource {
                 waited: self.settings.startup_timeout,
-                last_error: self.events.status().get().last_error.clone().unwrap_or_else(|| "no answer".into()),
+                last_error: self
+                    .events
+                    .status()
+                    .get()
+                    .last_error
+                    .clone()
+                    .unwrap_or_else(|| "no answer".into()),
             });
         }
         self.sync(None).await
@@ -242,11 +250,16 @@ impl Pipeline {
     }
 
     /// Stages the snapshot, runs the validation command on it, and commits it.
-    async fn swap_in(&mut self, snapshot: &Snapshot, manifest: &Manifest, first_change: Option<Instant>) -> Result<(), Error> {
+    async fn swap_in(
+        &mut self,
+        snapshot: &Snapshot,
+        manifest: &Manifest,
+        first_change: Option<Instant>,
+    ) -> Result<(), Error> {
         let writer = Arc::clone(&self.writer);
         let (snap, man) = (snapshot.clone(), manifest.clone());
         let staged = blocking(move || writer.stage(&snap, &man)).await?;
-        {
+        if self.validator.has_command() {
             let staged_path = self.writer.path().join(staged.name());
             if let Err(error) = self.validator.check_command(&staged_path, snapshot.hash).await {
                 let writer = Arc::clone(&self.writer);
@@ -280,7 +293,5 @@ impl Pipeline {
 
 /// Runs blocking filesystem work off the async threads.
 async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> T {
-    tokio::task::spawn_blocking(work)
-        .await
-        .expect("blocking filesystem work must not panic")
+    tokio::task::spawn_blocking(work).await.expect("blocking filesystem work must not panic")
 }

@@ -14,7 +14,11 @@ const VERIFY_INTERVAL: Duration = Duration::from_millis(200);
 impl Pipeline {
     /// Reloads the app for `snapshot` (superseded by a newer change), verifies, and either
     /// records it as good or rolls back.
-    pub(super) async fn reload(&mut self, snapshot: Snapshot, manifest: Option<Manifest>) -> Result<(), Error> {
+    pub(super) async fn reload(
+        &mut self,
+        snapshot: Snapshot,
+        manifest: Option<Manifest>,
+    ) -> Result<(), Error> {
         if !self.reloader.settings().is_configured() {
             self.mark_good(snapshot, manifest).await;
             return Ok(());
@@ -54,7 +58,10 @@ impl Pipeline {
         let http = crate::reload::webhook::Client::new();
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
-            match http.call(hyper::Method::GET, &url, Some(snapshot.hash), left.max(Duration::from_millis(1))).await {
+            match http
+                .call(hyper::Method::GET, &url, Some(snapshot.hash), left.max(Duration::from_millis(1)))
+                .await
+            {
                 Ok(()) => break,
                 Err(error) if Instant::now() + VERIFY_INTERVAL >= deadline => {
                     let url = crate::reload::redact_url(&url.to_string());

@@ -54,7 +54,9 @@ impl Pipeline {
                 self.adopt(snapshot);
             }
             Ok(None) => {}
-            Err(error) => tracing::warn!(%error, "the snapshot in the target dir is unusable; the next swap replaces it"),
+            Err(error) => {
+                tracing::warn!(%error, "the snapshot in the target dir is unusable; the next swap replaces it")
+            }
         }
     }
 

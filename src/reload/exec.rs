@@ -26,9 +26,7 @@ pub async fn run(
     for (key, value) in env {
         cmd.env(key, value);
     }
-    let child = cmd
-        .spawn()
-        .map_err(|e| format!("{purpose} command could not start: {e}"))?;
+    let child = cmd.spawn().map_err(|e| format!("{purpose} command could not start: {e}"))?;
     let output = match tokio::time::timeout(timeout, child.wait_with_output()).await {
         Ok(Ok(output)) => output,
         Ok(Err(e)) => return Err(format!("{purpose} command failed: {e}")),

@@ -110,11 +110,7 @@ impl Reloader {
     /// A reloader for these settings.
     #[must_use]
     pub fn new(settings: Settings, events: Events) -> Self {
-        Self {
-            settings: Arc::new(settings),
-            http: webhook::Client::new(),
-            events,
-        }
+        Self { settings: Arc::new(settings), http: webhook::Client::new(), events }
     }
 
     /// The settings.
@@ -135,10 +131,11 @@ impl Reloader {
         let exec = async {
             let command = self.settings.exec.as_deref()?;
             let started = Instant::now();
-            let env = [("CONFIGSNAP_DIR", dir.as_os_str().to_owned()), ("CONFIGSNAP_HASH", hash.to_string().into())];
-            let result = exec::run("exec", command, &env, self.settings.exec_timeout)
-                .await
-                .map(|_| ());
+            let env = [
+                ("CONFIGSNAP_DIR", dir.as_os_str().to_owned()),
+                ("CONFIGSNAP_HASH", hash.to_string().into()),
+            ];
+            let result = exec::run("exec", command, &env, self.settings.exec_timeout).await.map(|_| ());
             Some(self.record(Method::Exec, hash, started, result))
         };
         let webhooks = futures::future::join_all(self.settings.webhooks.iter().map(|url| async move {
@@ -151,12 +148,14 @@ impl Reloader {
         Outcome { hash, attempts }
     }
 
-    fn record(&self, method: Method, hash: ContentHash, started: Instant, result: Result<(), String>) -> Attempt {
-        let attempt = Attempt {
-            method,
-            result,
-            duration: started.elapsed(),
-        };
+    fn record(
+        &self,
+        method: Method,
+        hash: ContentHash,
+        started: Instant,
+        result: Result<(), String>,
+    ) -> Attempt {
+        let attempt = Attempt { method, result, duration: started.elapsed() };
         self.events.reload_attempted(&attempt, hash);
         attempt
     }
@@ -173,7 +172,6 @@ pub fn redact_url(url: &str) -> String {
     let scheme = if scheme.is_empty() { String::new() } else { format!("{scheme}://") };
     format!("{scheme}{userinfo}{host}{path}")
 }
-
 
 #[cfg(test)]
 mod tests {

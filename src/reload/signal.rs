@@ -19,8 +19,12 @@ pub async fn send(target: SignalTarget, signal: Signal) -> Result<(), String> {
 pub async fn alive(target: &SignalTarget) -> bool {
     let target = target.clone();
     tokio::task::spawn_blocking(move || match &target {
-        SignalTarget::PidFile(path) => read_pid_file(path).is_ok_and(|pid| kill(Pid::from_raw(pid), None).is_ok()),
-        SignalTarget::ProcessName(name) => !find_top_processes(Path::new("/proc"), name, std::process::id()).is_empty(),
+        SignalTarget::PidFile(path) => {
+            read_pid_file(path).is_ok_and(|pid| kill(Pid::from_raw(pid), None).is_ok())
+        }
+        SignalTarget::ProcessName(name) => {
+            !find_top_processes(Path::new("/proc"), name, std::process::id()).is_empty()
+        }
     })
     .await
     .unwrap_or(false)
@@ -59,8 +63,8 @@ fn explain(errno: Errno, pid: i32, signal: Signal) -> String {
 }
 
 fn read_pid_file(path: &Path) -> Result<i32, String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("cannot read pid file {}: {e}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).map_err(|e| format!("cannot read pid file {}: {e}", path.display()))?;
     match text.trim().parse::<i32>() {
         Ok(pid) if pid > 0 => Ok(pid),
         _ => Err(format!("pid file {} does not hold a pid: {:?}", path.display(), text.trim())),
@@ -83,11 +87,8 @@ pub fn find_top_processes(proc_root: &Path, name: &str, own_pid: u32) -> Vec<i32
             parents.insert(pid, parent_of(&entry.path()).unwrap_or(0));
         }
     }
-    let mut tops: Vec<i32> = parents
-        .iter()
-        .filter(|(_, parent)| !parents.contains_key(parent))
-        .map(|(pid, _)| *pid)
-        .collect();
+    let mut tops: Vec<i32> =
+        parents.iter().filter(|(_, parent)| !parents.contains_key(parent)).map(|(pid, _)| *pid).collect();
     tops.sort_unstable();
     tops
 }

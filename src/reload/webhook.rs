@@ -54,11 +54,15 @@ impl Client {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let result = self.call(settings.webhook_method.clone(), url, Some(hash), settings.webhook_timeout).await;
+            let result =
+                self.call(settings.webhook_method.clone(), url, Some(hash), settings.webhook_timeout).await;
             match result {
                 Ok(()) => return Ok(()),
                 Err(error) if attempt > settings.webhook_retries => {
-                    return Err(format!("{} after {attempt} attempts: {error}", super::redact_url(&url.to_string())));
+                    return Err(format!(
+                        "{} after {attempt} attempts: {error}",
+                        super::redact_url(&url.to_string())
+                    ));
                 }
                 Err(error) => {
                     tracing::debug!(url = %super::redact_url(&url.to_string()), attempt, %error, "webhook failed; retrying");
@@ -78,7 +82,10 @@ impl Client {
         timeout: Duration,
     ) -> Result<(), String> {
         let (uri, authorization) = split_credentials(url)?;
-        let mut request = hyper::Request::builder().method(method).uri(uri).header("user-agent", concat!("configsnap/", env!("CARGO_PKG_VERSION")));
+        let mut request = hyper::Request::builder()
+            .method(method)
+            .uri(uri)
+            .header("user-agent", concat!("configsnap/", env!("CARGO_PKG_VERSION")));
         if let Some(value) = authorization {
             request = request.header("authorization", value);
         }

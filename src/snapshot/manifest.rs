@@ -126,10 +126,7 @@ impl Manifest {
 
     /// Rebuilds the snapshot from file contents read from disk, checking every size,
     /// digest and the overall hash. `read` returns the bytes of a relative path.
-    pub fn verify<E>(
-        &self,
-        mut read: impl FnMut(&str) -> Result<Bytes, E>,
-    ) -> Result<Snapshot, Error> {
+    pub fn verify<E>(&self, mut read: impl FnMut(&str) -> Result<Bytes, E>) -> Result<Snapshot, Error> {
         let mut files = BTreeMap::new();
         for record in &self.files {
             let content = read(&record.path).map_err(|_| Error::Mismatch(record.path.clone()))?;
@@ -139,19 +136,12 @@ impl Manifest {
             if !intact {
                 return Err(Error::Mismatch(record.path.clone()));
             }
-            let file = File {
-                content,
-                mode: record.mode,
-                source: record.source,
-            };
+            let file = File { content, mode: record.mode, source: record.source };
             files.insert(record.path.clone(), file);
         }
         let snapshot = Snapshot::new(files, self.sources.clone());
         if snapshot.hash.to_string() != self.hash {
-            return Err(Error::Hash {
-                recorded: self.hash.clone(),
-                actual: snapshot.hash,
-            });
+            return Err(Error::Hash { recorded: self.hash.clone(), actual: snapshot.hash });
         }
         Ok(snapshot)
     }
@@ -163,15 +153,9 @@ mod tests {
     use crate::source::SourceKind;
 
     fn sample() -> Snapshot {
-        let files = [(
-            "web/a".to_string(),
-            File {
-                content: Bytes::from_static(b"hello"),
-                mode: 0o640,
-                source: 0,
-            },
-        )]
-        .into();
+        let files =
+            [("web/a".to_string(), File { content: Bytes::from_static(b"hello"), mode: 0o640, source: 0 })]
+                .into();
         let source = SourceRef {
             kind: SourceKind::ConfigMap,
             namespace: "ns".into(),
@@ -187,9 +171,7 @@ mod tests {
         let snap = sample();
         let manifest = Manifest::describe(&snap, &Origin::default());
         let parsed = Manifest::parse(&manifest.to_json()).expect("parses");
-        let rebuilt = parsed
-            .verify(|_| Ok::<_, ()>(Bytes::from_static(b"hello")))
-            .expect("verifies");
+        let rebuilt = parsed.verify(|_| Ok::<_, ()>(Bytes::from_static(b"hello"))).expect("verifies");
         assert_eq!(rebuilt, snap);
     }
 

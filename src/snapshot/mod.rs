@@ -106,11 +106,7 @@ impl Snapshot {
     #[must_use]
     pub fn new(files: BTreeMap<String, File>, sources: Vec<SourceRef>) -> Self {
         let hash = content_hash(&files);
-        Self {
-            files,
-            sources,
-            hash,
-        }
+        Self { files, sources, hash }
     }
 
     /// The entries visible at the top of the target dir (first path elements).
@@ -157,11 +153,7 @@ mod tests {
     use super::*;
 
     fn file(content: &'static str, mode: u32) -> File {
-        File {
-            content: Bytes::from_static(content.as_bytes()),
-            mode,
-            source: 0,
-        }
+        File { content: Bytes::from_static(content.as_bytes()), mode, source: 0 }
     }
 
     #[test]

@@ -147,15 +147,8 @@ impl Renderer {
                 .map(|(p, f)| (p.clone(), f.content.clone(), f.mode))
                 .collect();
             let tops = files.iter().map(|(p, ..)| top_of(p).to_owned()).collect();
-            let id = ObjectId {
-                kind: source.kind,
-                name: source.name.clone(),
-            };
-            let laid = Laid {
-                source: source.clone(),
-                files,
-                tops,
-            };
+            let id = ObjectId { kind: source.kind, name: source.name.clone() };
+            let laid = Laid { source: source.clone(), files, tops };
             self.accepted.insert(id, Arc::new(laid));
         }
     }
@@ -200,10 +193,7 @@ impl Renderer {
         self.reported_collisions.retain(|(id, _)| present.contains(id));
         self.resolve_collisions(&mut candidate, &mut rejections);
         self.accepted = candidate;
-        Rendered {
-            snapshot: self.build(),
-            rejections,
-        }
+        Rendered { snapshot: self.build(), rejections }
     }
 
     /// Reverts the newer side of each collision to its accepted version (or drops it),
@@ -222,10 +212,7 @@ impl Renderer {
                     id: loser.clone(),
                     namespace: laid.source.namespace.clone(),
                     resource_version: laid.source.resource_version.clone(),
-                    reason: Reason::Collision {
-                        entry,
-                        other: keeper,
-                    },
+                    reason: Reason::Collision { entry, other: keeper },
                     kept_previous: self.accepted.contains_key(&loser),
                 });
             }
@@ -250,11 +237,8 @@ impl Renderer {
         for (id, laid) in candidate {
             for top in &laid.tops {
                 if let Some(first) = owners.insert(top, id) {
-                    let is_new = |id: &ObjectId| {
-                        self.accepted
-                            .get(id)
-                            .is_none_or(|a| !Arc::ptr_eq(a, &candidate[id]))
-                    };
+                    let is_new =
+                        |id: &ObjectId| self.accepted.get(id).is_none_or(|a| !Arc::ptr_eq(a, &candidate[id]));
                     let (keeper, loser) = if is_new(id) || !is_new(first) {
                         (first.clone(), id.clone())
                     } else {
@@ -274,11 +258,7 @@ impl Renderer {
             let index = sources.len();
             sources.push(laid.source.clone());
             for (path, content, mode) in &laid.files {
-                let file = File {
-                    content: content.clone(),
-                    mode: *mode,
-                    source: index,
-                };
+                let file = File { content: content.clone(), mode: *mode, source: index };
                 files.insert(path.clone(), file);
             }
         }
@@ -331,11 +311,7 @@ impl Renderer {
             uid: object.uid.clone(),
             resource_version: object.resource_version.clone(),
         };
-        Ok(Arc::new(Laid {
-            source,
-            files,
-            tops,
-        }))
+        Ok(Arc::new(Laid { source, files, tops }))
     }
 }
 

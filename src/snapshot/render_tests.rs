@@ -10,18 +10,12 @@ fn cm(name: &str, rv: &str, data: &[(&str, &str)]) -> Input {
     cm.metadata.namespace = Some("ns".into());
     cm.metadata.uid = Some(format!("uid-{name}"));
     cm.metadata.resource_version = Some(rv.into());
-    cm.data = Some(
-        data.iter()
-            .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
-            .collect(),
-    );
+    cm.data = Some(data.iter().map(|(k, v)| ((*k).to_string(), (*v).to_string())).collect());
     Input::ConfigMap(Arc::new(cm))
 }
 
 fn with_mode(input: Input, mode: &str) -> Input {
-    let Input::ConfigMap(cm) = input else {
-        unreachable!("test helper takes ConfigMaps")
-    };
+    let Input::ConfigMap(cm) = input else { unreachable!("test helper takes ConfigMaps") };
     let mut cm = ConfigMap::clone(&cm);
     cm.metadata.annotations = Some([(crate::source::FILE_MODE_ANNOTATION.into(), mode.into())].into());
     Input::ConfigMap(Arc::new(cm))
@@ -36,10 +30,7 @@ fn content(r: &Rendered, path: &str) -> String {
 }
 
 fn renderer(layout: Layout) -> Renderer {
-    Renderer::new(RenderOptions {
-        layout,
-        ..RenderOptions::default()
-    })
+    Renderer::new(RenderOptions { layout, ..RenderOptions::default() })
 }
 
 #[test]
@@ -97,10 +88,7 @@ fn hostile_keys_are_all_rejected() {
 
 #[test]
 fn oversized_values_are_rejected() {
-    let mut r = Renderer::new(RenderOptions {
-        max_file_bytes: 4,
-        ..RenderOptions::default()
-    });
+    let mut r = Renderer::new(RenderOptions { max_file_bytes: 4, ..RenderOptions::default() });
     let out = r.render(&[cm("x", "1", &[("k", "12345")]), cm("y", "1", &[("k", "1234")])]);
     assert_eq!(paths(&out), ["y/k"]);
     assert_eq!(out.rejections[0].reason.label(), "oversized");
@@ -120,7 +108,9 @@ fn flat_collision_rejects_the_change_and_keeps_the_current_owner() {
     assert_eq!(out.rejections.len(), 1);
     let rejection = &out.rejections[0];
     assert_eq!(rejection.id.name, "b");
-    assert!(matches!(&rejection.reason, Reason::Collision { other, entry } if other.name == "a" && entry == "app.conf"));
+    assert!(
+        matches!(&rejection.reason, Reason::Collision { other, entry } if other.name == "a" && entry == "app.conf")
+    );
 }
 
 #[test]
@@ -155,7 +145,14 @@ fn seeded_versions_survive_an_invalid_object_at_start() {
 
 #[test]
 fn mode_parsing_table() {
-    for (text, want) in [("0644", Some(0o644)), ("600", Some(0o600)), ("0o755", Some(0o755)), ("999", None), ("1777", None), ("", None)] {
+    for (text, want) in [
+        ("0644", Some(0o644)),
+        ("600", Some(0o600)),
+        ("0o755", Some(0o755)),
+        ("999", None),
+        ("1777", None),
+        ("", None),
+    ] {
         assert_eq!(parse_mode(text), want, "{text:?}");
     }
 }

@@ -72,10 +72,8 @@ pub async fn client(events: &Events) -> Result<(Client, String), Error> {
     let default_namespace = config.default_namespace.clone();
     let events = events.clone();
     let layer = observe::WatchConnectedLayer::new(move || events.source_synced());
-    let client = kube::client::ClientBuilder::try_from(config)
-        .map_err(Error::Client)?
-        .with_layer(&layer)
-        .build();
+    let client =
+        kube::client::ClientBuilder::try_from(config).map_err(Error::Client)?.with_layer(&layer).build();
     Ok((client, default_namespace))
 }
 
@@ -100,7 +98,12 @@ pub fn resolve_namespace(flag: Option<&str>, kubeconfig_default: &str) -> String
 /// A resource kind the source can watch.
 pub trait Watched:
     Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
-    + Clone + Debug + serde::de::DeserializeOwned + Send + Sync + 'static
+    + Clone
+    + Debug
+    + serde::de::DeserializeOwned
+    + Send
+    + Sync
+    + 'static
 {
     /// Wraps a cached object for the renderer.
     fn input(object: Arc<Self>) -> Input;
@@ -143,10 +146,7 @@ pub fn watch<K: Watched>(
     cancel: CancellationToken,
 ) -> (SharedInventory, impl Future<Output = ()> + Send + 'static) {
     let (store, writer) = reflector::store::<K>();
-    let inventory = Arc::new(StoreInventory {
-        store,
-        selection: selection.clone(),
-    });
+    let inventory = Arc::new(StoreInventory { store, selection: selection.clone() });
     let api: Api<K> = Api::namespaced(client, &selection.namespace);
     let task = async move {
         let stream = watcher(api, selection.watcher_config())
@@ -217,18 +217,11 @@ mod tests {
 
     #[test]
     fn one_name_is_selected_by_the_server_several_by_us() {
-        let one = Selection {
-            namespace: "ns".into(),
-            selector: "app=web".into(),
-            names: vec!["a".into()],
-        };
+        let one = Selection { namespace: "ns".into(), selector: "app=web".into(), names: vec!["a".into()] };
         let config = one.watcher_config();
         assert_eq!(config.label_selector.as_deref(), Some("app=web"));
         assert_eq!(config.field_selector.as_deref(), Some("metadata.name=a"));
-        let several = Selection {
-            names: vec!["a".into(), "b".into()],
-            ..one
-        };
+        let several = Selection { names: vec!["a".into(), "b".into()], ..one };
         assert_eq!(several.watcher_config().field_selector, None);
         assert!(several.selects("b") && !several.selects("c"));
     }

@@ -45,10 +45,7 @@ impl Notifier {
     /// A notifier expecting `sources` initial states, and the pipeline's receiver.
     #[must_use]
     pub fn new(sources: usize) -> (Self, watch::Receiver<Change>) {
-        let (tx, rx) = watch::channel(Change {
-            generation: 0,
-            waiting: sources,
-        });
+        let (tx, rx) = watch::channel(Change { generation: 0, waiting: sources });
         (Self { tx: Arc::new(tx) }, rx)
     }
 

@@ -64,10 +64,7 @@ impl Input {
             Self::Secret(s) => (SourceKind::Secret, s.metadata.name.clone()),
             Self::Object(o) => return o.id.clone(),
         };
-        ObjectId {
-            kind,
-            name: name.unwrap_or_default(),
-        }
+        ObjectId { kind, name: name.unwrap_or_default() }
     }
 
     /// Version token: changes whenever the content may have changed.
@@ -123,17 +120,11 @@ fn meta_fields(
     meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
 ) -> SourceObject {
     SourceObject {
-        id: ObjectId {
-            kind,
-            name: meta.name.clone().unwrap_or_default(),
-        },
+        id: ObjectId { kind, name: meta.name.clone().unwrap_or_default() },
         namespace: meta.namespace.clone().unwrap_or_default(),
         uid: meta.uid.clone().unwrap_or_default(),
         resource_version: meta.resource_version.clone().unwrap_or_default(),
-        mode_annotation: meta
-            .annotations
-            .as_ref()
-            .and_then(|a| a.get(FILE_MODE_ANNOTATION).cloned()),
+        mode_annotation: meta.annotations.as_ref().and_then(|a| a.get(FILE_MODE_ANNOTATION).cloned()),
         entries: BTreeMap::new(),
         duplicate_keys: Vec::new(),
     }
@@ -142,16 +133,10 @@ fn meta_fields(
 fn from_configmap(cm: &ConfigMap) -> SourceObject {
     let mut object = meta_fields(SourceKind::ConfigMap, &cm.metadata);
     for (key, value) in cm.data.iter().flatten() {
-        object
-            .entries
-            .insert(key.clone(), Bytes::copy_from_slice(value.as_bytes()));
+        object.entries.insert(key.clone(), Bytes::copy_from_slice(value.as_bytes()));
     }
     for (key, value) in cm.binary_data.iter().flatten() {
-        if object
-            .entries
-            .insert(key.clone(), Bytes::copy_from_slice(&value.0))
-            .is_some()
-        {
+        if object.entries.insert(key.clone(), Bytes::copy_from_slice(&value.0)).is_some() {
             object.duplicate_keys.push(key.clone());
         }
     }
@@ -161,16 +146,11 @@ fn from_configmap(cm: &ConfigMap) -> SourceObject {
 fn from_secret(secret: &Secret) -> SourceObject {
     let mut object = meta_fields(SourceKind::Secret, &secret.metadata);
     for (key, value) in secret.data.iter().flatten() {
-        object
-            .entries
-            .insert(key.clone(), Bytes::copy_from_slice(&value.0));
+        object.entries.insert(key.clone(), Bytes::copy_from_slice(&value.0));
     }
     for (key, value) in secret.string_data.iter().flatten() {
         // The API server folds stringData into data; a raw object may still carry it.
-        object
-            .entries
-            .entry(key.clone())
-            .or_insert_with(|| Bytes::copy_from_slice(value.as_bytes()));
+        object.entries.entry(key.clone()).or_insert_with(|| Bytes::copy_from_slice(value.as_bytes()));
     }
     object
 }

@@ -9,11 +9,7 @@ fn snapshot(files: &[(&str, &[u8])]) -> Snapshot {
     let files: BTreeMap<String, File> = files
         .iter()
         .map(|(path, content)| {
-            let file = File {
-                content: Bytes::copy_from_slice(content),
-                mode: 0o644,
-                source: 0,
-            };
+            let file = File { content: Bytes::copy_from_slice(content), mode: 0o644, source: 0 };
             ((*path).to_owned(), file)
         })
         .collect();
@@ -72,10 +68,7 @@ fn valid_files_of_every_format_pass() {
         ("a.yaml", "base: &b {x: 1}\nuse: *b\n"),
         ("a.yaml", "text: |\n  line one\n  line two\n"),
         ("a.toml", ""),
-        (
-            "a.toml",
-            "a = 1\n[server]\nport = 8080\nhosts = [\"a\", \"b\"]\n",
-        ),
+        ("a.toml", "a = 1\n[server]\nport = 8080\nhosts = [\"a\", \"b\"]\n"),
         ("a.toml", "[[items]]\nx = 1\n[[items]]\nx = 2\n"),
         ("a.conf", "{{{ not checked"),
         ("a.txt", ""),
@@ -90,28 +83,13 @@ fn valid_files_of_every_format_pass() {
 #[test]
 fn invalid_files_report_path_line_and_column() {
     let cases: [(&str, &str, Format, Option<Position>); 10] = [
-        (
-            "web/app.json",
-            "{\n  \"a\": 1,\n  \"b\" 2\n}",
-            Format::Json,
-            position(3, 7),
-        ),
+        ("web/app.json", "{\n  \"a\": 1,\n  \"b\" 2\n}", Format::Json, position(3, 7)),
         ("a.json", "", Format::Json, position(1, 0)),
-        (
-            "a.json",
-            "{\"a\": 1} trailing",
-            Format::Json,
-            position(1, 10),
-        ),
+        ("a.json", "{\"a\": 1} trailing", Format::Json, position(1, 10)),
         ("a.json", "[1, 2", Format::Json, position(1, 5)),
         ("a.yaml", "a: 1\nb: [x, y\n", Format::Yaml, position(3, 1)),
         ("a.yaml", "a: 1\n  b: 2\n", Format::Yaml, position(2, 4)),
-        (
-            "a.yml",
-            "---\nok: 1\n---\nbad: \"x\n",
-            Format::Yaml,
-            position(4, 6),
-        ),
+        ("a.yml", "---\nok: 1\n---\nbad: \"x\n", Format::Yaml, position(4, 6)),
         ("a.yaml", "use: *missing\n", Format::Yaml, position(1, 6)),
         ("a.toml", "a = 1\nb = \n", Format::Toml, position(2, 5)),
         ("a.toml", "a = 1\na = 2\n", Format::Toml, position(2, 1)),
@@ -119,19 +97,11 @@ fn invalid_files_report_path_line_and_column() {
     for (path, text, format, want) in cases {
         let err = check_file(path, text.as_bytes()).expect_err(path);
         match &err {
-            Error::Syntax {
-                path: got_path,
-                format: got_format,
-                position: got,
-                message,
-            } => {
+            Error::Syntax { path: got_path, format: got_format, position: got, message } => {
                 assert_eq!(got_path, path);
                 assert_eq!(*got_format, format, "{path}");
                 assert_eq!(*got, want, "{path} {text:?}: {err}");
-                assert!(
-                    !message.is_empty() && !message.contains(" at line "),
-                    "{err}"
-                );
+                assert!(!message.is_empty() && !message.contains(" at line "), "{err}");
             }
             other => panic!("{path}: not a syntax error: {other}"),
         }
@@ -143,10 +113,7 @@ fn invalid_files_report_path_line_and_column() {
 fn syntax_error_message_names_the_file_and_the_place() {
     let err = check_file("web/app.json", b"{\n  \"a\" 1\n}").expect_err("invalid");
     let text = err.to_string();
-    assert!(
-        text.starts_with("failed to parse web/app.json: line 2, column 7: expected `:`"),
-        "{text}"
-    );
+    assert!(text.starts_with("failed to parse web/app.json: line 2, column 7: expected `:`"), "{text}");
 }
 
 #[test]
@@ -154,10 +121,7 @@ fn invalid_utf8_in_a_checked_format_is_an_error_with_its_position() {
     for path in ["a.json", "a.yaml", "a.toml"] {
         let err = check_file(path, b"a: 1\nb: \xff\n").expect_err(path);
         assert!(matches!(err, Error::Encoding { .. }), "{err}");
-        assert_eq!(
-            err.to_string(),
-            format!("failed to parse {path}: line 2, column 4: invalid UTF-8")
-        );
+        assert_eq!(err.to_string(), format!("failed to parse {path}: line 2, column 4: invalid UTF-8"));
         assert_eq!(err.label(), "syntax");
     }
     assert!(check_file("a.bin", b"\xff\xfe").is_ok());
@@ -177,16 +141,9 @@ fn deeply_nested_files_are_checked_without_overflowing_the_stack() {
 #[test]
 fn check_syntax_returns_the_first_bad_file_in_path_order() {
     let validator = Validator::new(true, None, Duration::from_secs(1));
-    let snap = snapshot(&[
-        ("b/bad.json", b"{"),
-        ("a/bad.toml", b"= 1"),
-        ("a/good.yaml", b"a: 1"),
-    ]);
+    let snap = snapshot(&[("b/bad.json", b"{"), ("a/bad.toml", b"= 1"), ("a/good.yaml", b"a: 1")]);
     let err = validator.check_syntax(&snap).expect_err("invalid");
-    assert!(
-        matches!(&err, Error::Syntax { path, .. } if path == "a/bad.toml"),
-        "{err}"
-    );
+    assert!(matches!(&err, Error::Syntax { path, .. } if path == "a/bad.toml"), "{err}");
     let good = snapshot(&[("a/good.yaml", b"a: 1"), ("x.conf", b"{")]);
     assert!(validator.check_syntax(&good).is_ok());
 }
@@ -195,11 +152,7 @@ fn check_syntax_returns_the_first_bad_file_in_path_order() {
 fn check_syntax_passes_everything_when_syntax_checks_are_off() {
     let validator = Validator::new(false, None, Duration::from_secs(1));
     assert!(!validator.is_enabled());
-    assert!(
-        validator
-            .check_syntax(&snapshot(&[("a.json", b"{")]))
-            .is_ok()
-    );
+    assert!(validator.check_syntax(&snapshot(&[("a.json", b"{")])).is_ok());
 }
 
 #[test]
@@ -213,9 +166,7 @@ fn validator_is_enabled_by_either_check() {
 #[tokio::test]
 async fn command_exit_zero_accepts_the_snapshot() {
     let validator = Validator::new(false, Some("exit 0".into()), Duration::from_secs(10));
-    let result = validator
-        .check_command(Path::new("/tmp"), ContentHash::default())
-        .await;
+    let result = validator.check_command(Path::new("/tmp"), ContentHash::default()).await;
     assert!(result.is_ok(), "{result:?}");
 }
 
@@ -223,30 +174,18 @@ async fn command_exit_zero_accepts_the_snapshot() {
 async fn command_failure_rejects_the_snapshot_with_its_output() {
     let command = "echo 'nginx: bad directive' >&2; exit 1";
     let validator = Validator::new(false, Some(command.into()), Duration::from_secs(10));
-    let err = validator
-        .check_command(Path::new("/tmp"), ContentHash::default())
-        .await
-        .expect_err("exit 1");
+    let err = validator.check_command(Path::new("/tmp"), ContentHash::default()).await.expect_err("exit 1");
     assert_eq!(err.label(), "command");
     let text = err.to_string();
-    assert!(
-        text.starts_with("failed to validate the staged snapshot: "),
-        "{text}"
-    );
-    assert!(
-        text.contains("exited with 1") && text.contains("bad directive"),
-        "{text}"
-    );
+    assert!(text.starts_with("failed to validate the staged snapshot: "), "{text}");
+    assert!(text.contains("exited with 1") && text.contains("bad directive"), "{text}");
 }
 
 #[tokio::test]
 async fn command_that_outlives_the_timeout_is_killed_and_rejects() {
     let validator = Validator::new(false, Some("sleep 30".into()), Duration::from_millis(200));
     let started = tokio::time::Instant::now();
-    let err = validator
-        .check_command(Path::new("/tmp"), ContentHash::default())
-        .await
-        .expect_err("timeout");
+    let err = validator.check_command(Path::new("/tmp"), ContentHash::default()).await.expect_err("timeout");
     assert!(err.to_string().contains("timed out"), "{err}");
     assert!(started.elapsed() < Duration::from_secs(10));
 }
@@ -269,8 +208,6 @@ async fn command_sees_the_staged_dir_and_hash_in_its_environment() {
 #[tokio::test]
 async fn no_command_means_nothing_to_run() {
     let validator = Validator::new(true, None, Duration::from_secs(1));
-    let result = validator
-        .check_command(Path::new("/nonexistent"), ContentHash::default())
-        .await;
+    let result = validator.check_command(Path::new("/nonexistent"), ContentHash::default()).await;
     assert!(result.is_ok());
 }

@@ -11,10 +11,8 @@ use std::io::{Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
 
 /// Flags for opening a directory without following a link.
-const DIR_FLAGS: OFlag = OFlag::O_RDONLY
-    .union(OFlag::O_DIRECTORY)
-    .union(OFlag::O_NOFOLLOW)
-    .union(OFlag::O_CLOEXEC);
+const DIR_FLAGS: OFlag =
+    OFlag::O_RDONLY.union(OFlag::O_DIRECTORY).union(OFlag::O_NOFOLLOW).union(OFlag::O_CLOEXEC);
 
 /// What is at a name inside a directory (without following links).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -114,9 +112,7 @@ pub fn remove_tree(dir: impl AsFd + Copy, name: &str) -> Result<(), Errno> {
             }
             ignore_missing(unlinkat(dir, name, UnlinkatFlags::RemoveDir))
         }
-        Kind::Symlink | Kind::Other => {
-            ignore_missing(unlinkat(dir, name, UnlinkatFlags::NoRemoveDir))
-        }
+        Kind::Symlink | Kind::Other => ignore_missing(unlinkat(dir, name, UnlinkatFlags::NoRemoveDir)),
     }
 }
 

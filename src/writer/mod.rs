@@ -4,8 +4,8 @@
 
 mod fsops;
 
-use crate::snapshot::manifest::{MANIFEST_FILE, Manifest};
 use crate::snapshot::Snapshot;
+use crate::snapshot::manifest::{MANIFEST_FILE, Manifest};
 use bytes::Bytes;
 use nix::errno::Errno;
 use nix::fcntl::{OFlag, readlinkat, renameat};
@@ -55,17 +55,11 @@ pub enum Error {
 }
 
 fn io(action: impl Into<String>) -> impl FnOnce(Errno) -> Error {
-    move |errno| Error::Io {
-        action: action.into(),
-        source: errno.into(),
-    }
+    move |errno| Error::Io { action: action.into(), source: errno.into() }
 }
 
 fn io_std(action: impl Into<String>) -> impl FnOnce(std::io::Error) -> Error {
-    move |source| Error::Io {
-        action: action.into(),
-        source,
-    }
+    move |source| Error::Io { action: action.into(), source }
 }
 
 /// Time spent in each part of a swap.
@@ -120,13 +114,9 @@ impl Writer {
     pub fn open(path: &Path) -> Result<Self, Error> {
         std::fs::create_dir_all(path).map_err(io_std(format!("create {}", path.display())))?;
         let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
-        let dir = nix::fcntl::open(path, flags, Mode::empty())
-            .map_err(io(format!("open {}", path.display())))?;
-        let writer = Self {
-            path: path.to_owned(),
-            dir,
-            fsync: true,
-        };
+        let dir =
+            nix::fcntl::open(path, flags, Mode::empty()).map_err(io(format!("open {}", path.display())))?;
+        let writer = Self { path: path.to_owned(), dir, fsync: true };
         writer.clean_leftovers()?;
         Ok(writer)
     }
@@ -149,11 +139,7 @@ impl Writer {
         match readlinkat(&self.dir, DATA_LINK) {
             Ok(target) => {
                 let target = target.to_string_lossy().into_owned();
-                if is_snapshot_dir_name(&target) {
-                    Ok(Some(target))
-                } else {
-                    Err(Error::ForeignData(target))
-                }
+                if is_snapshot_dir_name(&target) { Ok(Some(target)) } else { Err(Error::ForeignData(target)) }
             }
             Err(Errno::ENOENT) => Ok(None),
             Err(err) => Err(io(format!("read link {DATA_LINK}"))(err)),
@@ -166,16 +152,12 @@ impl Writer {
             return Ok(None);
         };
         let snap_dir = fsops::open_dir(&self.dir, &name).map_err(io(format!("open {name}")))?;
-        let damaged = |source| Error::Damaged {
-            dir: name.clone(),
-            source,
-        };
+        let damaged = |source| Error::Damaged { dir: name.clone(), source };
         let raw = fsops::read_file(&snap_dir, MANIFEST_FILE)
             .map_err(io_std(format!("read {name}/{MANIFEST_FILE}")))?;
         let manifest = Manifest::parse(&raw).map_err(damaged)?;
-        let snapshot = manifest
-            .verify(|path| fsops::read_file(&snap_dir, path).map(Bytes::from))
-            .map_err(damaged)?;
+        let snapshot =
+            manifest.verify(|path| fsops::read_file(&snap_dir, path).map(Bytes::from)).map_err(damaged)?;
         Ok(Some((snapshot, manifest)))
     }
 
@@ -337,8 +319,9 @@ impl Writer {
         for entry in &wanted {
             let target = format!("{DATA_LINK}/{entry}");
             match fsops::kind_of(&self.dir, entry).map_err(io(format!("stat {entry}")))? {
-                fsops::Kind::Missing => symlinkat(target.as_str(), &self.dir, *entry)
-                    .map_err(io(format!("link {entry}")))?,
+                fsops::Kind::Missing => {
+                    symlinkat(target.as_str(), &self.dir, *entry).map_err(io(format!("link {entry}")))?
+                }
                 fsops::Kind::Symlink => {
                     if self.link_target(entry).as_deref() != Some(target.as_str()) {
                         tracing::warn!(entry, "replacing a symlink configsnap did not create");
@@ -365,9 +348,7 @@ impl Writer {
     }
 
     fn link_target(&self, entry: &str) -> Option<String> {
-        readlinkat(&self.dir, entry)
-            .ok()
-            .map(|t| t.to_string_lossy().into_owned())
+        readlinkat(&self.dir, entry).ok().map(|t| t.to_string_lossy().into_owned())
     }
 
     /// Removes links `<x> -> ..data/<x>` (ours) whose entry is not wanted.

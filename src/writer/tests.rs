@@ -11,11 +11,8 @@ fn snapshot(files: &[(&str, &str, u32)]) -> Snapshot {
     let files: BTreeMap<_, _> = files
         .iter()
         .map(|(path, content, mode)| {
-            let file = SnapFile {
-                content: Bytes::copy_from_slice(content.as_bytes()),
-                mode: *mode,
-                source: 0,
-            };
+            let file =
+                SnapFile { content: Bytes::copy_from_slice(content.as_bytes()), mode: *mode, source: 0 };
             ((*path).to_string(), file)
         })
         .collect();
@@ -30,9 +27,7 @@ fn snapshot(files: &[(&str, &str, u32)]) -> Snapshot {
 }
 
 fn swap(writer: &Writer, snap: &Snapshot) {
-    writer
-        .swap(snap, &Manifest::describe(snap, &Origin::default()))
-        .expect("swap succeeds");
+    writer.swap(snap, &Manifest::describe(snap, &Origin::default())).expect("swap succeeds");
 }
 
 fn snapshot_dirs(dir: &Path) -> Vec<String> {
@@ -54,10 +49,7 @@ fn swap_writes_exact_bytes_and_modes_through_visible_links() {
     assert_eq!(std::fs::read_to_string(&conf).expect("read"), "a");
     assert_eq!(std::fs::metadata(&conf).expect("stat").permissions().mode() & 0o777, 0o640);
     assert_eq!(std::fs::read_to_string(tmp.path().join("web/sub/x")).expect("read"), "b");
-    assert_eq!(
-        std::fs::read_link(tmp.path().join("web")).expect("link"),
-        Path::new("..data/web")
-    );
+    assert_eq!(std::fs::read_link(tmp.path().join("web")).expect("link"), Path::new("..data/web"));
     assert_eq!(snapshot_dirs(tmp.path()).len(), 1);
 }
 
@@ -138,7 +130,8 @@ fn open_clears_leftovers_of_an_interrupted_swap() {
     let orphan = tmp.path().join("..2020_01_01_00_00_00.123456789");
     std::fs::create_dir_all(orphan.join("web")).expect("orphan");
     std::fs::write(orphan.join("web/a"), "half").expect("write");
-    std::os::unix::fs::symlink("..2020_01_01_00_00_00.123456789", tmp.path().join(DATA_TMP_LINK)).expect("tmp link");
+    std::os::unix::fs::symlink("..2020_01_01_00_00_00.123456789", tmp.path().join(DATA_TMP_LINK))
+        .expect("tmp link");
     let writer = Writer::open(tmp.path()).expect("reopen");
     assert!(!orphan.exists());
     assert!(std::fs::symlink_metadata(tmp.path().join(DATA_TMP_LINK)).is_err());
@@ -160,7 +153,13 @@ fn modes_are_exact_whatever_the_umask() {
 #[test]
 fn snapshot_dir_names_are_recognised_exactly() {
     assert!(is_snapshot_dir_name(&new_snapshot_dir_name()));
-    for name in ["..data", "..data_tmp", "..2020_01_01", "2020_01_01_00_00_00.123456789", "..2020_01_01_00_00_00.12345678x"] {
+    for name in [
+        "..data",
+        "..data_tmp",
+        "..2020_01_01",
+        "2020_01_01_00_00_00.123456789",
+        "..2020_01_01_00_00_00.12345678x",
+    ] {
         assert!(!is_snapshot_dir_name(name), "{name}");
     }
 }

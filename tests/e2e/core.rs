@@ -25,8 +25,11 @@ async fn wait_swaps(sidecar: &crate::support::Sidecar, n: f64) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn initial_sync_writes_selected_configmaps_with_exact_bytes_and_modes() {
     let api = FakeApiServer::start().await.expect("fake api");
-    api.apply("configmaps", configmap("web", &[("nginx.conf", "events {}\n"), ("index.html", "<h1>v1</h1>")]))
-        .expect("web");
+    api.apply(
+        "configmaps",
+        configmap("web", &[("nginx.conf", "events {}\n"), ("index.html", "<h1>v1</h1>")]),
+    )
+    .expect("web");
     let binary = FakeApiServer::configmap(NS, "blob")
         .label("configsnap.io/include", "true")
         .binary("data.bin", [0_u8, 1, 2, 255, 254, 0])
@@ -78,8 +81,7 @@ async fn update_add_delete_and_label_removal_each_swap_once() {
     wait_for("delete", WAIT, || !ws.dir().join("extra").exists()).await;
     wait_swaps(&sidecar, 4.0).await;
 
-    api.apply("configmaps", FakeApiServer::configmap(NS, "web").data("a", "2").build())
-        .expect("unlabel");
+    api.apply("configmaps", FakeApiServer::configmap(NS, "web").data("a", "2").build()).expect("unlabel");
     wait_for("label removal", WAIT, || !ws.dir().join("web").exists()).await;
     wait_swaps(&sidecar, 5.0).await;
 
@@ -114,7 +116,10 @@ async fn a_reader_never_sees_a_mixed_snapshot_during_200_swaps() {
             while !stop.load(std::sync::atomic::Ordering::Relaxed) && std::time::Instant::now() < deadline {
                 // Through the visible link: each file is whole.
                 if let Ok(text) = std::fs::read_to_string(dir.join("app/a.conf")) {
-                    assert!(text.starts_with("version=") && text.len() == text.find(';').expect(";") + 4097, "torn file");
+                    assert!(
+                        text.starts_with("version=") && text.len() == text.find(';').expect(";") + 4097,
+                        "torn file"
+                    );
                     reads += 1;
                 }
                 // Through one resolved ..data: both files are of the same version.
@@ -133,7 +138,8 @@ async fn a_reader_never_sees_a_mixed_snapshot_during_200_swaps() {
     for n in 1..=SWAPS {
         api.apply("configmaps", version(n)).expect("update");
         let expected = format!("version={n};");
-        wait_for("each version", WAIT, || ws.read("app/a.conf").is_some_and(|t| t.starts_with(&expected))).await;
+        wait_for("each version", WAIT, || ws.read("app/a.conf").is_some_and(|t| t.starts_with(&expected)))
+            .await;
     }
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let (reads, pairs) = reader.join().expect("reader saw only whole snapshots");
@@ -189,7 +195,8 @@ async fn leftovers_of_a_crash_are_cleaned_at_start_and_foreign_files_kept() {
     let orphan = ws.dir().join("..2020_01_01_00_00_00.000000001");
     std::fs::create_dir_all(orphan.join("web")).expect("orphan");
     std::fs::write(orphan.join("web/a"), "half").expect("half file");
-    std::os::unix::fs::symlink("..2020_01_01_00_00_00.000000001", ws.dir().join("..data_tmp")).expect("tmp link");
+    std::os::unix::fs::symlink("..2020_01_01_00_00_00.000000001", ws.dir().join("..data_tmp"))
+        .expect("tmp link");
     std::fs::write(ws.dir().join("keep.txt"), "not ours").expect("foreign file");
     let _sidecar = ws.start(&[]);
     wait_for("sync", WAIT, || ws.read("web/a").as_deref() == Some("1")).await;

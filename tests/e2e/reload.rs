@@ -103,7 +103,8 @@ async fn a_missing_signal_target_is_a_warning_and_the_next_change_signals() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nginx_serves_the_new_page_after_one_sighup() {
-    let Some(nginx) = ["/usr/sbin/nginx", "/usr/bin/nginx"].into_iter().find(|p| Path::new(p).exists()) else {
+    let Some(nginx) = ["/usr/sbin/nginx", "/usr/bin/nginx"].into_iter().find(|p| Path::new(p).exists())
+    else {
         assert!(std::env::var_os("CI").is_none(), "nginx must be installed in CI (.ci/run installs it)");
         eprintln!("SKIPPED: nginx is not installed (apt-get install nginx-light)");
         return;
@@ -123,7 +124,8 @@ async fn nginx_serves_the_new_page_after_one_sighup() {
         run = run.display(),
         dir = ws.dir().display()
     );
-    api.apply("configmaps", configmap("web", &[("nginx.conf", &conf), ("index.html", "page v1\n")])).expect("web");
+    api.apply("configmaps", configmap("web", &[("nginx.conf", &conf), ("index.html", "page v1\n")]))
+        .expect("web");
     let _sidecar = ws.start(&["--process-name=nginx"]);
     wait_for("config files", WAIT, || ws.read("web/nginx.conf").is_some()).await;
     let mut server = Command::new(nginx)
@@ -143,7 +145,8 @@ async fn nginx_serves_the_new_page_after_one_sighup() {
     };
     wait_until("nginx serves v1", WAIT, serves("page v1\n")).await;
 
-    api.apply("configmaps", configmap("web", &[("nginx.conf", &conf), ("index.html", "page v2\n")])).expect("v2");
+    api.apply("configmaps", configmap("web", &[("nginx.conf", &conf), ("index.html", "page v2\n")]))
+        .expect("v2");
     wait_until("nginx serves v2", WAIT, serves("page v2\n")).await;
     let log = std::fs::read_to_string(run.join("error.log")).unwrap_or_default();
     let hups = log.lines().filter(|l| l.contains("signal 1 (SIGHUP) received")).count();
@@ -167,12 +170,19 @@ async fn webhook_server(failures: Option<usize>) -> (String, std::sync::Arc<std:
             let record = record.clone();
             tokio::spawn(async move {
                 let service = service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
-                    let hash = request.headers().get("x-configsnap-hash").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+                    let hash = request
+                        .headers()
+                        .get("x-configsnap-hash")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("")
+                        .to_owned();
                     let mut calls = record.lock().expect("calls");
                     calls.push(hash);
                     let ok = failures.is_some_and(|f| calls.len() > f);
                     let status = if ok { 200 } else { 500 };
-                    let response = hyper::Response::builder().status(status).body(http_body_util::Empty::<bytes::Bytes>::new());
+                    let response = hyper::Response::builder()
+                        .status(status)
+                        .body(http_body_util::Empty::<bytes::Bytes>::new());
                     async move { response }
                 });
                 let io = hyper_util::rt::TokioIo::new(stream);
@@ -205,7 +215,8 @@ async fn a_failing_webhook_blocks_no_swap_and_a_newer_snapshot_cancels_its_retri
     api.apply("configmaps", configmap("app", &[("n", "0")])).expect("v0");
     let (url, calls) = webhook_server(None).await;
     let ws = Workspace::new(&api);
-    let _sidecar = ws.start(&[&format!("--webhook-url={url}"), "--webhook-retries=50", "--debounce=0", "--max-wait=0"]);
+    let _sidecar =
+        ws.start(&[&format!("--webhook-url={url}"), "--webhook-retries=50", "--debounce=0", "--max-wait=0"]);
     wait_for("initial files", WAIT, || ws.read("app/n").is_some()).await;
     api.apply("configmaps", configmap("app", &[("n", "1")])).expect("v1");
     wait_for("first snapshot retried", WAIT, || calls.lock().expect("calls").len() >= 2).await;
@@ -218,7 +229,10 @@ async fn a_failing_webhook_blocks_no_swap_and_a_newer_snapshot_cancels_its_retri
     .await;
     let hashes = calls.lock().expect("calls").clone();
     let switch = hashes.iter().position(|h| *h != first).expect("a newer hash");
-    assert!(hashes[switch..].iter().all(|h| *h != first), "stale retries after the newer snapshot: {hashes:?}");
+    assert!(
+        hashes[switch..].iter().all(|h| *h != first),
+        "stale retries after the newer snapshot: {hashes:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -232,7 +246,8 @@ async fn exec_gets_the_snapshot_in_its_environment_and_is_bounded_in_time() {
          if [ \"$(cat $CONFIGSNAP_DIR/app/n)\" = 3 ]; then sleep 30; fi",
         out.display()
     );
-    let sidecar = ws.start(&[&format!("--exec={command}"), "--exec-timeout=300ms", "--debounce=0", "--max-wait=0"]);
+    let sidecar =
+        ws.start(&[&format!("--exec={command}"), "--exec-timeout=300ms", "--debounce=0", "--max-wait=0"]);
     wait_for("initial files", WAIT, || ws.read("app/n").is_some()).await;
     api.apply("configmaps", configmap("app", &[("n", "1")])).expect("v1");
     wait_for("exec ran", WAIT, || std::fs::read_to_string(&out).is_ok_and(|t| t.lines().count() == 1)).await;

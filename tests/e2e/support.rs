@@ -87,9 +87,7 @@ impl Workspace {
 
     /// Name of the snapshot dir `..data` points at.
     pub fn data_target(&self) -> Option<String> {
-        std::fs::read_link(self.dir().join("..data"))
-            .ok()
-            .map(|t| t.to_string_lossy().into_owned())
+        std::fs::read_link(self.dir().join("..data")).ok().map(|t| t.to_string_lossy().into_owned())
     }
 
     /// Starts the sidecar with the common flags plus `extra`.
@@ -168,7 +166,11 @@ impl Sidecar {
             if let Some(status) = self.child.try_wait().expect("try_wait") {
                 return status;
             }
-            assert!(started.elapsed() < timeout, "configsnap did not exit within {timeout:?}; log:\n{}", self.log());
+            assert!(
+                started.elapsed() < timeout,
+                "configsnap did not exit within {timeout:?}; log:\n{}",
+                self.log()
+            );
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }

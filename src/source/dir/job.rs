@@ -58,12 +58,7 @@ impl Job {
             // Gone: inotify dropped the watch with the directory.
             is_watched = false;
         }
-        Outcome {
-            index: self.index,
-            watched: is_watched,
-            watch_errors,
-            read,
-        }
+        Outcome { index: self.index, watched: is_watched, watch_errors, read }
     }
 }
 
@@ -73,14 +68,9 @@ fn watch_path(
     path: &Path,
     mode: RecursiveMode,
 ) -> Result<(), Option<Error>> {
-    watcher
-        .watch(path, mode)
-        .map_err(|source| match source.kind {
-            notify::ErrorKind::PathNotFound => None,
-            notify::ErrorKind::Io(ref e) if e.kind() == std::io::ErrorKind::NotFound => None,
-            _ => Some(Error::Watch {
-                what: path.display().to_string(),
-                source,
-            }),
-        })
+    watcher.watch(path, mode).map_err(|source| match source.kind {
+        notify::ErrorKind::PathNotFound => None,
+        notify::ErrorKind::Io(ref e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        _ => Some(Error::Watch { what: path.display().to_string(), source }),
+    })
 }

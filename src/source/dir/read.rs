@@ -24,10 +24,7 @@ const MAX_DEPTH: usize = 32;
 /// The name a directory's object gets: its last path component.
 #[must_use]
 pub fn object_name(dir: &Path) -> String {
-    dir.file_name().map_or_else(
-        || dir.to_string_lossy().into_owned(),
-        |n| n.to_string_lossy().into_owned(),
-    )
+    dir.file_name().map_or_else(|| dir.to_string_lossy().into_owned(), |n| n.to_string_lossy().into_owned())
 }
 
 /// Reads `dir` into an object named `name`; `None` when the directory does not exist.
@@ -40,9 +37,7 @@ pub fn read(dir: &Path, name: &str) -> Result<Option<SourceObject>, Error> {
             Err(Attempt::Failed(error)) => return Err(error),
         }
     }
-    Err(Error::Unstable {
-        path: dir.to_owned(),
-    })
+    Err(Error::Unstable { path: dir.to_owned() })
 }
 
 /// Why one attempt gave no result.
@@ -58,10 +53,7 @@ impl Attempt {
         if source.kind() == io::ErrorKind::NotFound {
             Self::Raced
         } else {
-            Self::Failed(Error::Read {
-                path: path.to_owned(),
-                source,
-            })
+            Self::Failed(Error::Read { path: path.to_owned(), source })
         }
     }
 }
@@ -73,16 +65,11 @@ fn attempt(dir: &Path) -> Result<Option<Entries>, Attempt> {
         Ok(path) => path,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(source) => {
-            return Err(Attempt::Failed(Error::Read {
-                path: dir.to_owned(),
-                source,
-            }));
+            return Err(Attempt::Failed(Error::Read { path: dir.to_owned(), source }));
         }
     };
     if !contain.is_dir() {
-        return Err(Attempt::Failed(Error::NotADirectory {
-            path: dir.to_owned(),
-        }));
+        return Err(Attempt::Failed(Error::NotADirectory { path: dir.to_owned() }));
     }
     let mut entries = Entries::new();
     match data_target(dir)? {
@@ -129,9 +116,7 @@ fn walk(
     entries: &mut Entries,
 ) -> Result<(), Attempt> {
     if depth > MAX_DEPTH {
-        return Err(Attempt::Failed(Error::TooDeep {
-            path: root.to_owned(),
-        }));
+        return Err(Attempt::Failed(Error::TooDeep { path: root.to_owned() }));
     }
     let listing = fs::read_dir(root).map_err(|e| Attempt::io(root, e))?;
     for entry in listing {
@@ -184,11 +169,7 @@ fn read_link_target(link: &Path, contain: &Path) -> Result<Option<Bytes>, Attemp
 /// on a FIFO; `None` when `path` is not a regular file.
 fn read_file(path: &Path) -> Result<Option<Bytes>, Attempt> {
     let flags = nix::fcntl::OFlag::O_NOFOLLOW | nix::fcntl::OFlag::O_NONBLOCK;
-    let mut file: File = match OpenOptions::new()
-        .read(true)
-        .custom_flags(flags.bits())
-        .open(path)
-    {
+    let mut file: File = match OpenOptions::new().read(true).custom_flags(flags.bits()).open(path) {
         Ok(file) => file,
         // ELOOP: the file was replaced by a link since it was listed.
         Err(e) if e.raw_os_error() == Some(nix::libc::ELOOP) => return Err(Attempt::Raced),
@@ -199,8 +180,7 @@ fn read_file(path: &Path) -> Result<Option<Bytes>, Attempt> {
         return Ok(None);
     }
     let mut bytes = Vec::with_capacity(usize::try_from(metadata.len()).unwrap_or(0));
-    file.read_to_end(&mut bytes)
-        .map_err(|e| Attempt::io(path, e))?;
+    file.read_to_end(&mut bytes).map_err(|e| Attempt::io(path, e))?;
     Ok(Some(Bytes::from(bytes)))
 }
 
@@ -208,10 +188,7 @@ fn read_file(path: &Path) -> Result<Option<Bytes>, Attempt> {
 /// exactly when the content does.
 fn object(name: &str, entries: Entries) -> SourceObject {
     SourceObject {
-        id: ObjectId {
-            kind: SourceKind::Directory,
-            name: name.to_owned(),
-        },
+        id: ObjectId { kind: SourceKind::Directory, name: name.to_owned() },
         namespace: String::new(),
         uid: String::new(),
         resource_version: content_token(&entries),

@@ -17,11 +17,7 @@ fn keys(dir: &Path) -> Vec<String> {
 #[test]
 fn a_missing_directory_is_no_object() {
     let tmp = tempfile::tempdir().expect("tempdir");
-    assert!(
-        read(&tmp.path().join("nope"), "nope")
-            .expect("no error")
-            .is_none()
-    );
+    assert!(read(&tmp.path().join("nope"), "nope").expect("no error").is_none());
 }
 
 #[test]
@@ -35,11 +31,7 @@ fn reads_during_kubelet_swaps_are_never_mixed() {
         std::thread::spawn(move || {
             for n in 1..=300 {
                 let v = n.to_string();
-                kubelet_write(
-                    &dir,
-                    &n.to_string(),
-                    &[("a", &v), ("conf.d/b", &v), ("c", &v)],
-                );
+                kubelet_write(&dir, &n.to_string(), &[("a", &v), ("conf.d/b", &v), ("c", &v)]);
             }
             done.store(true, Ordering::SeqCst);
         })
@@ -50,10 +42,7 @@ fn reads_during_kubelet_swaps_are_never_mixed() {
             Ok(Some(object)) => {
                 let values: Vec<&[u8]> = object.entries.values().map(AsRef::as_ref).collect();
                 assert_eq!(values.len(), 3, "every key is read: {object:?}");
-                assert!(
-                    values.iter().all(|v| *v == values[0]),
-                    "a mixed read: {object:?}"
-                );
+                assert!(values.iter().all(|v| *v == values[0]), "a mixed read: {object:?}");
                 reads += 1;
             }
             Ok(None) => panic!("the volume never disappears"),
@@ -97,12 +86,7 @@ fn the_content_token_changes_exactly_when_the_content_does() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = tmp.path();
     fs::write(dir.join("k"), "v").expect("write");
-    let version = || {
-        read(dir, "x")
-            .expect("readable")
-            .expect("present")
-            .resource_version
-    };
+    let version = || read(dir, "x").expect("readable").expect("present").resource_version;
     let first = version();
     assert_eq!(version(), first);
     fs::write(dir.join("k"), "w").expect("write");

@@ -85,10 +85,7 @@ impl Task {
         events: Events,
     ) -> Self {
         // Absolute, so event paths (the watched path joined with names) start with them.
-        let paths: Vec<PathBuf> = dirs
-            .into_iter()
-            .map(|d| std::path::absolute(&d).unwrap_or(d))
-            .collect();
+        let paths: Vec<PathBuf> = dirs.into_iter().map(|d| std::path::absolute(&d).unwrap_or(d)).collect();
         let slots = paths
             .iter()
             .map(|path| Slot {
@@ -103,19 +100,9 @@ impl Task {
                 failing: false,
             })
             .collect();
-        let shared = Arc::new(Shared {
-            dirs: paths,
-            pending: Mutex::default(),
-            wake: tokio::sync::Notify::new(),
-        });
-        Self {
-            slots,
-            shared,
-            watcher: None,
-            inventory,
-            notifier,
-            events,
-        }
+        let shared =
+            Arc::new(Shared { dirs: paths, pending: Mutex::default(), wake: tokio::sync::Notify::new() });
+        Self { slots, shared, watcher: None, inventory, notifier, events }
     }
 
     pub(super) async fn run(mut self, cancel: CancellationToken) {
@@ -171,10 +158,7 @@ impl Task {
             config,
         ) {
             Ok(watcher) => self.watcher = Some(watcher),
-            Err(source) => self.events.source_error(&Error::Watch {
-                what: "directories".into(),
-                source,
-            }),
+            Err(source) => self.events.source_error(&Error::Watch { what: "directories".into(), source }),
         }
         for slot in &mut self.slots {
             slot.watched = false;
@@ -182,20 +166,14 @@ impl Task {
     }
 
     fn needs_recheck(&self) -> bool {
-        self.watcher.is_none()
-            || self
-                .slots
-                .iter()
-                .any(|s| s.object.is_none() || !s.watched || s.failing)
+        self.watcher.is_none() || self.slots.iter().any(|s| s.object.is_none() || !s.watched || s.failing)
     }
 
     fn recheck_set(&self) -> BTreeSet<usize> {
         let all = self.watcher.is_none();
         (0..self.slots.len())
             .filter(|&i| {
-                all || self.slots[i].object.is_none()
-                    || !self.slots[i].watched
-                    || self.slots[i].failing
+                all || self.slots[i].object.is_none() || !self.slots[i].watched || self.slots[i].failing
             })
             .collect()
     }
@@ -213,16 +191,10 @@ impl Task {
 
     /// Re-watches and re-reads the `dirty` slots.
     async fn refresh(&mut self, dirty: &BTreeSet<usize>, cancel: &CancellationToken) -> Refreshed {
-        let jobs: Vec<Job> = dirty
-            .iter()
-            .map(|&index| self.slots[index].job(index))
-            .collect();
+        let jobs: Vec<Job> = dirty.iter().map(|&index| self.slots[index].job(index)).collect();
         let mut watcher = self.watcher.take();
         let handle = tokio::task::spawn_blocking(move || {
-            let outcomes: Vec<Outcome> = jobs
-                .into_iter()
-                .map(|job| job.run(watcher.as_mut()))
-                .collect();
+            let outcomes: Vec<Outcome> = jobs.into_iter().map(|job| job.run(watcher.as_mut())).collect();
             (watcher, outcomes)
         });
         let joined = tokio::select! {
@@ -244,11 +216,7 @@ impl Task {
             changed |= self.apply(outcome);
         }
         if changed {
-            let objects = self
-                .slots
-                .iter()
-                .filter_map(|s| s.object.clone().map(Input::Object))
-                .collect();
+            let objects = self.slots.iter().filter_map(|s| s.object.clone().map(Input::Object)).collect();
             self.inventory.objects.store(Arc::new(objects));
         }
         if !self.slots.iter().any(|s| s.failing) {
@@ -302,10 +270,7 @@ impl Slot {
             name: self.name.clone(),
             // While the directory is missing, its parent watch is (re)set: the parent may
             // have been created or replaced since.
-            parent: self
-                .parent
-                .clone()
-                .filter(|_| self.object.is_none() || !self.watched),
+            parent: self.parent.clone().filter(|_| self.object.is_none() || !self.watched),
             watched: self.watched,
         }
     }
@@ -333,10 +298,7 @@ impl Shared {
         if event.paths.is_empty() || event.need_rescan() {
             pending.dirty.extend(0..self.dirs.len());
         }
-        let gone = matches!(
-            event.kind,
-            EventKind::Remove(_) | EventKind::Modify(ModifyKind::Name(_))
-        );
+        let gone = matches!(event.kind, EventKind::Remove(_) | EventKind::Modify(ModifyKind::Name(_)));
         for path in &event.paths {
             for (index, dir) in self.dirs.iter().enumerate() {
                 if path.starts_with(dir) {

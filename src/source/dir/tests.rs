@@ -42,11 +42,7 @@ pub(super) fn kubelet_write(dir: &Path, stamp: &str, files: &[(&str, &str)]) {
 /// Version `n` of a volume: three keys, all with the value `vN`.
 fn write_version(dir: &Path, n: usize) {
     let v = format!("v{n}");
-    kubelet_write(
-        dir,
-        &format!("2026_11_22_11_45_12.{n}"),
-        &[("a", &v), ("conf.d/b", &v), ("c", &v)],
-    );
+    kubelet_write(dir, &format!("2026_11_22_11_45_12.{n}"), &[("a", &v), ("conf.d/b", &v), ("c", &v)]);
 }
 
 struct Harness {
@@ -59,10 +55,8 @@ struct Harness {
 impl Harness {
     async fn start(dirs: Vec<PathBuf>) -> Self {
         let (notifier, mut rx) = Notifier::new(1);
-        let events = Events::new(
-            Arc::new(crate::metrics::Metrics::new()),
-            crate::status::StatusHandle::default(),
-        );
+        let events =
+            Events::new(Arc::new(crate::metrics::Metrics::new()), crate::status::StatusHandle::default());
         let cancel = CancellationToken::new();
         let (inventory, task) = watch(dirs, notifier, events, cancel.clone());
         let task = tokio::spawn(task);
@@ -70,20 +64,11 @@ impl Harness {
             .await
             .expect("the source is ready in time")
             .expect("the source is running");
-        Self {
-            inventory,
-            rx,
-            cancel,
-            task,
-        }
+        Self { inventory, rx, cancel, task }
     }
 
     fn objects(&self) -> BTreeMap<String, SourceObject> {
-        self.inventory
-            .current()
-            .iter()
-            .map(|input| (input.id().name, input.to_object()))
-            .collect()
+        self.inventory.current().iter().map(|input| (input.id().name, input.to_object())).collect()
     }
 
     /// Waits until the objects satisfy `done`, checking every state the source publishes
@@ -107,10 +92,7 @@ impl Harness {
         };
         match tokio::time::timeout(WAIT, waiting).await {
             Ok(objects) => objects,
-            Err(elapsed) => panic!(
-                "{elapsed} waiting for {what}; objects: {:?}",
-                self.objects()
-            ),
+            Err(elapsed) => panic!("{elapsed} waiting for {what}; objects: {:?}", self.objects()),
         }
     }
 
@@ -124,10 +106,7 @@ impl Harness {
 }
 
 fn text(object: &SourceObject, key: &str) -> Option<String> {
-    object
-        .entries
-        .get(key)
-        .map(|b| String::from_utf8_lossy(b).into_owned())
+    object.entries.get(key).map(|b| String::from_utf8_lossy(b).into_owned())
 }
 
 fn has(objects: &BTreeMap<String, SourceObject>, name: &str, key: &str, value: &str) -> bool {
@@ -139,11 +118,7 @@ async fn the_initial_state_of_a_kubelet_volume_is_read_with_nested_keys() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = tmp.path().join("web");
     fs::create_dir(&dir).expect("mkdir");
-    kubelet_write(
-        &dir,
-        "2026_11_22_11_45_12.1",
-        &[("nginx.conf", "a"), ("conf.d/app.conf", "b")],
-    );
+    kubelet_write(&dir, "2026_11_22_11_45_12.1", &[("nginx.conf", "a"), ("conf.d/app.conf", "b")]);
     let harness = Harness::start(vec![dir]).await;
     let objects = harness.objects();
     let web = &objects["web"];
@@ -168,16 +143,9 @@ async fn a_kubelet_swap_delivers_the_new_content_and_never_a_mixed_read() {
         let web = &objects["web"];
         let values: Vec<&[u8]> = web.entries.values().map(AsRef::as_ref).collect();
         assert_eq!(values.len(), 3, "every key is read: {web:?}");
-        assert!(
-            values.iter().all(|v| *v == values[0]),
-            "a mixed read: {web:?}"
-        );
+        assert!(values.iter().all(|v| *v == values[0]), "a mixed read: {web:?}");
     };
-    let objects = harness
-        .wait_until("the last version", uniform, |o| {
-            has(o, "web", "conf.d/b", "v20")
-        })
-        .await;
+    let objects = harness.wait_until("the last version", uniform, |o| has(o, "web", "conf.d/b", "v20")).await;
     writer.join().expect("the writer does not panic");
     assert_ne!(objects["web"].resource_version, first_version);
     harness.stop().await;
@@ -208,19 +176,10 @@ async fn a_directory_created_after_start_is_picked_up() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = tmp.path().join("later");
     let mut harness = Harness::start(vec![dir.clone()]).await;
-    assert!(
-        harness.objects().is_empty(),
-        "a missing directory is no object"
-    );
+    assert!(harness.objects().is_empty(), "a missing directory is no object");
     fs::create_dir_all(dir.join("conf.d")).expect("mkdir");
     fs::write(dir.join("conf.d/app.conf"), "hello").expect("write");
-    harness
-        .wait_until(
-            "the new directory",
-            |_| {},
-            |o| has(o, "later", "conf.d/app.conf", "hello"),
-        )
-        .await;
+    harness.wait_until("the new directory", |_| {}, |o| has(o, "later", "conf.d/app.conf", "hello")).await;
     harness.stop().await;
 }
 
@@ -231,9 +190,7 @@ async fn a_directory_whose_parent_appears_later_is_picked_up_by_the_recheck() {
     let mut harness = Harness::start(vec![dir.clone()]).await;
     fs::create_dir_all(&dir).expect("mkdir");
     kubelet_write(&dir, "2026_11_22_11_45_12.1", &[("k", "v")]);
-    harness
-        .wait_until("the new volume", |_| {}, |o| has(o, "volume", "k", "v"))
-        .await;
+    harness.wait_until("the new volume", |_| {}, |o| has(o, "volume", "k", "v")).await;
     harness.stop().await;
 }
 
@@ -249,26 +206,12 @@ async fn removing_a_directory_removes_its_object_and_recreating_it_restores_it()
     let mut harness = Harness::start(vec![dir.clone(), other]).await;
     assert_eq!(harness.objects().len(), 2);
     fs::remove_dir_all(&dir).expect("rmdir");
-    harness
-        .wait_until(
-            "the removal",
-            |_| {},
-            |o| !o.contains_key("gone") && o.contains_key("stays"),
-        )
-        .await;
+    harness.wait_until("the removal", |_| {}, |o| !o.contains_key("gone") && o.contains_key("stays")).await;
     fs::create_dir(&dir).expect("mkdir");
     fs::write(dir.join("k"), "again").expect("write");
-    harness
-        .wait_until(
-            "the new directory",
-            |_| {},
-            |o| has(o, "gone", "k", "again"),
-        )
-        .await;
+    harness.wait_until("the new directory", |_| {}, |o| has(o, "gone", "k", "again")).await;
     fs::write(dir.join("k"), "edited").expect("write");
-    harness
-        .wait_until("an edit in it", |_| {}, |o| has(o, "gone", "k", "edited"))
-        .await;
+    harness.wait_until("an edit in it", |_| {}, |o| has(o, "gone", "k", "edited")).await;
     harness.stop().await;
 }
 

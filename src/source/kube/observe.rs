@@ -19,19 +19,14 @@ pub struct WatchConnectedLayer {
 impl WatchConnectedLayer {
     /// Calls `on_connected` whenever a watch request is answered with a 2xx status.
     pub fn new(on_connected: impl Fn() + Send + Sync + 'static) -> Self {
-        Self {
-            on_connected: Arc::new(on_connected),
-        }
+        Self { on_connected: Arc::new(on_connected) }
     }
 }
 
 impl<S> Layer<S> for WatchConnectedLayer {
     type Service = WatchConnected<S>;
     fn layer(&self, inner: S) -> Self::Service {
-        WatchConnected {
-            inner,
-            on_connected: Arc::clone(&self.on_connected),
-        }
+        WatchConnected { inner, on_connected: Arc::clone(&self.on_connected) }
     }
 }
 
@@ -56,10 +51,7 @@ where
     }
 
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
-        let is_watch = request
-            .uri()
-            .query()
-            .is_some_and(|q| q.split('&').any(|p| p == "watch=true"));
+        let is_watch = request.uri().query().is_some_and(|q| q.split('&').any(|p| p == "watch=true"));
         let on_connected = Arc::clone(&self.on_connected);
         let response = self.inner.call(request);
         Box::pin(async move {

@@ -4,12 +4,7 @@ use serde_json::{Map, Value, json};
 
 use crate::util::b64_encode;
 
-fn meta(
-    namespace: &str,
-    name: &str,
-    labels: &Map<String, Value>,
-    annotations: &Map<String, Value>,
-) -> Value {
+fn meta(namespace: &str, name: &str, labels: &Map<String, Value>, annotations: &Map<String, Value>) -> Value {
     let mut m = json!({"name": name, "namespace": namespace});
     if !labels.is_empty() {
         m["labels"] = Value::Object(labels.clone());
@@ -35,11 +30,7 @@ pub struct ConfigMapBuilder {
 impl ConfigMapBuilder {
     /// Starts a ConfigMap `namespace/name` with no data.
     pub fn new(namespace: &str, name: &str) -> Self {
-        Self {
-            namespace: namespace.into(),
-            name: name.into(),
-            ..Self::default()
-        }
+        Self { namespace: namespace.into(), name: name.into(), ..Self::default() }
     }
 
     /// Adds a label.
@@ -62,8 +53,7 @@ impl ConfigMapBuilder {
 
     /// Adds a binary entry to `binaryData` (base64-encoded here).
     pub fn binary(mut self, key: &str, bytes: impl AsRef<[u8]>) -> Self {
-        self.binary
-            .insert(key.into(), Value::String(b64_encode(bytes.as_ref())));
+        self.binary.insert(key.into(), Value::String(b64_encode(bytes.as_ref())));
         self
     }
 
@@ -107,11 +97,7 @@ pub struct SecretBuilder {
 impl SecretBuilder {
     /// Starts an `Opaque` Secret `namespace/name` with no data.
     pub fn new(namespace: &str, name: &str) -> Self {
-        Self {
-            namespace: namespace.into(),
-            name: name.into(),
-            ..Self::default()
-        }
+        Self { namespace: namespace.into(), name: name.into(), ..Self::default() }
     }
 
     /// Adds a label.
@@ -128,8 +114,7 @@ impl SecretBuilder {
 
     /// Adds an entry to `data` (base64-encoded here, as the API expects).
     pub fn data(mut self, key: &str, bytes: impl AsRef<[u8]>) -> Self {
-        self.data
-            .insert(key.into(), Value::String(b64_encode(bytes.as_ref())));
+        self.data.insert(key.into(), Value::String(b64_encode(bytes.as_ref())));
         self
     }
 

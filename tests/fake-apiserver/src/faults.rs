@@ -64,9 +64,7 @@ pub struct Faults {
 
 impl std::fmt::Debug for Faults {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Faults")
-            .field("addr", &self.shared.addr)
-            .finish()
+        f.debug_struct("Faults").field("addr", &self.shared.addr).finish()
     }
 }
 
@@ -88,11 +86,7 @@ impl Faults {
     /// 503 ServiceUnavailable, 429 TooManyRequests, ...), with a `Retry-After` header when
     /// `retry_after` is given. `n == 0` clears a pending instruction.
     pub fn fail_requests(&self, n: usize, status: u16, retry_after: Option<u32>) {
-        *lock(&self.shared.faults.fail) = (n > 0).then_some(FailSpec {
-            remaining: n,
-            status,
-            retry_after,
-        });
+        *lock(&self.shared.faults.fail) = (n > 0).then_some(FailSpec { remaining: n, status, retry_after });
     }
 
     /// While `true`, requests get no response at all (new requests hang, open watches stop

@@ -24,9 +24,7 @@ pub(crate) type Body = UnsyncBoxBody<Bytes, std::io::Error>;
 pub(crate) type Query = HashMap<String, String>;
 
 fn full(bytes: Vec<u8>) -> Body {
-    Full::new(Bytes::from(bytes))
-        .map_err(|never| match never {})
-        .boxed_unsync()
+    Full::new(Bytes::from(bytes)).map_err(|never| match never {}).boxed_unsync()
 }
 
 /// A JSON response with the given status code.
@@ -93,10 +91,9 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Respo
                 "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": shared.addr.to_string()}]
             }),
         ),
-        (&Method::GET, ["apis"]) => json_response(
-            200,
-            &json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": []}),
-        ),
+        (&Method::GET, ["apis"]) => {
+            json_response(200, &json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": []}))
+        }
         (&Method::GET, ["api", "v1"]) => json_response(200, &resource_list()),
         (_, ["api", "v1", "namespaces", ns, plural, rest @ ..]) if rest.len() <= 1 => {
             let ns = ns.to_string();
@@ -107,11 +104,7 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Respo
             let plural = plural.to_string();
             resource(&shared, method, None, plural, None, query, req).await
         }
-        _ => status_response(
-            404,
-            "NotFound",
-            "the server could not find the requested resource",
-        ),
+        _ => status_response(404, "NotFound", "the server could not find the requested resource"),
     }
 }
 
@@ -142,11 +135,7 @@ async fn resource(
     req: Request<Incoming>,
 ) -> Response<Body> {
     if kind_for(&plural).is_none() {
-        return status_response(
-            404,
-            "NotFound",
-            "the server could not find the requested resource",
-        );
+        return status_response(404, "NotFound", "the server could not find the requested resource");
     }
     if let Some((code, retry_after)) = shared.faults.take_failure() {
         shared.stats.errors_injected.fetch_add(1, Relaxed);
@@ -191,18 +180,12 @@ async fn resource(
                 None => not_found(&plural, &name),
             }
         }
-        (m @ (Method::POST | Method::PUT), name)
-            if ns.is_some() && name.is_some() == (m == Method::PUT) =>
-        {
+        (m @ (Method::POST | Method::PUT), name) if ns.is_some() && name.is_some() == (m == Method::PUT) => {
             shared.stats.writes.fetch_add(1, Relaxed);
             let body = match Limited::new(req.into_body(), 4 << 20).collect().await {
                 Ok(b) => b.to_bytes(),
                 Err(e) => {
-                    return status_response(
-                        400,
-                        "BadRequest",
-                        &format!("failed to read body: {e}"),
-                    );
+                    return status_response(400, "BadRequest", &format!("failed to read body: {e}"));
                 }
             };
             let ns = ns.unwrap_or_default();
@@ -234,36 +217,27 @@ fn write(
     body: &[u8],
 ) -> Result<(u16, Value), ApiError> {
     let mut obj: Value = serde_json::from_slice(body).map_err(|e| {
-        ApiError::BadRequest(format!(
-            "the body of the request was in an unknown format: {e}"
-        ))
+        ApiError::BadRequest(format!("the body of the request was in an unknown format: {e}"))
     })?;
     if !obj.is_object() {
-        return Err(ApiError::BadRequest(
-            "the body of the request must be a JSON object".into(),
-        ));
+        return Err(ApiError::BadRequest("the body of the request must be a JSON object".into()));
     }
-    let meta = obj.as_object_mut().and_then(|o| {
-        o.entry("metadata")
-            .or_insert_with(|| json!({}))
-            .as_object_mut()
-    });
+    let meta =
+        obj.as_object_mut().and_then(|o| o.entry("metadata").or_insert_with(|| json!({})).as_object_mut());
     let Some(meta) = meta else {
         return Err(ApiError::BadRequest("metadata must be an object".into()));
     };
     match meta.get("namespace").and_then(Value::as_str) {
         Some(body_ns) if body_ns != ns => {
             return Err(ApiError::BadRequest(
-                "the namespace of the provided object does not match the namespace sent on the request".into(),
+                "the namespace of the provided object does not match the namespace sent on the request"
+                    .into(),
             ));
         }
         _ => meta.insert("namespace".into(), json!(ns)),
     };
-    let precondition = meta
-        .get("resourceVersion")
-        .and_then(Value::as_str)
-        .filter(|s| !s.is_empty())
-        .map(String::from);
+    let precondition =
+        meta.get("resourceVersion").and_then(Value::as_str).filter(|s| !s.is_empty()).map(String::from);
     if let Some(url_name) = &name {
         let body_name = meta.get("name").and_then(Value::as_str).unwrap_or("");
         if body_name != url_name {
@@ -272,11 +246,7 @@ fn write(
             )));
         }
     }
-    let mode = if name.is_some() {
-        PutMode::Update(precondition)
-    } else {
-        PutMode::Create
-    };
+    let mode = if name.is_some() { PutMode::Update(precondition) } else { PutMode::Create };
     let code = if name.is_some() { 200 } else { 201 };
     crate::write_object(shared, plural, obj, mode, true).map(|o| (code, (*o).clone()))
 }

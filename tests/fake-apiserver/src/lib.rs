@@ -169,30 +169,17 @@ pub(crate) fn write_object(
         )));
     }
     if !obj.is_object() || obj.get("metadata").is_some_and(|m| !m.is_object()) {
-        return Err(ApiError::BadRequest(
-            "object and its metadata must be JSON objects".into(),
-        ));
+        return Err(ApiError::BadRequest("object and its metadata must be JSON objects".into()));
     }
     if plural == "secrets" {
         validate::fold_string_data(&mut obj);
     }
     if validated {
-        let generated = obj
-            .pointer("/metadata/generateName")
-            .and_then(Value::as_str)
-            .is_some_and(|g| !g.is_empty());
+        let generated =
+            obj.pointer("/metadata/generateName").and_then(Value::as_str).is_some_and(|g| !g.is_empty());
         let mut probe = obj.clone();
-        if generated
-            && obj
-                .pointer("/metadata/name")
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .is_empty()
-        {
-            let g = obj
-                .pointer("/metadata/generateName")
-                .and_then(Value::as_str)
-                .unwrap_or("");
+        if generated && obj.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("").is_empty() {
+            let g = obj.pointer("/metadata/generateName").and_then(Value::as_str).unwrap_or("");
             probe["metadata"]["name"] = Value::String(format!("{g}xxxxx"));
         }
         validate::validate(plural, &probe)?;
@@ -220,9 +207,7 @@ pub struct FakeApiServer {
 
 impl std::fmt::Debug for FakeApiServer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FakeApiServer")
-            .field("addr", &self.addr())
-            .finish()
+        f.debug_struct("FakeApiServer").field("addr", &self.addr()).finish()
     }
 }
 
@@ -238,13 +223,9 @@ impl FakeApiServer {
         let listener = server::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, opts.port)))?;
         let shared = Arc::new(Shared::new(opts, listener.local_addr()?));
         shared.spawn_accept(listener);
-        let faults = Faults {
-            shared: shared.clone(),
-        };
+        let faults = Faults { shared: shared.clone() };
         tracing::debug!(addr = %shared.addr, "fake-apiserver listening");
-        Ok(FakeApiServer {
-            handle: Arc::new(Handle { shared, faults }),
-        })
+        Ok(FakeApiServer { handle: Arc::new(Handle { shared, faults }) })
     }
 
     fn shared(&self) -> &Shared {
@@ -299,18 +280,12 @@ impl FakeApiServer {
 
     /// Deletes an object; returns the resourceVersion of the deletion, `None` if absent.
     pub fn delete(&self, plural: &str, namespace: &str, name: &str) -> Option<u64> {
-        self.shared()
-            .store()
-            .delete(plural, namespace, name)
-            .map(|(rv, _)| rv)
+        self.shared().store().delete(plural, namespace, name).map(|(rv, _)| rv)
     }
 
     /// The stored object (with `kind`, `apiVersion` and full metadata), if present.
     pub fn get(&self, plural: &str, namespace: &str, name: &str) -> Option<Value> {
-        self.shared()
-            .store()
-            .get(plural, namespace, name)
-            .map(|o| (*o).clone())
+        self.shared().store().get(plural, namespace, name).map(|o| (*o).clone())
     }
 
     /// The latest resourceVersion (the global counter).
@@ -361,8 +336,5 @@ impl FakeApiServer {
 }
 
 fn rv_of(obj: &Value) -> u64 {
-    obj.pointer("/metadata/resourceVersion")
-        .and_then(Value::as_str)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0)
+    obj.pointer("/metadata/resourceVersion").and_then(Value::as_str).and_then(|s| s.parse().ok()).unwrap_or(0)
 }

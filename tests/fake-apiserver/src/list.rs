@@ -55,36 +55,20 @@ fn encode_continue(rv: u64, (ns, name): &ItemKey) -> String {
 fn plan(q: &Query) -> Result<Plan, Fail> {
     let rv = match q.get("resourceVersion").map(String::as_str).unwrap_or("") {
         "" => None,
-        s => Some(
-            s.parse::<u64>()
-                .map_err(|_| bad(format!("invalid resource version: {s:?}")))?,
-        ),
+        s => Some(s.parse::<u64>().map_err(|_| bad(format!("invalid resource version: {s:?}")))?),
     };
     let rv_match = q.get("resourceVersionMatch").map_or("", String::as_str);
     if let Some(token) = q.get("continue").filter(|c| !c.is_empty()) {
         if rv.is_some() || !rv_match.is_empty() {
-            return Err(bad(
-                "specifying resource version is not allowed when using continue",
-            ));
+            return Err(bad("specifying resource version is not allowed when using continue"));
         }
-        let (at, after) = decode_continue(token)
-            .ok_or_else(|| bad("continue key is not valid: invalid continue token"))?;
-        return Ok(Plan {
-            at: Some(at),
-            after: Some(after),
-            continued: true,
-            ..Plan::default()
-        });
+        let (at, after) =
+            decode_continue(token).ok_or_else(|| bad("continue key is not valid: invalid continue token"))?;
+        return Ok(Plan { at: Some(at), after: Some(after), continued: true, ..Plan::default() });
     }
     match (rv_match, rv) {
-        ("" | "NotOlderThan", rv) => Ok(Plan {
-            not_older_than: rv,
-            ..Plan::default()
-        }),
-        ("Exact", Some(n)) if n > 0 => Ok(Plan {
-            at: Some(n),
-            ..Plan::default()
-        }),
+        ("" | "NotOlderThan", rv) => Ok(Plan { not_older_than: rv, ..Plan::default() }),
+        ("Exact", Some(n)) if n > 0 => Ok(Plan { at: Some(n), ..Plan::default() }),
         ("Exact", _) => Err(bad(
             "resourceVersionMatch: Forbidden: resourceVersionMatch \"Exact\" is forbidden for resourceVersion \"0\" or unset",
         )),
@@ -95,12 +79,7 @@ fn plan(q: &Query) -> Result<Plan, Fail> {
 }
 
 fn key_of(o: &Value) -> ItemKey {
-    let s = |p: &str| {
-        o.pointer(p)
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string()
-    };
+    let s = |p: &str| o.pointer(p).and_then(Value::as_str).unwrap_or("").to_string();
     (s("/metadata/namespace"), s("/metadata/name"))
 }
 
@@ -114,11 +93,7 @@ fn snapshot(
     let store = shared.store();
     let current = store.rv();
     if let Some(n) = plan.at.or(plan.not_older_than).filter(|n| *n > current) {
-        return Err((
-            504,
-            "Timeout",
-            format!("Too large resource version: {n}, current: {current}"),
-        ));
+        return Err((504, "Timeout", format!("Too large resource version: {n}, current: {current}")));
     }
     store.list_at(plural, ns, plan.at).map_err(|()| {
         let msg = if plan.continued {
@@ -143,10 +118,7 @@ fn page(
     selectors: &(LabelSelector, FieldSelector),
 ) -> Value {
     let (label, field) = selectors;
-    let limit = q
-        .get("limit")
-        .and_then(|l| l.parse::<usize>().ok())
-        .filter(|l| *l > 0);
+    let limit = q.get("limit").and_then(|l| l.parse::<usize>().ok()).filter(|l| *l > 0);
     let matching: Vec<&Value> = objects
         .iter()
         .map(|o| &**o)

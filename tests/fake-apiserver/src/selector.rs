@@ -31,11 +31,7 @@ fn is_key_char(c: char) -> bool {
 
 fn valid_key(k: &str) -> bool {
     let name = k.rsplit_once('/').map_or(k, |(prefix, name)| {
-        if prefix.is_empty() || prefix.len() > 253 || prefix.contains('/') {
-            ""
-        } else {
-            name
-        }
+        if prefix.is_empty() || prefix.len() > 253 || prefix.contains('/') { "" } else { name }
     });
     !name.is_empty()
         && name.len() <= 63
@@ -47,8 +43,7 @@ fn valid_key(k: &str) -> bool {
 fn valid_value(v: &str) -> bool {
     v.is_empty()
         || (v.len() <= 63
-            && v.chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+            && v.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
             && v.starts_with(|c: char| c.is_ascii_alphanumeric())
             && v.ends_with(|c: char| c.is_ascii_alphanumeric()))
 }
@@ -79,11 +74,7 @@ fn parse_requirement(part: &str) -> Result<Requirement, String> {
         if !valid_key(key) {
             return Err(err("invalid label key"));
         }
-        return Ok(Requirement {
-            key: key.into(),
-            op: Op::NotExists,
-            values: vec![],
-        });
+        return Ok(Requirement { key: key.into(), op: Op::NotExists, values: vec![] });
     }
     let key_end = part.find(|c: char| !is_key_char(c)).unwrap_or(part.len());
     let key = &part[..key_end];
@@ -116,9 +107,7 @@ fn parse_requirement(part: &str) -> Result<Requirement, String> {
                 .ok_or_else(|| err("expected '(' ... ')' after set operator"))?;
             let vals: Vec<String> = inner.split(',').map(|v| v.trim().to_string()).collect();
             if inner.trim().is_empty() {
-                return Err(err(
-                    "for 'in', 'notin' operators, values set can't be empty",
-                ));
+                return Err(err("for 'in', 'notin' operators, values set can't be empty"));
             }
             vals
         }
@@ -127,11 +116,7 @@ fn parse_requirement(part: &str) -> Result<Requirement, String> {
     if let Some(bad) = values.iter().find(|v| !valid_value(v)) {
         return Err(err(&format!("invalid label value {bad:?}")));
     }
-    Ok(Requirement {
-        key: key.into(),
-        op,
-        values,
-    })
+    Ok(Requirement { key: key.into(), op, values })
 }
 
 impl LabelSelector {
@@ -140,10 +125,7 @@ impl LabelSelector {
         if s.trim().is_empty() {
             return Ok(Self::default());
         }
-        let reqs = split_top_level(s)
-            .into_iter()
-            .map(parse_requirement)
-            .collect::<Result<_, _>>()?;
+        let reqs = split_top_level(s).into_iter().map(parse_requirement).collect::<Result<_, _>>()?;
         Ok(Self { reqs })
     }
 
@@ -188,9 +170,7 @@ impl FieldSelector {
             } else if let Some((f, v)) = part.split_once('=') {
                 (f, true, v)
             } else {
-                return Err(format!(
-                    "invalid selector: '{part}'; can't understand '{part}'"
-                ));
+                return Err(format!("invalid selector: '{part}'; can't understand '{part}'"));
             };
             let field = field.trim();
             let known = matches!(field, "metadata.name" | "metadata.namespace")
@@ -265,16 +245,7 @@ mod tests {
         for s in no {
             assert!(!LabelSelector::parse(s).unwrap().matches(&o), "{s}");
         }
-        for bad in [
-            "app=(",
-            "a b",
-            "=x",
-            "app in ()",
-            "app in x",
-            "app=web,",
-            "app=-bad",
-            "!",
-        ] {
+        for bad in ["app=(", "a b", "=x", "app in ()", "app in x", "app=web,", "app=-bad", "!"] {
             assert!(LabelSelector::parse(bad).is_err(), "{bad}");
         }
     }
@@ -282,26 +253,14 @@ mod tests {
     #[test]
     fn field_selector_syntax() {
         let o = json!({"metadata": {"name": "n1", "namespace": "ns"}, "type": "Opaque"});
-        assert!(
-            FieldSelector::parse("metadata.name=n1", "configmaps")
-                .unwrap()
-                .matches(&o)
-        );
+        assert!(FieldSelector::parse("metadata.name=n1", "configmaps").unwrap().matches(&o));
         assert!(
             FieldSelector::parse("metadata.name!=n2,metadata.namespace==ns", "configmaps")
                 .unwrap()
                 .matches(&o)
         );
-        assert!(
-            !FieldSelector::parse("metadata.name!=n1", "configmaps")
-                .unwrap()
-                .matches(&o)
-        );
-        assert!(
-            FieldSelector::parse("type=Opaque", "secrets")
-                .unwrap()
-                .matches(&o)
-        );
+        assert!(!FieldSelector::parse("metadata.name!=n1", "configmaps").unwrap().matches(&o));
+        assert!(FieldSelector::parse("type=Opaque", "secrets").unwrap().matches(&o));
         assert!(FieldSelector::parse("type=Opaque", "configmaps").is_err());
         assert!(FieldSelector::parse("spec.x=1", "configmaps").is_err());
     }

@@ -107,10 +107,7 @@ pub(crate) fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
 impl Shared {
     pub(crate) fn new(opts: Options, addr: SocketAddr) -> Self {
         Self {
-            store: Mutex::new(Store::new(
-                opts.initial_resource_version,
-                opts.history_capacity,
-            )),
+            store: Mutex::new(Store::new(opts.initial_resource_version, opts.history_capacity)),
             opts,
             faults: FaultState::default(),
             stats: Counters::default(),
@@ -164,9 +161,7 @@ impl Shared {
                 let s = svc_shared.clone();
                 async move { Ok::<_, Infallible>(crate::http::handle(s, req).await) }
             });
-            let conn = http1::Builder::new()
-                .keep_alive(true)
-                .serve_connection(TokioIo::new(stream), svc);
+            let conn = http1::Builder::new().keep_alive(true).serve_connection(TokioIo::new(stream), svc);
             let mut conn = std::pin::pin!(conn);
             let mut stop = shared.shutdown.subscribe();
             let res = tokio::select! {
@@ -225,17 +220,10 @@ impl Shared {
         self.shutdown.send_replace(true);
         let handles: Vec<_> = {
             let mut t = lock(&self.tasks);
-            t.accept
-                .take()
-                .into_iter()
-                .chain(std::mem::take(&mut t.conns).into_values())
-                .collect()
+            t.accept.take().into_iter().chain(std::mem::take(&mut t.conns).into_values()).collect()
         };
         for mut h in handles {
-            if tokio::time::timeout(Duration::from_secs(2), &mut h)
-                .await
-                .is_err()
-            {
+            if tokio::time::timeout(Duration::from_secs(2), &mut h).await.is_err() {
                 h.abort();
             }
         }

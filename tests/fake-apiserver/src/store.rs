@@ -91,11 +91,7 @@ fn managed_fields(obj: &Value, time: &str) -> Value {
     let mut fields = Map::new();
     for section in ["data", "binaryData", "immutable", "type"] {
         if let Some(v) = obj.get(section) {
-            let entry = if v.is_object() {
-                keys(Some(v)).unwrap_or(json!({}))
-            } else {
-                json!({})
-            };
+            let entry = if v.is_object() { keys(Some(v)).unwrap_or(json!({})) } else { json!({}) };
             fields.insert(format!("f:{section}"), entry);
         }
     }
@@ -117,13 +113,8 @@ fn managed_fields(obj: &Value, time: &str) -> Value {
 }
 
 /// Server-owned metadata that does not make an update a change.
-const SERVER_FIELDS: [&str; 5] = [
-    "resourceVersion",
-    "uid",
-    "creationTimestamp",
-    "managedFields",
-    "generation",
-];
+const SERVER_FIELDS: [&str; 5] =
+    ["resourceVersion", "uid", "creationTimestamp", "managedFields", "generation"];
 
 /// The user-owned content of an object, with empty maps dropped (Go's `omitempty`), for
 /// detecting no-op updates.
@@ -146,15 +137,10 @@ fn normalized(obj: &Value) -> Value {
 
 /// True when `cur` is immutable and `new` changes its data or clears `immutable`.
 fn immutable_violation(cur: &Value, new: &Value) -> bool {
-    let field = |o: &Value, f: &str| {
-        o.get(f)
-            .cloned()
-            .filter(|v| v.as_object().is_none_or(|m| !m.is_empty()))
-    };
+    let field =
+        |o: &Value, f: &str| o.get(f).cloned().filter(|v| v.as_object().is_none_or(|m| !m.is_empty()));
     cur.get("immutable") == Some(&json!(true))
-        && ["data", "binaryData", "immutable"]
-            .iter()
-            .any(|f| field(cur, f) != field(new, f))
+        && ["data", "binaryData", "immutable"].iter().any(|f| field(cur, f) != field(new, f))
 }
 
 /// The preconditions of a write: create/update existence, resourceVersion and immutability.
@@ -167,12 +153,10 @@ fn check_write(
 ) -> Result<(), ApiError> {
     let (plural, _, name) = key;
     match (mode, old) {
-        (PutMode::Create, Some(_)) => Err(ApiError::AlreadyExists(format!(
-            "{plural} {name:?} already exists"
-        ))),
-        (PutMode::Update(_), None) => {
-            Err(ApiError::NotFound(format!("{plural} {name:?} not found")))
+        (PutMode::Create, Some(_)) => {
+            Err(ApiError::AlreadyExists(format!("{plural} {name:?} already exists")))
         }
+        (PutMode::Update(_), None) => Err(ApiError::NotFound(format!("{plural} {name:?} not found"))),
         (PutMode::Update(Some(want)), Some(cur))
             if cur.pointer("/metadata/resourceVersion") != Some(&json!(want)) =>
         {
@@ -181,12 +165,10 @@ fn check_write(
                  please apply your changes to the latest version and try again"
             )))
         }
-        (_, Some(cur)) if validated && immutable_violation(cur, obj) => {
-            Err(ApiError::Invalid(format!(
-                "{} {name:?} is invalid: data: Forbidden: field is immutable when `immutable` is set",
-                kind_for(plural).unwrap_or("Object")
-            )))
-        }
+        (_, Some(cur)) if validated && immutable_violation(cur, obj) => Err(ApiError::Invalid(format!(
+            "{} {name:?} is invalid: data: Forbidden: field is immutable when `immutable` is set",
+            kind_for(plural).unwrap_or("Object")
+        ))),
         _ => Ok(()),
     }
 }
@@ -210,9 +192,7 @@ impl Store {
     }
 
     pub(crate) fn get(&self, plural: &str, ns: &str, name: &str) -> Option<Arc<Value>> {
-        self.objects
-            .get(&(plural.into(), ns.into(), name.into()))
-            .cloned()
+        self.objects.get(&(plural.into(), ns.into(), name.into())).cloned()
     }
 
     /// Fills in `kind`, `apiVersion` and a generated name; returns the store key.
@@ -224,22 +204,14 @@ impl Store {
         root.insert("apiVersion".into(), json!("v1"));
         let meta = root.entry("metadata").or_insert_with(|| json!({}));
         let meta = meta.as_object_mut().expect("metadata must be an object");
-        if meta
-            .get("name")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .is_empty()
+        if meta.get("name").and_then(Value::as_str).unwrap_or("").is_empty()
             && let Some(prefix) = meta.get("generateName").and_then(Value::as_str)
         {
             let generated = format!("{prefix}{}", name_suffix(self.seq ^ self.rv));
             meta.insert("name".into(), json!(generated));
         }
-        let text = |f: &str| {
-            meta.get(f)
-                .and_then(Value::as_str)
-                .expect("metadata namespace and name")
-                .to_string()
-        };
+        let text =
+            |f: &str| meta.get(f).and_then(Value::as_str).expect("metadata namespace and name").to_string();
         (plural.into(), text("namespace"), text("name"))
     }
 
@@ -264,10 +236,7 @@ impl Store {
             return Ok(cur.clone());
         }
         let now = now_rfc3339();
-        let keep = |field: &str| {
-            old.as_ref()
-                .and_then(|o| o.pointer(&format!("/metadata/{field}")).cloned())
-        };
+        let keep = |field: &str| old.as_ref().and_then(|o| o.pointer(&format!("/metadata/{field}")).cloned());
         let uid = keep("uid").unwrap_or_else(|| json!(new_uid(self.seq)));
         let created = keep("creationTimestamp").unwrap_or_else(|| json!(now));
         self.rv += 1;
@@ -280,28 +249,13 @@ impl Store {
         let obj = Arc::new(obj);
         self.objects.insert(key.clone(), obj.clone());
         let (plural, namespace, name) = key;
-        self.record(Event {
-            rv: self.rv,
-            plural,
-            namespace,
-            name,
-            old,
-            obj: obj.clone(),
-            deleted: false,
-        });
+        self.record(Event { rv: self.rv, plural, namespace, name, old, obj: obj.clone(), deleted: false });
         Ok(obj)
     }
 
     /// Deletes an object; returns the delete's rv and the final object state.
-    pub(crate) fn delete(
-        &mut self,
-        plural: &str,
-        ns: &str,
-        name: &str,
-    ) -> Option<(u64, Arc<Value>)> {
-        let old = self
-            .objects
-            .remove(&(plural.into(), ns.into(), name.into()))?;
+    pub(crate) fn delete(&mut self, plural: &str, ns: &str, name: &str) -> Option<(u64, Arc<Value>)> {
+        let old = self.objects.remove(&(plural.into(), ns.into(), name.into()))?;
         self.rv += 1;
         let mut last = (*old).clone();
         last["metadata"]["resourceVersion"] = json!(self.rv.to_string());
@@ -331,8 +285,7 @@ impl Store {
                 }
             }
         }
-        self.watchers
-            .retain(|_, tx| tx.send(WatchMsg::Event(ev.clone())).is_ok());
+        self.watchers.retain(|_, tx| tx.send(WatchMsg::Event(ev.clone())).is_ok());
     }
 
     /// Forgets all history: every rv older than the current one becomes "too old".
@@ -358,9 +311,8 @@ impl Store {
         if at < self.floor {
             return Err(());
         }
-        let mut map: BTreeMap<(String, String), Arc<Value>> = current
-            .map(|((_, n, name), v)| ((n.clone(), name.clone()), v.clone()))
-            .collect();
+        let mut map: BTreeMap<(String, String), Arc<Value>> =
+            current.map(|((_, n, name), v)| ((n.clone(), name.clone()), v.clone())).collect();
         for ev in self.history.iter().rev().take_while(|e| e.rv > at) {
             if !in_scope(&ev.plural, &ev.namespace) {
                 continue;
@@ -387,10 +339,9 @@ impl Store {
             WatchFrom::Resume(n) if force_expire || n < self.floor => {
                 return (WatchStart::TooOld(n, self.floor), None);
             }
-            WatchFrom::Resume(n) => WatchStart::Resume(
-                n,
-                self.history.iter().filter(|e| e.rv > n).cloned().collect(),
-            ),
+            WatchFrom::Resume(n) => {
+                WatchStart::Resume(n, self.history.iter().filter(|e| e.rv > n).cloned().collect())
+            }
             WatchFrom::Now => WatchStart::Resume(self.rv, Vec::new()),
             WatchFrom::Snapshot => {
                 let (rv, items) = self.list_at(plural, ns, None).unwrap_or_default();
@@ -410,7 +361,6 @@ impl Store {
 
     /// Queues a BOOKMARK on every open watch.
     pub(crate) fn broadcast_bookmark(&mut self) {
-        self.watchers
-            .retain(|_, tx| tx.send(WatchMsg::Bookmark).is_ok());
+        self.watchers.retain(|_, tx| tx.send(WatchMsg::Bookmark).is_ok());
     }
 }

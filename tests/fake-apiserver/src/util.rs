@@ -60,10 +60,7 @@ pub(crate) fn b64_decode(s: &str) -> Option<Vec<u8>> {
 
 /// URL-safe, unpadded base64 (used for continue tokens, like the real server).
 pub(crate) fn b64url_encode(input: &[u8]) -> String {
-    b64_encode(input)
-        .trim_end_matches('=')
-        .replace('+', "-")
-        .replace('/', "_")
+    b64_encode(input).trim_end_matches('=').replace('+', "-").replace('/', "_")
 }
 
 /// Inverse of [`b64url_encode`].
@@ -77,18 +74,10 @@ pub(crate) fn b64url_decode(s: &str) -> Option<Vec<u8>> {
 
 /// Current UTC time as RFC 3339 with second precision (`2025-01-02T03:04:05Z`).
 pub(crate) fn now_rfc3339() -> String {
-    let secs = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
+    let secs = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
     let (y, m, d) = civil_from_days((secs / 86_400) as i64);
     let rem = secs % 86_400;
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
 }
 
 fn civil_from_days(z: i64) -> (i64, u32, u32) {
@@ -113,9 +102,8 @@ pub(crate) fn percent_decode(s: &str) -> String {
         match b[i] {
             b'+' => out.push(b' '),
             b'%' if i + 2 < b.len() => {
-                let hex = std::str::from_utf8(&b[i + 1..i + 3])
-                    .ok()
-                    .and_then(|h| u8::from_str_radix(h, 16).ok());
+                let hex =
+                    std::str::from_utf8(&b[i + 1..i + 3]).ok().and_then(|h| u8::from_str_radix(h, 16).ok());
                 match hex {
                     Some(v) => {
                         out.push(v);
@@ -136,8 +124,7 @@ pub(crate) fn parse_query(q: Option<&str>) -> HashMap<String, String> {
     let mut map = HashMap::new();
     for pair in q.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        map.entry(percent_decode(k))
-            .or_insert_with(|| percent_decode(v));
+        map.entry(percent_decode(k)).or_insert_with(|| percent_decode(v));
     }
     map
 }
@@ -151,10 +138,7 @@ fn splitmix(mut x: u64) -> u64 {
 
 /// A random-looking version-4 style UUID string derived from the clock and `seq`.
 pub(crate) fn new_uid(seq: u64) -> String {
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(0);
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0);
     let a = splitmix(nanos ^ seq.wrapping_mul(0xA24B_AED4_963E_E407));
     let b = splitmix(a ^ seq);
     format!(
@@ -189,10 +173,7 @@ mod tests {
         for s in ["", "f", "fo", "foo", "foob", "fooba", "foobar"] {
             let e = b64_encode(s.as_bytes());
             assert_eq!(b64_decode(&e).unwrap(), s.as_bytes());
-            assert_eq!(
-                b64url_decode(&b64url_encode(s.as_bytes())).unwrap(),
-                s.as_bytes()
-            );
+            assert_eq!(b64url_decode(&b64url_encode(s.as_bytes())).unwrap(), s.as_bytes());
         }
         assert_eq!(b64_encode(b"foobar"), "Zm9vYmFy");
         assert_eq!(b64_encode(b"fo"), "Zm8=");

@@ -11,8 +11,7 @@ pub(crate) const MAX_DATA_BYTES: usize = 1024 * 1024;
 fn is_label(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 63
-        && s.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && !s.starts_with('-')
         && !s.ends_with('-')
 }
@@ -30,14 +29,9 @@ pub(crate) fn is_dns1123_label(s: &str) -> bool {
 /// Validates one ConfigMap/Secret data key; returns the error detail.
 pub(crate) fn validate_key(key: &str) -> Result<(), String> {
     if key.is_empty() || key.len() > 253 {
-        return Err(format!(
-            "Invalid value: {key:?}: must be no more than 253 characters"
-        ));
+        return Err(format!("Invalid value: {key:?}: must be no more than 253 characters"));
     }
-    if !key
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'))
-    {
+    if !key.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_')) {
         return Err(format!(
             "Invalid value: {key:?}: a valid config key must consist of alphanumeric characters, \
              '-', '_' or '.' (e.g. 'key.name',  or 'KEY_NAME',  or 'key-name', regex used for \
@@ -70,9 +64,7 @@ pub(crate) fn fold_string_data(obj: &mut Value) {
     let Some(Value::Object(sd)) = map.remove("stringData") else {
         return;
     };
-    let data = map
-        .entry("data")
-        .or_insert_with(|| Value::Object(Map::new()));
+    let data = map.entry("data").or_insert_with(|| Value::Object(Map::new()));
     if let Some(data) = data.as_object_mut() {
         for (k, v) in sd {
             let s = v.as_str().unwrap_or_default();
@@ -84,16 +76,10 @@ pub(crate) fn fold_string_data(obj: &mut Value) {
 /// Validates `obj` (already carrying `metadata.name`) as the real API server would.
 pub(crate) fn validate(plural: &str, obj: &Value) -> Result<(), ApiError> {
     let kind = kind_for(plural).unwrap_or("Object");
-    let name = obj
-        .pointer("/metadata/name")
-        .and_then(Value::as_str)
-        .unwrap_or("");
-    let invalid =
-        |detail: String| ApiError::Invalid(format!("{kind} {name:?} is invalid: {detail}"));
+    let name = obj.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("");
+    let invalid = |detail: String| ApiError::Invalid(format!("{kind} {name:?} is invalid: {detail}"));
     if name.is_empty() {
-        return Err(invalid(
-            "metadata.name: Required value: name or generateName is required".into(),
-        ));
+        return Err(invalid("metadata.name: Required value: name or generateName is required".into()));
     }
     if !is_dns1123_subdomain(name) {
         return Err(invalid(format!(
@@ -102,14 +88,9 @@ pub(crate) fn validate(plural: &str, obj: &Value) -> Result<(), ApiError> {
              alphanumeric character"
         )));
     }
-    let ns = obj
-        .pointer("/metadata/namespace")
-        .and_then(Value::as_str)
-        .unwrap_or("");
+    let ns = obj.pointer("/metadata/namespace").and_then(Value::as_str).unwrap_or("");
     if !is_dns1123_label(ns) {
-        return Err(invalid(format!(
-            "metadata.namespace: Invalid value: {ns:?}"
-        )));
+        return Err(invalid(format!("metadata.namespace: Invalid value: {ns:?}")));
     }
     let mut total = 0usize;
     let data = obj.get("data").and_then(Value::as_object);
@@ -142,15 +123,15 @@ pub(crate) fn validate(plural: &str, obj: &Value) -> Result<(), ApiError> {
                 )));
             }
             let bytes = v.as_str().and_then(b64_decode).ok_or_else(|| {
-                ApiError::BadRequest(format!("{kind} in version \"v1\" cannot be handled: binaryData[{k}]: illegal base64 data"))
+                ApiError::BadRequest(format!(
+                    "{kind} in version \"v1\" cannot be handled: binaryData[{k}]: illegal base64 data"
+                ))
             })?;
             total += bytes.len();
         }
     }
     if total > MAX_DATA_BYTES {
-        return Err(invalid(format!(
-            "[]: Too long: may not be more than {MAX_DATA_BYTES} bytes"
-        )));
+        return Err(invalid(format!("[]: Too long: may not be more than {MAX_DATA_BYTES} bytes")));
     }
     Ok(())
 }
@@ -164,16 +145,7 @@ mod tests {
         for ok in ["a", "a.b", "A_B-c"] {
             assert!(validate_key(ok).is_ok(), "{ok}");
         }
-        for bad in [
-            "",
-            ".",
-            "..",
-            "..data",
-            "../x",
-            "a/b",
-            "a b",
-            &"x".repeat(254),
-        ] {
+        for bad in ["", ".", "..", "..data", "../x", "a/b", "a b", &"x".repeat(254)] {
             assert!(validate_key(bad).is_err(), "{bad}");
         }
         assert!(validate_key(&"x".repeat(253)).is_ok());

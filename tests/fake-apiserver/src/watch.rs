@@ -143,12 +143,7 @@ impl WatchState {
 }
 
 /// Handles `GET ...?watch=true`.
-pub(crate) fn serve(
-    shared: &Arc<Shared>,
-    plural: &str,
-    ns: Option<&str>,
-    q: &Query,
-) -> Response<Body> {
+pub(crate) fn serve(shared: &Arc<Shared>, plural: &str, ns: Option<&str>, q: &Query) -> Response<Body> {
     shared.stats.watches.fetch_add(1, Relaxed);
     Counters::bump(&shared.stats.watches_by_plural, plural);
     let (label, field) = match selectors(q, plural) {
@@ -160,10 +155,7 @@ pub(crate) fn serve(
     let initial_set = q.contains_key("sendInitialEvents");
     let send_initial = flag(q, "sendInitialEvents");
     let bookmarks = flag(q, "allowWatchBookmarks");
-    let rv_match = q
-        .get("resourceVersionMatch")
-        .map(String::as_str)
-        .unwrap_or("");
+    let rv_match = q.get("resourceVersionMatch").map(String::as_str).unwrap_or("");
     if initial_set && rv_match != "NotOlderThan" {
         return status_response(
             422,
@@ -190,11 +182,7 @@ pub(crate) fn serve(
         s => match s.parse::<u64>() {
             Ok(n) => n,
             Err(_) => {
-                return status_response(
-                    400,
-                    "BadRequest",
-                    &format!("invalid resource version: {s:?}"),
-                );
+                return status_response(400, "BadRequest", &format!("invalid resource version: {s:?}"));
             }
         },
     };
@@ -217,22 +205,12 @@ pub(crate) fn serve(
     let (start, rx) = shared.store().subscribe(plural, ns, from, force_expire);
     shared.stats.open_watches.fetch_add(1, Relaxed);
     let kind = kind_for(plural).unwrap_or("Object");
-    let filter = Filter {
-        plural: plural.into(),
-        ns: ns.map(String::from),
-        label,
-        field,
-    };
+    let filter = Filter { plural: plural.into(), ns: ns.map(String::from), label, field };
     let mut initial = VecDeque::new();
     let mut seen_rv = rv;
     match start {
         WatchStart::Snapshot(at, objects) => {
-            initial.extend(
-                objects
-                    .iter()
-                    .filter(|o| filter.matches(o))
-                    .map(|o| frame("ADDED", o)),
-            );
+            initial.extend(objects.iter().filter(|o| filter.matches(o)).map(|o| frame("ADDED", o)));
             seen_rv = at;
             if send_initial {
                 initial.push_back(frame(

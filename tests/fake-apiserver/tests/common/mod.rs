@@ -42,9 +42,7 @@ pub async fn request(
         let v = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
         (status, headers, v)
     };
-    tokio::time::timeout(WAIT, fut)
-        .await
-        .expect("request timed out")
+    tokio::time::timeout(WAIT, fut).await.expect("request timed out")
 }
 
 pub async fn get(c: &HttpClient, url: &str) -> (u16, HeaderMap, Value) {
@@ -70,28 +68,18 @@ pub struct Watch {
 
 impl Watch {
     pub async fn open(c: &HttpClient, url: &str) -> Watch {
-        let req = Request::builder()
-            .uri(url)
-            .body(Full::new(Bytes::new()))
-            .unwrap();
+        let req = Request::builder().uri(url).body(Full::new(Bytes::new())).unwrap();
         let resp = tokio::time::timeout(WAIT, c.request(req))
             .await
             .expect("watch timed out")
             .expect("watch request");
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();
-        Watch {
-            status,
-            headers,
-            body: resp.into_body(),
-            buf: Vec::new(),
-        }
+        Watch { status, headers, body: resp.into_body(), buf: Vec::new() }
     }
 
     pub async fn next(&mut self) -> Item {
-        tokio::time::timeout(WAIT, self.next_inner())
-            .await
-            .expect("no watch item in time")
+        tokio::time::timeout(WAIT, self.next_inner()).await.expect("no watch item in time")
     }
 
     async fn next_inner(&mut self) -> Item {
@@ -138,11 +126,7 @@ impl Watch {
 }
 
 pub fn rv(v: &Value) -> u64 {
-    v.pointer("/metadata/resourceVersion")
-        .and_then(Value::as_str)
-        .unwrap()
-        .parse()
-        .unwrap()
+    v.pointer("/metadata/resourceVersion").and_then(Value::as_str).unwrap().parse().unwrap()
 }
 
 pub fn names(list: &Value) -> Vec<String> {

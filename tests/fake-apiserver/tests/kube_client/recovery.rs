@@ -14,13 +14,8 @@ fn web() -> watcher::Config {
 /// A server without periodic bookmarks: the watcher's resourceVersion only moves with the
 /// events it sees, so a compaction can leave it behind.
 async fn quiet_server() -> FakeApiServer {
-    let opts = Options {
-        bookmark_interval: Duration::ZERO,
-        ..Options::default()
-    };
-    FakeApiServer::start_with(opts)
-        .await
-        .expect("server starts")
+    let opts = Options { bookmark_interval: Duration::ZERO, ..Options::default() };
+    FakeApiServer::start_with(opts).await.expect("server starts")
 }
 
 #[tokio::test]
@@ -37,10 +32,7 @@ async fn watch_resumes_from_last_resource_version_without_relist() {
     assert!(seen.is_empty(), "no Init, no error, nothing else: {seen:?}");
     let after = server.stats();
     assert_eq!(after.lists, 1, "no relist");
-    assert!(
-        after.watch_resumes > before.watch_resumes,
-        "{before:?} -> {after:?}"
-    );
+    assert!(after.watch_resumes > before.watch_resumes, "{before:?} -> {after:?}");
 }
 
 #[tokio::test]
@@ -72,14 +64,10 @@ async fn watcher_relists_when_its_resource_version_was_compacted() {
     server.faults().drop_watches();
     let seen = w.expect(Ev::Init).await;
     assert!(
-        seen.iter()
-            .any(|e| matches!(e, Ev::Error(m) if m.contains("410") || m.contains("too old"))),
+        seen.iter().any(|e| matches!(e, Ev::Error(m) if m.contains("410") || m.contains("too old"))),
         "the 410 ERROR event reaches the stream: {seen:?}"
     );
-    assert_eq!(
-        w.initial_sync().await,
-        [init_apply("a"), init_apply("b"), Ev::InitDone]
-    );
+    assert_eq!(w.initial_sync().await, [init_apply("a"), init_apply("b"), Ev::InitDone]);
     assert_eq!(server.stats().lists, 2);
 }
 
@@ -112,16 +100,9 @@ async fn watcher_recovers_after_the_api_refuses_connections_for_a_while() {
     put(&server, "b", "web", "1");
     // The watch is cut and reconnecting fails: the watcher reports an error and backs off.
     w.until(Ev::is_error).await;
-    server
-        .faults()
-        .set_refuse(false)
-        .await
-        .expect("accept again");
+    server.faults().set_refuse(false).await.expect("accept again");
     let seen = w.expect(apply("b")).await;
-    assert!(
-        seen.iter().all(Ev::is_error),
-        "resumed, not relisted: {seen:?}"
-    );
+    assert!(seen.iter().all(Ev::is_error), "resumed, not relisted: {seen:?}");
     assert_eq!(server.stats().lists, 1);
 }
 
@@ -132,11 +113,7 @@ async fn client_retries_injected_503s_before_the_watcher_sees_them() {
     server.faults().fail_requests(3, 503, None);
     let mut w = Watcher::start(&server, web()).await;
     let events = w.until(|e| *e == Ev::InitDone).await;
-    assert_eq!(
-        events,
-        [Ev::Init, init_apply("a"), Ev::InitDone],
-        "kube's retry layer hides 503"
-    );
+    assert_eq!(events, [Ev::Init, init_apply("a"), Ev::InitDone], "kube's retry layer hides 503");
     let stats = server.stats();
     assert_eq!((stats.errors_injected, stats.lists), (3, 1));
 }
@@ -153,10 +130,7 @@ async fn watcher_backs_off_and_recovers_after_injected_500s() {
         2,
         "500 is not retried by the client: {events:?}"
     );
-    assert!(
-        events.ends_with(&[init_apply("a"), Ev::InitDone]),
-        "{events:?}"
-    );
+    assert!(events.ends_with(&[init_apply("a"), Ev::InitDone]), "{events:?}");
     put(&server, "b", "web", "1");
     w.expect(apply("b")).await;
 }
@@ -170,9 +144,6 @@ async fn client_waits_out_retry_after_on_429() {
     let mut w = Watcher::start(&server, web()).await;
     let events = w.until(|e| *e == Ev::InitDone).await;
     assert_eq!(events, [Ev::Init, init_apply("a"), Ev::InitDone]);
-    assert!(
-        started.elapsed() >= Duration::from_millis(900),
-        "Retry-After honoured"
-    );
+    assert!(started.elapsed() >= Duration::from_millis(900), "Retry-After honoured");
     assert_eq!(server.stats().errors_injected, 1);
 }

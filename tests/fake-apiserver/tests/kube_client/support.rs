@@ -36,9 +36,7 @@ impl Ev {
 pub async fn kube_client(server: &FakeApiServer) -> Client {
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join("kubeconfig");
-    server
-        .write_kubeconfig(&path, "ns")
-        .expect("kubeconfig written");
+    server.write_kubeconfig(&path, "ns").expect("kubeconfig written");
     let kubeconfig = Kubeconfig::read_from(&path).expect("kubeconfig parses");
     let config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
         .await
@@ -96,11 +94,7 @@ impl Watcher {
             false
         })
         .await;
-        assert_eq!(
-            found,
-            Ok(true),
-            "condition not met; events so far: {seen:?}"
-        );
+        assert_eq!(found, Ok(true), "condition not met; events so far: {seen:?}");
         seen
     }
 
@@ -113,20 +107,12 @@ impl Watcher {
 
     /// Events up to InitDone with errors left out: the initial list as the watcher saw it.
     pub async fn initial_sync(&mut self) -> Vec<Ev> {
-        self.until(|e| *e == Ev::InitDone)
-            .await
-            .into_iter()
-            .filter(|e| !e.is_error())
-            .collect()
+        self.until(|e| *e == Ev::InitDone).await.into_iter().filter(|e| !e.is_error()).collect()
     }
 }
 
 /// Waits until the server's counters satisfy `cond`; panics after [`WAIT`].
-pub async fn wait_stats(
-    server: &FakeApiServer,
-    what: &str,
-    cond: impl Fn(&Stats) -> bool,
-) -> Stats {
+pub async fn wait_stats(server: &FakeApiServer, what: &str, cond: impl Fn(&Stats) -> bool) -> Stats {
     let waited = tokio::time::timeout(WAIT, async {
         loop {
             let s = server.stats();
@@ -142,10 +128,7 @@ pub async fn wait_stats(
 
 /// Stores a ConfigMap `ns/name` with `app=<app>`.
 pub fn put(server: &FakeApiServer, name: &str, app: &str, value: &str) -> u64 {
-    let cm = FakeApiServer::configmap("ns", name)
-        .label("app", app)
-        .data("k", value)
-        .build();
+    let cm = FakeApiServer::configmap("ns", name).label("app", app).data("k", value).build();
     server.apply("configmaps", cm).expect("valid ConfigMap")
 }
 

@@ -30,10 +30,7 @@ async fn watcher_sees_init_init_apply_and_init_done_for_matching_config_maps() {
     put(&server, "b", "db", "1");
     put(&server, "c", "web", "1");
     let mut w = Watcher::start(&server, web()).await;
-    assert_eq!(
-        w.initial_sync().await,
-        [Ev::Init, init_apply("a"), init_apply("c"), Ev::InitDone]
-    );
+    assert_eq!(w.initial_sync().await, [Ev::Init, init_apply("a"), init_apply("c"), Ev::InitDone]);
     let stats = server.stats();
     assert_eq!((stats.lists, stats.errors_injected), (1, 0));
 }
@@ -51,16 +48,10 @@ async fn watcher_sees_apply_and_delete_including_selector_transitions() {
     server.delete("configmaps", "ns", "new").expect("exists");
     assert!(w.expect(delete("new")).await.is_empty());
     put(&server, "a", "db", "2");
-    assert!(
-        w.expect(delete("a")).await.is_empty(),
-        "leaving the selector is a Delete"
-    );
+    assert!(w.expect(delete("a")).await.is_empty(), "leaving the selector is a Delete");
     put(&server, "other", "db", "1");
     put(&server, "last", "web", "1");
-    assert!(
-        w.expect(apply("last")).await.is_empty(),
-        "non-matching objects are never seen"
-    );
+    assert!(w.expect(apply("last")).await.is_empty(), "non-matching objects are never seen");
 }
 
 #[tokio::test]
@@ -69,10 +60,7 @@ async fn streaming_list_watcher_finishes_its_initial_events_at_the_annotated_boo
     put(&server, "a", "web", "1");
     put(&server, "b", "db", "1");
     let mut w = Watcher::start(&server, web().streaming_lists()).await;
-    assert_eq!(
-        w.initial_sync().await,
-        [Ev::Init, init_apply("a"), Ev::InitDone]
-    );
+    assert_eq!(w.initial_sync().await, [Ev::Init, init_apply("a"), Ev::InitDone]);
     put(&server, "c", "web", "1");
     assert!(w.expect(apply("c")).await.is_empty());
     let stats = server.stats();

@@ -8,13 +8,8 @@ use super::{cms, put, summary};
 use crate::common::{Item, WAIT, Watch, client, get};
 
 async fn quiet_server() -> FakeApiServer {
-    let opts = Options {
-        bookmark_interval: Duration::ZERO,
-        ..Options::default()
-    };
-    FakeApiServer::start_with(opts)
-        .await
-        .expect("server starts")
+    let opts = Options { bookmark_interval: Duration::ZERO, ..Options::default() };
+    FakeApiServer::start_with(opts).await.expect("server starts")
 }
 
 #[tokio::test]
@@ -31,10 +26,7 @@ async fn drop_watches_ends_every_open_watch_cleanly() {
     // A watch resumed from the last resourceVersion misses nothing written meanwhile.
     let b = put(&server, "b", &[]);
     let mut again = Watch::open(&c, &url).await;
-    assert_eq!(
-        summary(&again.event().await),
-        ("ADDED".into(), "b".into(), b)
-    );
+    assert_eq!(summary(&again.event().await), ("ADDED".into(), "b".into(), b));
 }
 
 #[tokio::test]
@@ -42,11 +34,7 @@ async fn truncate_next_watch_event_cuts_the_event_and_aborts_the_connection() {
     let server = quiet_server().await;
     let start = put(&server, "a", &[]);
     let c = client();
-    let mut w = Watch::open(
-        &c,
-        &cms(&server, &format!("watch=true&resourceVersion={start}")),
-    )
-    .await;
+    let mut w = Watch::open(&c, &cms(&server, &format!("watch=true&resourceVersion={start}"))).await;
     server.faults().truncate_next_watch_event();
     put(&server, "b", &[]);
     match w.next().await {
@@ -73,11 +61,7 @@ async fn fail_requests_answers_500_with_a_status_then_serves_again() {
     let (code, _, _) = get(&c, &cms(&server, "")).await;
     assert_eq!(code, 200);
     let stats = server.stats();
-    assert_eq!(
-        (stats.errors_injected, stats.lists),
-        (2, 1),
-        "injected failures are not counted as lists"
-    );
+    assert_eq!((stats.errors_injected, stats.lists), (2, 1), "injected failures are not counted as lists");
 }
 
 #[tokio::test]
@@ -108,10 +92,7 @@ async fn set_hang_holds_requests_until_released() {
     .await;
     assert!(held.is_err(), "a hanging server must not answer");
     server.faults().set_hang(false);
-    let code = tokio::time::timeout(WAIT, pending)
-        .await
-        .expect("released")
-        .expect("no panic");
+    let code = tokio::time::timeout(WAIT, pending).await.expect("released").expect("no panic");
     assert_eq!(code, 200);
 }
 
@@ -120,18 +101,10 @@ async fn set_hang_stops_open_watches_from_sending() {
     let server = quiet_server().await;
     let start = put(&server, "a", &[]);
     let c = client();
-    let mut w = Watch::open(
-        &c,
-        &cms(&server, &format!("watch=true&resourceVersion={start}")),
-    )
-    .await;
+    let mut w = Watch::open(&c, &cms(&server, &format!("watch=true&resourceVersion={start}"))).await;
     server.faults().set_hang(true);
     let b = put(&server, "b", &[]);
-    assert!(
-        tokio::time::timeout(Duration::from_millis(300), w.next())
-            .await
-            .is_err()
-    );
+    assert!(tokio::time::timeout(Duration::from_millis(300), w.next()).await.is_err());
     server.faults().set_hang(false);
     assert_eq!(summary(&w.event().await), ("ADDED".into(), "b".into(), b));
 }
@@ -141,25 +114,12 @@ async fn set_refuse_refuses_connections_until_lifted_on_the_same_port() {
     let server = quiet_server().await;
     let start = put(&server, "a", &[]);
     let c = client();
-    let mut w = Watch::open(
-        &c,
-        &cms(&server, &format!("watch=true&resourceVersion={start}")),
-    )
-    .await;
+    let mut w = Watch::open(&c, &cms(&server, &format!("watch=true&resourceVersion={start}"))).await;
     server.faults().set_refuse(true).await.expect("refuse");
-    assert!(
-        !matches!(w.next().await, Item::Event(_)),
-        "open watches are cut"
-    );
-    let err = tokio::net::TcpStream::connect(server.addr())
-        .await
-        .expect_err("refused");
+    assert!(!matches!(w.next().await, Item::Event(_)), "open watches are cut");
+    let err = tokio::net::TcpStream::connect(server.addr()).await.expect_err("refused");
     assert_eq!(err.kind(), std::io::ErrorKind::ConnectionRefused);
-    server
-        .faults()
-        .set_refuse(false)
-        .await
-        .expect("accept again");
+    server.faults().set_refuse(false).await.expect("accept again");
     let (code, _, _) = get(&client(), &cms(&server, "")).await;
     assert_eq!(code, 200);
 }
@@ -170,31 +130,13 @@ async fn set_expire_all_watch_resumes_answers_every_resume_with_410() {
     let now = put(&server, "a", &[]);
     let c = client();
     server.faults().set_expire_all_watch_resumes(true);
-    let mut w = Watch::open(
-        &c,
-        &cms(&server, &format!("watch=true&resourceVersion={now}")),
-    )
-    .await;
+    let mut w = Watch::open(&c, &cms(&server, &format!("watch=true&resourceVersion={now}"))).await;
     let e = w.event().await;
-    assert_eq!(
-        (e["type"].as_str(), e["object"]["code"].as_u64()),
-        (Some("ERROR"), Some(410))
-    );
+    assert_eq!((e["type"].as_str(), e["object"]["code"].as_u64()), (Some("ERROR"), Some(410)));
     let mut fresh = Watch::open(&c, &cms(&server, "watch=true")).await;
-    assert_eq!(
-        fresh.event().await["type"],
-        "ADDED",
-        "a watch without resourceVersion is not a resume"
-    );
+    assert_eq!(fresh.event().await["type"], "ADDED", "a watch without resourceVersion is not a resume");
     server.faults().set_expire_all_watch_resumes(false);
-    let mut resumed = Watch::open(
-        &c,
-        &cms(&server, &format!("watch=true&resourceVersion={now}")),
-    )
-    .await;
+    let mut resumed = Watch::open(&c, &cms(&server, &format!("watch=true&resourceVersion={now}"))).await;
     let b = put(&server, "b", &[]);
-    assert_eq!(
-        summary(&resumed.event().await),
-        ("ADDED".into(), "b".into(), b)
-    );
+    assert_eq!(summary(&resumed.event().await), ("ADDED".into(), "b".into(), b));
 }

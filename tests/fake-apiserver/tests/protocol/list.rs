@@ -30,11 +30,7 @@ async fn list_filters_by_every_label_selector_operator() {
         ("app in (web,cache),tier=back", &["c-cache"]),
     ];
     for (selector, want) in cases {
-        let (code, _, body) = get(
-            &c,
-            &cms(&server, &format!("labelSelector={}", enc(selector))),
-        )
-        .await;
+        let (code, _, body) = get(&c, &cms(&server, &format!("labelSelector={}", enc(selector)))).await;
         assert_eq!(code, 200, "{selector}: {body}");
         assert_eq!(names(&body), *want, "{selector}");
     }
@@ -43,11 +39,7 @@ async fn list_filters_by_every_label_selector_operator() {
 #[tokio::test]
 async fn list_rejects_a_malformed_label_selector_with_400() {
     let server = labelled_server().await;
-    let (code, _, body) = get(
-        &client(),
-        &cms(&server, &format!("labelSelector={}", enc("app in ("))),
-    )
-    .await;
+    let (code, _, body) = get(&client(), &cms(&server, &format!("labelSelector={}", enc("app in (")))).await;
     assert_eq!(code, 400);
     assert_eq!(body["kind"], "Status");
     assert_eq!(body["reason"], "BadRequest");
@@ -71,15 +63,9 @@ async fn list_items_have_no_kind_and_the_list_has_the_current_resource_version()
     let (_, _, body) = get(&client(), &cms(&server, "")).await;
     assert_eq!(body["kind"], "ConfigMapList");
     assert_eq!(body["apiVersion"], "v1");
-    assert_eq!(
-        body["metadata"]["resourceVersion"],
-        server.current_resource_version().to_string()
-    );
+    assert_eq!(body["metadata"]["resourceVersion"], server.current_resource_version().to_string());
     let first = &body["items"][0];
-    assert!(
-        first.get("kind").is_none() && first.get("apiVersion").is_none(),
-        "{first}"
-    );
+    assert!(first.get("kind").is_none() && first.get("apiVersion").is_none(), "{first}");
     assert_eq!(first["metadata"]["namespace"], "ns");
 }
 
@@ -95,27 +81,13 @@ async fn list_pages_with_limit_and_continue_from_one_snapshot() {
     let snapshot_rv = p1["metadata"]["resourceVersion"].clone();
     // Changes after the first page must not show up in later pages.
     put(&server, "bb-new", &[]);
-    server
-        .delete("configmaps", "ns", "c-cache")
-        .expect("exists");
-    let token = p1["metadata"]["continue"]
-        .as_str()
-        .expect("a continue token");
-    let (_, _, p2) = get(
-        &c,
-        &cms(&server, &format!("limit=2&continue={}", enc(token))),
-    )
-    .await;
+    server.delete("configmaps", "ns", "c-cache").expect("exists");
+    let token = p1["metadata"]["continue"].as_str().expect("a continue token");
+    let (_, _, p2) = get(&c, &cms(&server, &format!("limit=2&continue={}", enc(token)))).await;
     assert_eq!(names(&p2), ["c-cache", "d-none"]);
     assert_eq!(p2["metadata"]["resourceVersion"], snapshot_rv);
-    let token = p2["metadata"]["continue"]
-        .as_str()
-        .expect("a continue token");
-    let (_, _, p3) = get(
-        &c,
-        &cms(&server, &format!("limit=2&continue={}", enc(token))),
-    )
-    .await;
+    let token = p2["metadata"]["continue"].as_str().expect("a continue token");
+    let (_, _, p3) = get(&c, &cms(&server, &format!("limit=2&continue={}", enc(token)))).await;
     assert_eq!(names(&p3), ["e-web"]);
     assert!(p3["metadata"].get("continue").is_none(), "last page: {p3}");
 }
@@ -123,11 +95,7 @@ async fn list_pages_with_limit_and_continue_from_one_snapshot() {
 #[tokio::test]
 async fn list_pages_under_a_selector_omit_remaining_item_count() {
     let server = labelled_server().await;
-    let (_, _, p1) = get(
-        &client(),
-        &cms(&server, &format!("limit=1&labelSelector={}", enc("app"))),
-    )
-    .await;
+    let (_, _, p1) = get(&client(), &cms(&server, &format!("limit=1&labelSelector={}", enc("app")))).await;
     assert_eq!(names(&p1), ["a-web"]);
     assert!(p1["metadata"]["continue"].is_string());
     assert!(p1["metadata"].get("remainingItemCount").is_none(), "{p1}");
@@ -139,14 +107,7 @@ async fn list_rejects_a_resource_version_together_with_continue() {
     let c = client();
     let (_, _, p1) = get(&c, &cms(&server, "limit=1")).await;
     let token = enc(p1["metadata"]["continue"].as_str().expect("token"));
-    let (code, _, _) = get(
-        &c,
-        &cms(
-            &server,
-            &format!("limit=1&continue={token}&resourceVersion=1"),
-        ),
-    )
-    .await;
+    let (code, _, _) = get(&c, &cms(&server, &format!("limit=1&continue={token}&resourceVersion=1"))).await;
     assert_eq!(code, 400);
     let (code, _, _) = get(&c, &cms(&server, "continue=not-a-token")).await;
     assert_eq!(code, 400);
@@ -164,33 +125,20 @@ async fn list_at_an_exact_resource_version_shows_the_past_until_compacted() {
     assert_eq!(code, 200);
     assert_eq!(names(&body), ["a-web", "b-db", "c-cache", "d-none"]);
     assert_eq!(body["metadata"]["resourceVersion"], before.to_string());
-    let (_, _, now) = get(
-        &c,
-        &cms(
-            &server,
-            &format!("resourceVersion={before}&resourceVersionMatch=NotOlderThan"),
-        ),
-    )
-    .await;
+    let (_, _, now) =
+        get(&c, &cms(&server, &format!("resourceVersion={before}&resourceVersionMatch=NotOlderThan"))).await;
     assert_eq!(names(&now), ["b-db", "c-cache", "d-none", "z-late"]);
 
     server.compact();
     let (code, _, body) = get(&c, &cms(&server, &exact)).await;
-    assert_eq!(
-        (code, body["reason"].as_str(), body["code"].as_u64()),
-        (410, Some("Expired"), Some(410))
-    );
+    assert_eq!((code, body["reason"].as_str(), body["code"].as_u64()), (410, Some("Expired"), Some(410)));
 }
 
 #[tokio::test]
 async fn list_of_a_future_resource_version_times_out_with_504() {
     let server = labelled_server().await;
     let future = server.current_resource_version() + 10;
-    let (code, _, body) = get(
-        &client(),
-        &cms(&server, &format!("resourceVersion={future}")),
-    )
-    .await;
+    let (code, _, body) = get(&client(), &cms(&server, &format!("resourceVersion={future}"))).await;
     assert_eq!((code, body["reason"].as_str()), (504, Some("Timeout")));
 }
 
@@ -206,12 +154,7 @@ async fn apply_of_an_unchanged_object_keeps_its_resource_version() {
 #[tokio::test]
 async fn data_of_an_immutable_config_map_cannot_change() {
     let server = FakeApiServer::start().await.expect("server starts");
-    let cm = |v: &str| {
-        FakeApiServer::configmap("ns", "frozen")
-            .data("k", v)
-            .immutable(true)
-            .build()
-    };
+    let cm = |v: &str| FakeApiServer::configmap("ns", "frozen").data("k", v).immutable(true).build();
     server.apply("configmaps", cm("1")).expect("create");
     let err = server.apply("configmaps", cm("2")).expect_err("immutable");
     assert_eq!((err.code(), err.reason()), (422, "Invalid"));

@@ -9,13 +9,8 @@ use crate::common::{Item, Watch, client, enc, rv};
 
 /// A server without periodic bookmarks, so event sequences are exact.
 async fn quiet_server() -> FakeApiServer {
-    let opts = Options {
-        bookmark_interval: Duration::ZERO,
-        ..Options::default()
-    };
-    FakeApiServer::start_with(opts)
-        .await
-        .expect("server starts")
+    let opts = Options { bookmark_interval: Duration::ZERO, ..Options::default() };
+    FakeApiServer::start_with(opts).await.expect("server starts")
 }
 
 fn ev(t: &str, name: &str, rv: u64) -> (String, String, u64) {
@@ -28,11 +23,7 @@ async fn watch_from_a_resource_version_delivers_later_events_in_order() {
     let start = put(&server, "a", &[]);
     let b = put(&server, "b", &[]);
     let c = client();
-    let mut w = Watch::open(
-        &c,
-        &cms(&server, &format!("watch=true&resourceVersion={start}")),
-    )
-    .await;
+    let mut w = Watch::open(&c, &cms(&server, &format!("watch=true&resourceVersion={start}"))).await;
     assert_eq!(w.status, 200);
     assert_eq!(w.headers["transfer-encoding"], "chunked");
     assert_eq!(summary(&w.event().await), ev("ADDED", "b", b));
@@ -48,17 +39,11 @@ async fn watch_without_resource_version_starts_with_synthetic_added_events() {
     let a = put(&server, "a", &[("app", "web")]);
     put(&server, "b", &[("app", "db")]);
     let c = client();
-    let url = cms(
-        &server,
-        &format!("watch=1&labelSelector={}", enc("app=web")),
-    );
+    let url = cms(&server, &format!("watch=1&labelSelector={}", enc("app=web")));
     let mut w = Watch::open(&c, &url).await;
     let first = w.event().await;
     assert_eq!(summary(&first), ev("ADDED", "a", a));
-    assert_eq!(
-        first["object"]["kind"], "ConfigMap",
-        "watch objects carry their kind"
-    );
+    assert_eq!(first["object"]["kind"], "ConfigMap", "watch objects carry their kind");
     let c2 = put(&server, "c", &[("app", "web")]);
     assert_eq!(summary(&w.event().await), ev("ADDED", "c", c2));
 }
@@ -68,23 +53,14 @@ async fn watch_reports_objects_entering_and_leaving_the_selector_as_added_and_de
     let server = quiet_server().await;
     let start = put(&server, "a", &[("app", "db")]);
     let c = client();
-    let url = cms(
-        &server,
-        &format!(
-            "watch=1&resourceVersion={start}&labelSelector={}",
-            enc("app=web")
-        ),
-    );
+    let url = cms(&server, &format!("watch=1&resourceVersion={start}&labelSelector={}", enc("app=web")));
     let mut w = Watch::open(&c, &url).await;
     let joined = put(&server, "a", &[("app", "web")]);
     let left = put(&server, "a", &[("app", "db")]);
     assert_eq!(summary(&w.event().await), ev("ADDED", "a", joined));
     let deleted = w.event().await;
     assert_eq!(summary(&deleted), ev("DELETED", "a", left));
-    assert_eq!(
-        deleted["object"]["metadata"]["labels"]["app"], "web",
-        "the last state that matched"
-    );
+    assert_eq!(deleted["object"]["metadata"]["labels"]["app"], "web", "the last state that matched");
 }
 
 #[tokio::test]
@@ -92,66 +68,34 @@ async fn watch_sends_bookmarks_only_when_allowed() {
     let server = quiet_server().await;
     let start = put(&server, "a", &[]);
     let c = client();
-    let mut with = Watch::open(
-        &c,
-        &cms(
-            &server,
-            &format!("watch=1&resourceVersion={start}&allowWatchBookmarks=true"),
-        ),
-    )
-    .await;
-    let mut without = Watch::open(
-        &c,
-        &cms(&server, &format!("watch=1&resourceVersion={start}")),
-    )
-    .await;
+    let mut with =
+        Watch::open(&c, &cms(&server, &format!("watch=1&resourceVersion={start}&allowWatchBookmarks=true")))
+            .await;
+    let mut without = Watch::open(&c, &cms(&server, &format!("watch=1&resourceVersion={start}"))).await;
     // Another namespace: not seen by these watches, but it moves the resourceVersion.
-    let other = server
-        .apply("configmaps", FakeApiServer::configmap("other", "x").build())
-        .expect("valid");
+    let other = server.apply("configmaps", FakeApiServer::configmap("other", "x").build()).expect("valid");
     server.send_bookmarks();
     let bm = with.event().await;
     assert_eq!(bm["type"], "BOOKMARK");
     assert_eq!(bm["object"]["kind"], "ConfigMap");
-    assert_eq!(
-        rv(&bm["object"]),
-        other,
-        "a bookmark carries the latest resourceVersion"
-    );
+    assert_eq!(rv(&bm["object"]), other, "a bookmark carries the latest resourceVersion");
     assert!(bm["object"]["metadata"].get("name").is_none(), "{bm}");
     let b = put(&server, "b", &[]);
-    assert_eq!(
-        summary(&without.event().await),
-        ev("ADDED", "b", b),
-        "no bookmark before it"
-    );
+    assert_eq!(summary(&without.event().await), ev("ADDED", "b", b), "no bookmark before it");
 }
 
 #[tokio::test]
 async fn watch_sends_periodic_bookmarks_at_the_configured_interval() {
-    let opts = Options {
-        bookmark_interval: Duration::from_millis(100),
-        ..Options::default()
-    };
-    let server = FakeApiServer::start_with(opts)
-        .await
-        .expect("server starts");
+    let opts = Options { bookmark_interval: Duration::from_millis(100), ..Options::default() };
+    let server = FakeApiServer::start_with(opts).await.expect("server starts");
     let start = put(&server, "a", &[]);
     let c = client();
-    let mut w = Watch::open(
-        &c,
-        &cms(
-            &server,
-            &format!("watch=1&resourceVersion={start}&allowWatchBookmarks=true"),
-        ),
-    )
-    .await;
+    let mut w =
+        Watch::open(&c, &cms(&server, &format!("watch=1&resourceVersion={start}&allowWatchBookmarks=true")))
+            .await;
     for _ in 0..2 {
         let bm = w.event().await;
-        assert_eq!(
-            (bm["type"].as_str(), rv(&bm["object"])),
-            (Some("BOOKMARK"), start)
-        );
+        assert_eq!((bm["type"].as_str(), rv(&bm["object"])), (Some("BOOKMARK"), start));
     }
 }
 
@@ -162,18 +106,10 @@ async fn watch_from_a_compacted_resource_version_gets_a_410_expired_error_event(
     put(&server, "a", &[("v", "2")]);
     server.compact();
     let c = client();
-    let mut w = Watch::open(
-        &c,
-        &cms(
-            &server,
-            &format!("watch=true&resourceVersion={old}&allowWatchBookmarks=true"),
-        ),
-    )
-    .await;
-    assert_eq!(
-        w.status, 200,
-        "the real server reports 410 inside a successful watch"
-    );
+    let mut w =
+        Watch::open(&c, &cms(&server, &format!("watch=true&resourceVersion={old}&allowWatchBookmarks=true")))
+            .await;
+    assert_eq!(w.status, 200, "the real server reports 410 inside a successful watch");
     assert_eq!(w.headers["transfer-encoding"], "chunked");
     let e = w.event().await;
     assert_eq!(e["type"], "ERROR");
@@ -182,17 +118,10 @@ async fn watch_from_a_compacted_resource_version_gets_a_410_expired_error_event(
     assert_eq!(status["status"], "Failure");
     assert_eq!(status["code"], 410);
     assert_eq!(status["reason"], "Expired");
-    assert!(
-        matches!(w.next().await, Item::End),
-        "the watch ends after the error"
-    );
+    assert!(matches!(w.next().await, Item::End), "the watch ends after the error");
     // The current resourceVersion is still a valid starting point.
     let now = server.current_resource_version();
-    let mut ok = Watch::open(
-        &c,
-        &cms(&server, &format!("watch=true&resourceVersion={now}")),
-    )
-    .await;
+    let mut ok = Watch::open(&c, &cms(&server, &format!("watch=true&resourceVersion={now}"))).await;
     let b = put(&server, "b", &[]);
     assert_eq!(summary(&ok.event().await), ev("ADDED", "b", b));
 }
@@ -202,17 +131,9 @@ async fn watch_ends_cleanly_after_timeout_seconds() {
     let server = quiet_server().await;
     let start = put(&server, "a", &[]);
     let c = client();
-    let mut w = Watch::open(
-        &c,
-        &cms(
-            &server,
-            &format!("watch=true&resourceVersion={start}&timeoutSeconds=1"),
-        ),
-    )
-    .await;
-    let ended = tokio::time::timeout(Duration::from_secs(3), w.next())
-        .await
-        .expect("ends within 3 s");
+    let mut w =
+        Watch::open(&c, &cms(&server, &format!("watch=true&resourceVersion={start}&timeoutSeconds=1"))).await;
+    let ended = tokio::time::timeout(Duration::from_secs(3), w.next()).await.expect("ends within 3 s");
     assert!(matches!(ended, Item::End), "{ended:?}");
     assert_eq!(server.stats().open_watches, 0);
 }
@@ -231,10 +152,7 @@ async fn streaming_list_ends_initial_events_with_an_annotated_bookmark() {
     assert_eq!(summary(&w.event().await), ev("ADDED", "a", a));
     let end = w.event().await;
     assert_eq!(end["type"], "BOOKMARK");
-    assert_eq!(
-        end["object"]["metadata"]["annotations"]["k8s.io/initial-events-end"],
-        "true"
-    );
+    assert_eq!(end["object"]["metadata"]["annotations"]["k8s.io/initial-events-end"], "true");
     assert_eq!(rv(&end["object"]), server.current_resource_version());
     assert_eq!(server.stats().lists, 0);
 }
@@ -258,11 +176,7 @@ async fn watch_sends_nothing_while_nothing_changes() {
     let server = quiet_server().await;
     let c = client();
     let now = server.current_resource_version();
-    let mut w = Watch::open(
-        &c,
-        &cms(&server, &format!("watch=true&resourceVersion={now}")),
-    )
-    .await;
+    let mut w = Watch::open(&c, &cms(&server, &format!("watch=true&resourceVersion={now}"))).await;
     let quiet = tokio::time::timeout(Duration::from_millis(200), w.next()).await;
     assert!(quiet.is_err(), "no event without a change: {quiet:?}");
 }
