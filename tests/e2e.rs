@@ -9,3 +9,9 @@ mod core;
 
 #[path = "e2e/reload.rs"]
 mod reload;
+
+#[path = "e2e/operate.rs"]
+mod operate;
+
+#[path = "e2e/degraded.rs"]
+mod degraded;

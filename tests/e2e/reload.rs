@@ -73,10 +73,11 @@ async fn one_update_one_signal_a_burst_one_signal_and_no_change_no_signal() {
 
     // Same content again (a no-op write) and a forced relist: no swap, no signal.
     api.apply("configmaps", configmap("app", &[("n", "51")])).expect("same content");
-    api.compact();
+    api.faults().set_expire_all_watch_resumes(true);
     api.faults().drop_watches();
     let lists = api.stats().lists;
     wait_for("relist", WAIT, || api.stats().lists > lists).await;
+    api.faults().set_expire_all_watch_resumes(false);
     // The sentinel change is the next signal: the no-op ones produced none.
     api.apply("configmaps", configmap("app", &[("n", "52")])).expect("sentinel");
     wait_for("sentinel", WAIT, || ws.read("app/n").as_deref() == Some("52")).await;

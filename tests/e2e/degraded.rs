@@ -1,0 +1,307 @@
+//! Degraded operation: last-good restore, outages, validation, rollback, crash safety.
+
+use crate::support::{Sidecar, WAIT, Workspace, configmap, wait_for, wait_until};
+use configsnap::snapshot::manifest::Manifest;
+use fake_apiserver::FakeApiServer;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// The backoff maximum (30 s) plus margin: the longest a recovery may take.
+const RECOVERY: Duration = Duration::from_secs(40);
+
+/// `..data` resolves to a snapshot whose files all match its manifest, and every visible
+/// entry links into it.
+pub fn assert_complete_snapshot(dir: &Path) {
+    let target = std::fs::read_link(dir.join("..data")).expect("..data exists");
+    let snapshot = dir.join(&target);
+    let raw = std::fs::read(snapshot.join("..manifest.json")).expect("manifest");
+    let manifest = Manifest::parse(&raw).expect("manifest parses");
+    let verified = manifest.verify(|path| std::fs::read(snapshot.join(path)).map(bytes::Bytes::from));
+    let verified = verified.unwrap_or_else(|e| panic!("{target:?} does not match its manifest: {e}"));
+    for top in verified.top_level() {
+        let link = std::fs::read_link(dir.join(top)).unwrap_or_else(|e| panic!("visible link {top}: {e}"));
+        assert_eq!(link, Path::new("..data").join(top));
+    }
+}
+
+fn data_mtime(ws: &Workspace) -> Option<(String, std::time::SystemTime)> {
+    let target = ws.data_target()?;
+    let modified = std::fs::symlink_metadata(ws.dir().join("..data")).ok()?.modified().ok()?;
+    Some((target, modified))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_during_an_outage_restores_last_good_then_follows_the_api() {
+    let api = FakeApiServer::start().await.expect("fake api");
+    api.apply("configmaps", configmap("web", &[("a", "S")])).expect("S");
+    let ws = Workspace::new(&api);
+    let state = format!("--state-dir={}", ws.state().display());
+    {
+        let _first = ws.start(&[&state]);
+        wait_for("last-good saved", WAIT, || ws.state().join("snapshot.v1").exists()).await;
+    }
+    std::fs::remove_dir_all(ws.dir()).expect("empty the target dir");
+    std::fs::create_dir(ws.dir()).expect("target dir");
+    api.faults().set_refuse(true).await.expect("refuse");
+
+    let started = Instant::now();
+    let sidecar = ws.start(&[&state, "--startup-timeout=1s"]);
+    wait_for("restored", WAIT, || ws.read("web/a").as_deref() == Some("S")).await;
+    let restore = started.elapsed();
+    assert!(restore < Duration::from_millis(1100), "restored after {restore:?}");
+    assert!(sidecar.log().contains("restored the last good snapshot"), "{}", sidecar.log());
+    wait_until("ready while restored", WAIT, || async {
+        sidecar.get("/readyz").await.is_some_and(|(c, _)| c == 200)
+    })
+    .await;
+
+    api.apply("configmaps", configmap("web", &[("a", "S2")])).expect("S'");
+    api.faults().set_refuse(false).await.expect("accept");
+    wait_for("the live state wins", RECOVERY, || ws.read("web/a").as_deref() == Some("S2")).await;
+    assert_complete_snapshot(&ws.dir());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_corrupt_state_dir_is_ignored_with_a_warning() {
+    let api = FakeApiServer::start().await.expect("fake api");
+    let ws = Workspace::new(&api);
+    std::fs::create_dir(ws.state()).expect("state dir");
+    std::fs::write(ws.state().join("snapshot.v1"), b"CSNAPLG1\0\0\0\0\0\0\0\x09{\"format\"")
+        .expect("truncated copy");
+    api.faults().set_refuse(true).await.expect("refuse");
+    let sidecar = ws.start(&[&format!("--state-dir={}", ws.state().display()), "--startup-timeout=200ms"]);
+    wait_for("warning", WAIT, || sidecar.log().contains("ignoring a corrupt last-good copy")).await;
+    assert!(ws.data_target().is_none(), "a corrupt copy must not be restored");
+    assert_eq!(sidecar.get("/readyz").await.map(|r| r.0), Some(503));
+}
+
+/// One kind of API failure, held for `OUTAGE`.
+#[derive(Debug, Clone, Copy)]
+enum Outage {
+    Refused,
+    Hanging,
+    ServerErrors,
+    TooManyRequests,
+}
+
+const OUTAGE: Duration = Duration::from_secs(10);
+
+async fn outage_keeps_files_and_recovers_without_relist(kinds: &[Outage]) {
+    let api = FakeApiServer::start().await.expect("fake api");
+    api.apply("configmaps", configmap("web", &[("a", "0")])).expect("web");
+    let ws = Workspace::new(&api);
+    let mut sidecar = ws.start(&["--debounce=0", "--max-wait=0"]);
+    wait_for("first sync", WAIT, || ws.read("web/a").is_some()).await;
+    wait_until("watching", WAIT, || async { api.stats().open_watches > 0 }).await;
+    for (round, kind) in kinds.iter().enumerate() {
+        api.reset_stats();
+        let before = data_mtime(&ws);
+        match kind {
+            Outage::Refused => api.faults().set_refuse(true).await.expect("refuse"),
+            Outage::Hanging => api.faults().set_hang(true),
+            Outage::ServerErrors => {
+                api.faults().fail_requests(100_000, 500, None);
+                api.faults().drop_watches();
+            }
+            Outage::TooManyRequests => {
+                api.faults().fail_requests(100_000, 429, Some(1));
+                api.faults().drop_watches();
+            }
+        }
+        let value = format!("{round}-{kind:?}");
+        api.apply("configmaps", configmap("web", &[("a", &value)])).expect("update during the outage");
+        let until = Instant::now() + OUTAGE;
+        while Instant::now() < until {
+            assert!(sidecar.running(), "configsnap exited during {kind:?}");
+            assert_eq!(data_mtime(&ws), before, "files changed during {kind:?}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        match kind {
+            Outage::Refused => api.faults().set_refuse(false).await.expect("accept"),
+            Outage::Hanging => api.faults().set_hang(false),
+            Outage::ServerErrors | Outage::TooManyRequests => api.faults().fail_requests(0, 500, None),
+        }
+        wait_for("recovery", RECOVERY, || ws.read("web/a") == Some(value.clone())).await;
+        assert_eq!(api.stats().lists, 0, "{kind:?}: relisted although the resourceVersion was valid");
+        assert_complete_snapshot(&ws.dir());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_and_hanging_api_keep_files_and_recover_without_relist() {
+    outage_keeps_files_and_recovers_without_relist(&[Outage::Refused, Outage::Hanging]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_errors_and_throttling_keep_files_and_recover_without_relist() {
+    outage_keeps_files_and_recovers_without_relist(&[Outage::ServerErrors, Outage::TooManyRequests]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_truncated_watch_resumes_and_a_410_relists_without_a_spurious_swap() {
+    let api = FakeApiServer::start().await.expect("fake api");
+    api.apply("configmaps", configmap("web", &[("a", "0")])).expect("web");
+    let ws = Workspace::new(&api);
+    let sidecar = ws.start(&["--debounce=0", "--max-wait=0"]);
+    sidecar.wait_metric("configsnap_swaps_total", 1.0).await;
+    wait_until("watching", WAIT, || async { api.stats().open_watches > 0 }).await;
+
+    api.reset_stats();
+    api.faults().truncate_next_watch_event();
+    api.apply("configmaps", configmap("web", &[("a", "1")])).expect("cut event");
+    wait_for("resumed", RECOVERY, || ws.read("web/a").as_deref() == Some("1")).await;
+    assert_eq!(api.stats().lists, 0, "a cut watch must resume, not relist");
+    sidecar.wait_metric("configsnap_swaps_total", 2.0).await;
+
+    api.faults().drop_watches();
+    wait_until("re-watched", WAIT, || async { api.stats().watches >= 2 }).await;
+    assert_eq!(api.stats().lists, 0, "an ended watch must resume, not relist");
+
+    api.faults().set_expire_all_watch_resumes(true);
+    api.faults().drop_watches();
+    wait_until("relisted", RECOVERY, || async { api.stats().lists >= 1 }).await;
+    api.faults().set_expire_all_watch_resumes(false);
+    api.apply("configmaps", configmap("web", &[("a", "2")])).expect("sentinel");
+    wait_for("sentinel", RECOVERY, || ws.read("web/a").as_deref() == Some("2")).await;
+    // The relist found the same content: only the sentinel swapped.
+    sidecar.wait_metric("configsnap_swaps_total", 3.0).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_json_is_never_swapped_in_and_a_failing_validate_cmd_swaps_nothing() {
+    let api = FakeApiServer::start().await.expect("fake api");
+    api.apply("configmaps", configmap("app", &[("config.json", "{\"v\": 1}")])).expect("valid");
+    let ws = Workspace::new(&api);
+    let sidecar = ws.start(&["--validate-syntax", "--debounce=0", "--max-wait=0"]);
+    wait_for("valid json", WAIT, || ws.read("app/config.json").is_some()).await;
+    api.apply("configmaps", configmap("app", &[("config.json", "{\"v\": 2,,}")])).expect("invalid");
+    sidecar.wait_metric("configsnap_snapshots_refused_total{reason=\"syntax\"}", 1.0).await;
+    assert_eq!(ws.read("app/config.json").as_deref(), Some("{\"v\": 1}"));
+    assert!(sidecar.log().contains("app/config.json: line 1"), "{}", sidecar.log());
+    api.apply("configmaps", configmap("app", &[("config.json", "{\"v\": 3}")])).expect("valid again");
+    wait_for("later valid update", WAIT, || ws.read("app/config.json").as_deref() == Some("{\"v\": 3}"))
+        .await;
+
+    let other = Workspace::new(&api);
+    let refusing = other.start(&["--validate-cmd=false"]);
+    refusing.wait_metric("configsnap_snapshots_refused_total{reason=\"command\"}", 1.0).await;
+    assert!(other.data_target().is_none(), "--validate-cmd false must swap nothing");
+    let leftovers: Vec<_> = std::fs::read_dir(other.dir()).expect("list").collect();
+    assert!(leftovers.is_empty(), "the refused staged dir must be removed: {leftovers:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_verification_rolls_back_reloads_and_blocks_the_bad_content() {
+    let api = FakeApiServer::start().await.expect("fake api");
+    api.apply("configmaps", configmap("app", &[("mode", "good-1")])).expect("good");
+    let ws = Workspace::new(&api);
+    // The "app" is healthy unless its config says bad.
+    let config = ws.dir().join("app/mode");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let health = format!("http://{}/health", listener.local_addr().expect("addr"));
+    tokio::spawn(async move {
+        for _ in 0..10_000 {
+            let Ok((stream, _)) = listener.accept().await else { return };
+            let config = config.clone();
+            let service = hyper::service::service_fn(move |_request| {
+                let bad = std::fs::read_to_string(&config).is_ok_and(|c| c.starts_with("bad"));
+                let status = if bad { 500 } else { 200 };
+                async move {
+                    hyper::Response::builder()
+                        .status(status)
+                        .body(http_body_util::Empty::<bytes::Bytes>::new())
+                }
+            });
+            let io = hyper_util::rt::TokioIo::new(stream);
+            tokio::spawn(hyper::server::conn::http1::Builder::new().serve_connection(io, service));
+        }
+    });
+    let reloads = ws.tmp.path().join("reloads");
+    let sidecar = ws.start(&[
+        &format!(
+            "--exec=cat $CONFIGSNAP_DIR/app/mode >> {}; echo >> {}",
+            reloads.display(),
+            reloads.display()
+        ),
+        &format!("--verify-url={health}"),
+        "--verify-timeout=1s",
+        "--debounce=0",
+        "--max-wait=0",
+    ]);
+    wait_for("good", WAIT, || ws.read("app/mode").is_some()).await;
+    api.apply("configmaps", configmap("app", &[("mode", "bad")])).expect("bad");
+    sidecar.wait_metric("configsnap_rollbacks_total", 1.0).await;
+    assert_eq!(ws.read("app/mode").as_deref(), Some("good-1"));
+    let reloaded = || std::fs::read_to_string(&reloads).unwrap_or_default();
+    wait_for("reloaded after the rollback", WAIT, || reloaded() == "bad\ngood-1\n").await;
+    let swaps = sidecar.metric("configsnap_swaps_total").await.expect("swaps");
+
+    // A relist brings the same bad content again: it stays blocked.
+    api.faults().set_expire_all_watch_resumes(true);
+    api.faults().drop_watches();
+    let lists = api.stats().lists;
+    wait_until("relist", RECOVERY, || async { api.stats().lists > lists }).await;
+    api.faults().set_expire_all_watch_resumes(false);
+    api.apply("configmaps", configmap("app", &[("mode", "good-2")])).expect("good-2");
+    wait_for("a changed content goes through", WAIT, || ws.read("app/mode").as_deref() == Some("good-2"))
+        .await;
+    assert_eq!(sidecar.metric("configsnap_swaps_total").await, Some(swaps + 1.0));
+    assert_eq!(sidecar.metric("configsnap_rollbacks_total").await, Some(1.0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_at_300_random_instants_always_leaves_a_complete_snapshot() {
+    const KILLS: usize = 300;
+    let api = FakeApiServer::start().await.expect("fake api");
+    for cm in 0..4 {
+        api.apply("configmaps", configmap(&format!("cm{cm}"), &[("k", "0")])).expect("cm");
+    }
+    let ws = Workspace::new(&api);
+    let streaming = {
+        let api = api.clone();
+        tokio::spawn(async move {
+            for n in 1..=200_000_u32 {
+                let value = format!("{n}-{}", "x".repeat(2048));
+                let _ = api.apply("configmaps", configmap(&format!("cm{}", n % 4), &[("k", &value)]));
+                tokio::time::sleep(Duration::from_millis(3)).await;
+            }
+        })
+    };
+    let (mut complete, mut before_first_swap) = (0, 0);
+    for _ in 0..KILLS {
+        let sidecar: Sidecar = ws.start(&["--debounce=0", "--max-wait=0"]);
+        tokio::time::sleep(Duration::from_millis(rand::random_range(0..120))).await;
+        sidecar.signal(nix::sys::signal::Signal::SIGKILL);
+        drop(sidecar);
+        if ws.data_target().is_some() {
+            assert_complete_snapshot(&ws.dir());
+            complete += 1;
+        } else {
+            before_first_swap += 1;
+        }
+    }
+    streaming.abort();
+    let _ = streaming.await;
+    eprintln!(
+        "crash test: {KILLS} kills, {complete} found a complete snapshot, {before_first_swap} before any swap"
+    );
+    assert!(complete > KILLS / 2, "too few kills landed after the first swap: {complete}");
+    let _sidecar = ws.start(&[]);
+    let converged = || {
+        (0..4).all(|cm| {
+            let expected = api.get("configmaps", crate::support::NS, &format!("cm{cm}")).expect("cm")["data"]
+                ["k"]
+                .as_str()
+                .map(str::to_owned);
+            ws.read(&format!("cm{cm}/k")) == expected
+        })
+    };
+    wait_for("converged to the API state", WAIT, converged).await;
+    assert_complete_snapshot(&ws.dir());
+    let names: Vec<String> = std::fs::read_dir(ws.dir())
+        .expect("list")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    let snapshot_dirs = names.iter().filter(|n| n.starts_with("..2")).count();
+    assert_eq!(snapshot_dirs, 1, "leftover snapshot dirs after convergence: {names:?}");
+}
