@@ -53,6 +53,10 @@ pub struct Args {
     #[arg(long = "from-dir", env = "CONFIGSNAP_FROM_DIR", value_delimiter = ',', help_heading = "Source")]
     pub from_dirs: Vec<PathBuf>,
 
+    /// Kubeconfig file [default: in-cluster config in a pod, else KUBECONFIG or ~/.kube/config]
+    #[arg(long, env = "CONFIGSNAP_KUBECONFIG", help_heading = "Source")]
+    pub kubeconfig: Option<PathBuf>,
+
     // --- output ---
     /// Target directory on the volume shared with the app
     #[arg(long, env = "CONFIGSNAP_DIR", help_heading = "Output")]
@@ -170,6 +174,8 @@ pub struct Config {
     pub secrets: bool,
     /// Mounted directories to read instead of the API.
     pub from_dirs: Vec<PathBuf>,
+    /// Explicit kubeconfig file.
+    pub kubeconfig: Option<PathBuf>,
     /// Target dir.
     pub dir: PathBuf,
     /// Rendering settings.
@@ -279,6 +285,7 @@ impl Args {
             names: self.names,
             secrets: self.secrets,
             from_dirs: self.from_dirs,
+            kubeconfig: self.kubeconfig,
             dir: self.dir,
             render: crate::snapshot::RenderOptions {
                 layout: self.layout,

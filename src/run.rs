@@ -172,7 +172,7 @@ async fn start_sources(
             namespace: String::new(),
         });
     }
-    let (client, default_namespace) = source::kube::client(events).await?;
+    let (client, default_namespace) = source::kube::client(events, config.kubeconfig.as_deref()).await?;
     let namespace = source::kube::resolve_namespace(config.namespace.as_deref(), &default_namespace);
     let selection = source::kube::Selection {
         namespace: namespace.clone(),

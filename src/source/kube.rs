@@ -60,11 +60,16 @@ impl Selection {
     }
 }
 
-/// A Kubernetes client: in-cluster config when `KUBERNETES_SERVICE_HOST` is set, else the
+/// A Kubernetes client: `--kubeconfig` when given, else in-cluster config when `KUBERNETES_SERVICE_HOST` is set, else the
 /// kubeconfig (`KUBECONFIG`). Watch connections are observed so the status turns fresh
 /// again as soon as a watch is re-established after an outage.
-pub async fn client(events: &Events) -> Result<(Client, String), Error> {
-    let config = if std::env::var_os("KUBERNETES_SERVICE_HOST").is_some() {
+pub async fn client(events: &Events, kubeconfig: Option<&std::path::Path>) -> Result<(Client, String), Error> {
+    let config = if let Some(path) = kubeconfig {
+        let file = kube::config::Kubeconfig::read_from(path).map_err(|e| Error::Config(Box::new(e)))?;
+        kube::Config::from_custom_kubeconfig(file, &kube::config::KubeConfigOptions::default())
+            .await
+            .map_err(|e| Error::Config(Box::new(e)))?
+    } else if std::env::var_os("KUBERNETES_SERVICE_HOST").is_some() {
         kube::Config::incluster().map_err(|e| Error::Config(Box::new(e)))?
     } else {
         kube::Config::infer().await.map_err(|e| Error::Config(Box::new(e)))?
