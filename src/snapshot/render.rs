@@ -178,7 +178,7 @@ impl Renderer {
                         rejections.push(Rejection {
                             id: id.clone(),
                             namespace: namespace.clone(),
-                            resource_version: version,
+                            resource_version: input.resource_version(),
                             reason: reason.clone(),
                             kept_previous: previous.is_some(),
                         });

@@ -63,7 +63,10 @@ impl Selection {
 /// A Kubernetes client: `--kubeconfig` when given, else in-cluster config when `KUBERNETES_SERVICE_HOST` is set, else the
 /// kubeconfig (`KUBECONFIG`). Watch connections are observed so the status turns fresh
 /// again as soon as a watch is re-established after an outage.
-pub async fn client(events: &Events, kubeconfig: Option<&std::path::Path>) -> Result<(Client, String), Error> {
+pub async fn client(
+    events: &Events,
+    kubeconfig: Option<&std::path::Path>,
+) -> Result<(Client, String), Error> {
     let config = if let Some(path) = kubeconfig {
         let file = kube::config::Kubeconfig::read_from(path).map_err(|e| Error::Config(Box::new(e)))?;
         kube::Config::from_custom_kubeconfig(file, &kube::config::KubeConfigOptions::default())

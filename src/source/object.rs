@@ -77,6 +77,16 @@ impl Input {
         }
     }
 
+    /// The object's own resourceVersion (for logs), without the UID part of [`Input::version`].
+    #[must_use]
+    pub fn resource_version(&self) -> String {
+        match self {
+            Self::ConfigMap(cm) => cm.metadata.resource_version.clone().unwrap_or_default(),
+            Self::Secret(s) => s.metadata.resource_version.clone().unwrap_or_default(),
+            Self::Object(o) => o.resource_version.clone(),
+        }
+    }
+
     /// Converts into the source-neutral form (copies values into shared buffers).
     #[must_use]
     pub fn to_object(&self) -> SourceObject {

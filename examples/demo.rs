@@ -1,0 +1,133 @@
+//! The local demo: the real configsnap pipeline against an embedded Kubernetes API (the
+//! test suite's fake API server, real HTTP on loopback). No cluster needed.
+//!
+//! `cargo run --example demo` shows: the first snapshot, a ConfigMap update arriving as an
+//! atomic `..data` swap, a bad key rejected while the previous files stay, and the admin
+//! endpoints. Add `-- --keep` to leave it running (Ctrl-C to stop) and play with the
+//! files under the printed directory.
+
+use clap::Parser;
+use configsnap::cli::Args;
+use fake_apiserver::FakeApiServer;
+use std::path::Path;
+use std::time::Duration;
+
+const NS: &str = "demo";
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let keep = std::env::args().any(|a| a == "--keep");
+    let api = FakeApiServer::start().await?;
+    let work = tempfile::Builder::new().prefix("configsnap-demo-").tempdir()?;
+    let (kubeconfig, dir) = (work.path().join("kubeconfig"), work.path().join("config"));
+    api.write_kubeconfig(&kubeconfig, NS)?;
+    api.apply("configmaps", web("<h1>Hello from v1</h1>\n"))?;
+    api.apply("configmaps", FakeApiServer::configmap(NS, "unrelated").data("x", "not selected").build())?;
+
+    let admin = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
+    let args = Args::try_parse_from([
+        "configsnap".to_owned(),
+        format!("--dir={}", dir.display()),
+        format!("--kubeconfig={}", kubeconfig.display()),
+        "--selector=app=web".to_owned(),
+        format!("--listen={admin}"),
+    ])?;
+    configsnap::telemetry::init(configsnap::cli::LogFormat::Text);
+    println!("\n== configsnap demo: API {} (namespace {NS}), files in {}\n", api.url(), dir.display());
+    let sidecar = tokio::spawn(configsnap::run::run(args.into_config()?));
+
+    wait_for(|| read(&dir, "web/index.html").is_some()).await?;
+    show(&dir, "first snapshot (the unselected ConfigMap is not there)");
+
+    let before = data_target(&dir);
+    api.apply("configmaps", web("<h1>Hello from v2</h1>\n"))?;
+    wait_for(|| read(&dir, "web/index.html").is_some_and(|t| t.contains("v2"))).await?;
+    println!("== update: ..data swapped from {before} to {}", data_target(&dir));
+    show(&dir, "after the update");
+
+    let bad = FakeApiServer::configmap(NS, "web")
+        .label("app", "web")
+        .data("index.html", "<h1>v3</h1>")
+        .data("../escape", "x")
+        .build();
+    api.apply_unvalidated("configmaps", bad);
+    for _ in 0..200 {
+        if get(admin, "/metrics")
+            .await?
+            .contains("configsnap_rejected_objects_total{reason=\"invalid_key\"} 1")
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    println!("== a ConfigMap with key \"../escape\" was rejected; the previous files stay:");
+    show(&dir, "after the bad update");
+
+    let metrics = get(admin, "/metrics").await?;
+    println!("== http://{admin}/readyz\n{}", get(admin, "/readyz").await?);
+    println!("== http://{admin}/metrics (excerpt)");
+    metrics
+        .lines()
+        .filter(|l| l.starts_with("configsnap_swaps_total") || l.starts_with("configsnap_rejected"))
+        .for_each(|l| println!("{l}"));
+    if keep {
+        println!("\n== running; edit nothing by hand, press Ctrl-C to stop");
+        sidecar.await??;
+    } else {
+        sidecar.abort();
+        println!("\n== done (run with `-- --keep` to leave it running)");
+    }
+    Ok(())
+}
+
+fn web(page: &str) -> serde_json::Value {
+    FakeApiServer::configmap(NS, "web")
+        .label("app", "web")
+        .data("index.html", page)
+        .data("nginx.conf", "events {}\nhttp { server { listen 8080; root /config/web; } }\n")
+        .build()
+}
+
+fn read(dir: &Path, rel: &str) -> Option<String> {
+    std::fs::read_to_string(dir.join(rel)).ok()
+}
+
+fn data_target(dir: &Path) -> String {
+    std::fs::read_link(dir.join("..data")).map(|t| t.display().to_string()).unwrap_or_default()
+}
+
+fn show(dir: &Path, title: &str) {
+    println!("-- {title}:");
+    let mut names: Vec<_> =
+        std::fs::read_dir(dir).into_iter().flatten().flatten().map(|e| e.file_name()).collect();
+    names.sort();
+    for name in names {
+        let path = dir.join(&name);
+        match std::fs::read_link(&path) {
+            Ok(target) => println!("   {} -> {}", name.to_string_lossy(), target.display()),
+            Err(_) => println!("   {}/", name.to_string_lossy()),
+        }
+    }
+    println!("   web/index.html = {:?}\n", read(dir, "web/index.html").unwrap_or_default());
+}
+
+async fn wait_for(mut condition: impl FnMut() -> bool) -> Result<(), String> {
+    for _ in 0..2000 {
+        if condition() {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    Err("timed out after 10 s".into())
+}
+
+async fn get(addr: std::net::SocketAddr, path: &str) -> Result<String, Box<dyn std::error::Error>> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await?;
+    stream
+        .write_all(format!("GET {path} HTTP/1.1\r\nHost: demo\r\nConnection: close\r\n\r\n").as_bytes())
+        .await?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await?;
+    Ok(response.split_once("\r\n\r\n").map(|(_, body)| body.trim().to_owned()).unwrap_or(response))
+}
