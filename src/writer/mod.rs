@@ -3,6 +3,7 @@
 //! symlink is renamed over, so readers see the complete old or the complete new snapshot.
 
 mod fsops;
+mod links;
 
 use crate::snapshot::Snapshot;
 use crate::snapshot::manifest::{MANIFEST_FILE, Manifest};
@@ -11,7 +12,7 @@ use nix::errno::Errno;
 use nix::fcntl::{OFlag, readlinkat, renameat};
 use nix::sys::stat::Mode;
 use nix::unistd::symlinkat;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -180,11 +181,11 @@ impl Writer {
         let Staged { name, mut timings } = staged;
         let previous = self.current_dir_name().ok().flatten();
         let started = Instant::now();
-        if let Err(err) = self.switch_data_link(&name) {
+        if let Err(err) = self.add_visible_links(snapshot).and_then(|()| self.switch_data_link(&name)) {
             let _ = fsops::remove_tree(&self.dir, &name);
             return Err(err);
         }
-        self.update_visible_links(snapshot)?;
+        self.remove_stale_links(&snapshot.top_level())?;
         if let Some(previous) = previous.filter(|p| *p != name) {
             fsops::remove_tree(&self.dir, &previous).map_err(io(format!("remove {previous}")))?;
         }
@@ -309,81 +310,6 @@ impl Writer {
             fsops::sync_dir(&self.dir).map_err(io("fsync the target dir"))?;
         }
         Ok(())
-    }
-
-    /// Adds `<entry> -> ..data/<entry>` for every top-level entry, replaces a planted
-    /// link of that name (without following it), and removes our links to entries that
-    /// are gone. A real file or dir of that name is not ours: it is left alone.
-    fn update_visible_links(&self, snapshot: &Snapshot) -> Result<(), Error> {
-        let wanted: BTreeSet<&str> = snapshot.top_level();
-        for entry in &wanted {
-            let target = format!("{DATA_LINK}/{entry}");
-            match fsops::kind_of(&self.dir, entry).map_err(io(format!("stat {entry}")))? {
-                fsops::Kind::Missing => {
-                    symlinkat(target.as_str(), &self.dir, *entry).map_err(io(format!("link {entry}")))?
-                }
-                fsops::Kind::Symlink => {
-                    if self.link_target(entry).as_deref() != Some(target.as_str()) {
-                        tracing::warn!(entry, "replacing a symlink configsnap did not create");
-                        self.replace_link(entry, &target)?;
-                    }
-                }
-                fsops::Kind::Directory | fsops::Kind::Other => {
-                    tracing::warn!(
-                        entry,
-                        dir = %self.path.display(),
-                        "a file or directory configsnap did not create has this name; \
-                         the entry is reachable only through {DATA_LINK}/{entry}"
-                    );
-                }
-            }
-        }
-        self.remove_stale_links(&wanted)
-    }
-
-    fn replace_link(&self, entry: &str, target: &str) -> Result<(), Error> {
-        fsops::remove_entry(&self.dir, LINK_TMP).map_err(io(format!("remove {LINK_TMP}")))?;
-        symlinkat(target, &self.dir, LINK_TMP).map_err(io(format!("link {LINK_TMP}")))?;
-        renameat(&self.dir, LINK_TMP, &self.dir, entry).map_err(io(format!("rename over {entry}")))
-    }
-
-    fn link_target(&self, entry: &str) -> Option<String> {
-        readlinkat(&self.dir, entry).ok().map(|t| t.to_string_lossy().into_owned())
-    }
-
-    /// Removes links `<x> -> ..data/<x>` (ours) whose entry is not wanted.
-    fn remove_stale_links(&self, wanted: &BTreeSet<&str>) -> Result<(), Error> {
-        for name in fsops::list(&self.dir).map_err(io("list the target dir"))? {
-            if name.starts_with("..") || wanted.contains(name.as_str()) {
-                continue;
-            }
-            if self.link_target(&name).as_deref() == Some(&format!("{DATA_LINK}/{name}")) {
-                fsops::remove_entry(&self.dir, &name).map_err(io(format!("remove link {name}")))?;
-            }
-        }
-        Ok(())
-    }
-
-    fn clean_leftovers(&self) -> Result<(), Error> {
-        let current = match self.current_dir_name() {
-            Ok(current) => current,
-            Err(Error::ForeignData(target)) => {
-                tracing::warn!(target, "{DATA_LINK} is not ours; it will be replaced at the next swap");
-                None
-            }
-            Err(err) => return Err(err),
-        };
-        for name in fsops::list(&self.dir).map_err(io("list the target dir"))? {
-            let orphan = is_snapshot_dir_name(&name) && current.as_deref() != Some(name.as_str());
-            if name == DATA_TMP_LINK || name == LINK_TMP || orphan {
-                tracing::info!(name, "removing a leftover of an interrupted swap");
-                fsops::remove_tree(&self.dir, &name).map_err(io(format!("remove {name}")))?;
-            }
-        }
-        match current {
-            Some(_) => Ok(()),
-            None => self.remove_stale_links(&BTreeSet::new()),
-        }
     }
 }
 

@@ -115,17 +115,21 @@ async fn nginx_serves_the_new_page_after_one_sighup() {
     let port = crate::support::free_port();
     let run = ws.tmp.path().join("nginx");
     std::fs::create_dir(&run).expect("nginx run dir");
-    let conf = format!(
-        "user root; worker_processes 1; daemon off; pid {run}/nginx.pid;\n\
-         error_log {run}/error.log notice;\n\
-         events {{ worker_connections 16; }}\n\
-         http {{ access_log off; client_body_temp_path {run}; proxy_temp_path {run}; fastcgi_temp_path {run};\n\
-         uwsgi_temp_path {run}; scgi_temp_path {run};\n\
-         server {{ listen 127.0.0.1:{port}; root {dir}/web; location / {{ index index.html; }} }} }}\n",
-        run = run.display(),
-        dir = ws.dir().display()
-    );
-    api.apply("configmaps", configmap("web", &[("nginx.conf", &conf), ("index.html", "page v1\n")]))
+    // The config itself carries its version, so serving `/version` proves a reload.
+    let conf = |version: u32| {
+        format!(
+            "user root; worker_processes 1; daemon off; pid {run}/nginx.pid;\n\
+             error_log {run}/error.log notice;\n\
+             events {{ worker_connections 16; }}\n\
+             http {{ access_log off; client_body_temp_path {run}; proxy_temp_path {run}; fastcgi_temp_path {run};\n\
+             uwsgi_temp_path {run}; scgi_temp_path {run};\n\
+             server {{ listen 127.0.0.1:{port}; root {dir}/web; location / {{ index index.html; }}\n\
+             location = /version {{ return 200 \"config v{version}\\n\"; }} }} }}\n",
+            run = run.display(),
+            dir = ws.dir().display()
+        )
+    };
+    api.apply("configmaps", configmap("web", &[("nginx.conf", &conf(1)), ("index.html", "page v1\n")]))
         .expect("web");
     let _sidecar = ws.start(&["--process-name=nginx"]);
     wait_for("config files", WAIT, || ws.read("web/nginx.conf").is_some()).await;
@@ -137,21 +141,24 @@ async fn nginx_serves_the_new_page_after_one_sighup() {
         .spawn()
         .expect("nginx");
     let url = format!("http://127.0.0.1:{port}/");
-    let serves = |want: &'static str| {
-        let url = url.clone();
+    let serves = |path: &'static str, want: &'static str| {
+        let url = format!("{url}{path}");
         move || {
             let url = url.clone();
             async move { crate::support::http_get(&url).await.is_some_and(|(_, body)| body == want) }
         }
     };
-    wait_until("nginx serves v1", WAIT, serves("page v1\n")).await;
+    wait_until("nginx serves v1", WAIT, serves("", "page v1\n")).await;
+    wait_until("nginx runs config v1", WAIT, serves("version", "config v1\n")).await;
 
-    api.apply("configmaps", configmap("web", &[("nginx.conf", &conf), ("index.html", "page v2\n")]))
+    api.apply("configmaps", configmap("web", &[("nginx.conf", &conf(2)), ("index.html", "page v2\n")]))
         .expect("v2");
-    wait_until("nginx serves v2", WAIT, serves("page v2\n")).await;
-    let log = std::fs::read_to_string(run.join("error.log")).unwrap_or_default();
-    let hups = log.lines().filter(|l| l.contains("signal 1 (SIGHUP) received")).count();
-    assert_eq!(hups, 1, "nginx master must get exactly one SIGHUP; log:\n{log}");
+    wait_until("nginx reloaded config v2", WAIT, serves("version", "config v2\n")).await;
+    wait_until("nginx serves page v2", WAIT, serves("", "page v2\n")).await;
+    let log = || std::fs::read_to_string(run.join("error.log")).unwrap_or_default();
+    let hups = || log().lines().filter(|l| l.contains("signal 1 (SIGHUP) received")).count();
+    wait_for("the SIGHUP logged", WAIT, || hups() >= 1).await;
+    assert_eq!(hups(), 1, "nginx master must get exactly one SIGHUP; log:\n{}", log());
     let _ = server.kill();
     let _ = server.wait();
 }
