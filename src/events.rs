@@ -196,6 +196,14 @@ impl Events {
         self.status.update(|s| s.busy_since = since);
     }
 
+    /// A source loop is alive and turning.
+    pub fn heartbeat(&self, task: &'static str) {
+        let now = Instant::now();
+        self.status.update(|s| {
+            s.heartbeats.insert(task, now);
+        });
+    }
+
     /// A long-running task ended when it should not have.
     pub fn task_failed(&self, task: &str, error: &str) {
         tracing::error!(task, %error, "task ended unexpectedly");

@@ -22,6 +22,9 @@ const MAX_BUFFER: usize = 16 * 1024;
 /// step (5 webhook retries with 10 s backoff and 5 s timeouts, or a 30 s command) is
 /// well under it.
 const WEDGED_AFTER: Duration = Duration::from_secs(300);
+/// A source loop that has not turned for this long is wedged: it beats every
+/// [`crate::source::HEARTBEAT`], so this allows several missed beats on a loaded node.
+const SILENT_AFTER: Duration = Duration::from_secs(120);
 /// Content type of the OpenMetrics text format that prometheus-client writes.
 const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
@@ -102,6 +105,9 @@ fn unhealthy(status: &crate::status::Status) -> Option<String> {
     if let Some(task) = &status.failed_task {
         return Some(format!("task {task} ended unexpectedly"));
     }
+    if let Some((task, beat)) = status.heartbeats.iter().find(|(_, beat)| beat.elapsed() > SILENT_AFTER) {
+        return Some(format!("the {task} loop has not turned for {}s", beat.elapsed().as_secs()));
+    }
     let busy = status.busy_since.map(|since| since.elapsed())?;
     (busy > WEDGED_AFTER).then(|| format!("the pipeline has been busy for {}s", busy.as_secs()))
 }
@@ -141,5 +147,17 @@ mod tests {
         assert!(body.contains("watch"), "{body}");
         assert_eq!(get("/nope", &events).0, StatusCode::NOT_FOUND);
         assert!(get("/metrics", &events).1.contains("configsnap_swaps_total"));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn healthz_fails_when_a_source_loop_stops_turning() {
+        let events = Events::new(Arc::new(Metrics::new()), StatusHandle::default());
+        events.heartbeat("watch");
+        tokio::time::advance(Duration::from_secs(30)).await;
+        assert_eq!(get("/healthz", &events).0, StatusCode::OK);
+        tokio::time::advance(SILENT_AFTER).await;
+        let (code, body) = get("/healthz", &events);
+        assert_eq!(code, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(body.contains("watch loop"), "{body}");
     }
 }

@@ -61,6 +61,8 @@ pub struct Status {
     pub failed_task: Option<String>,
     /// When the pipeline began its current step (to detect a wedged loop).
     pub busy_since: Option<tokio::time::Instant>,
+    /// Last time each source loop proved it is turning (to detect a wedged watch loop).
+    pub heartbeats: std::collections::BTreeMap<&'static str, tokio::time::Instant>,
 }
 
 impl Status {

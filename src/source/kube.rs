@@ -113,17 +113,24 @@ pub trait Watched:
     + Sync
     + 'static
 {
+    /// Name of its watch loop, for `/healthz`.
+    const LOOP: &'static str;
+
     /// Wraps a cached object for the renderer.
     fn input(object: Arc<Self>) -> Input;
 }
 
 impl Watched for ConfigMap {
+    const LOOP: &'static str = "ConfigMap watch";
+
     fn input(object: Arc<Self>) -> Input {
         Input::ConfigMap(object)
     }
 }
 
 impl Watched for Secret {
+    const LOOP: &'static str = "Secret watch";
+
     fn input(object: Arc<Self>) -> Input {
         Input::Secret(object)
     }
@@ -166,9 +173,14 @@ pub fn watch<K: Watched>(
             .reflect(writer);
         let mut stream = std::pin::pin!(stream);
         let mut ready = false;
+        let mut heartbeat = tokio::time::interval(super::HEARTBEAT);
         loop {
             let next = tokio::select! {
                 () = cancel.cancelled() => break,
+                _ = heartbeat.tick() => {
+                    events.heartbeat(K::LOOP);
+                    continue;
+                }
                 next = stream.next() => next,
             };
             match next {

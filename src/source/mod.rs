@@ -13,6 +13,9 @@ pub use object::{Input, ObjectId, SourceKind, SourceObject};
 use std::sync::Arc;
 use tokio::sync::watch;
 
+/// How often a source loop proves it is alive (`/healthz`), even with nothing to do.
+pub const HEARTBEAT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// Annotation that sets the file mode of every file of one object, in octal (`"0600"`).
 pub const FILE_MODE_ANNOTATION: &str = "configsnap.io/file-mode";
 

@@ -113,6 +113,7 @@ impl Task {
         if ready {
             self.notifier.source_ready();
         }
+        let mut heartbeat = tokio::time::interval(crate::source::HEARTBEAT);
         loop {
             if !dirty.is_empty() {
                 // Ready only after a round that read every directory.
@@ -137,6 +138,10 @@ impl Task {
                 () = cancel.cancelled() => break,
                 () = self.shared.wake.notified() => false,
                 () = tokio::time::sleep(RECHECK_INTERVAL), if recheck => true,
+                _ = heartbeat.tick() => {
+                    self.events.heartbeat("directory watch");
+                    continue;
+                }
             };
             if timed_out {
                 self.ensure_watcher();
