@@ -133,13 +133,14 @@ async fn nginx_serves_the_new_page_after_one_sighup() {
         .expect("web");
     let _sidecar = ws.start(&["--process-name=nginx"]);
     wait_for("config files", WAIT, || ws.read("web/nginx.conf").is_some()).await;
-    let mut server = Command::new(nginx)
+    let server = Command::new(nginx)
         .arg("-c")
         .arg(ws.dir().join("web/nginx.conf"))
         .stdin(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .expect("nginx");
+    let _server = Nginx(server);
     let url = format!("http://127.0.0.1:{port}/");
     let serves = |path: &'static str, want: &'static str| {
         let url = format!("{url}{path}");
@@ -159,8 +160,26 @@ async fn nginx_serves_the_new_page_after_one_sighup() {
     let hups = || log().lines().filter(|l| l.contains("signal 1 (SIGHUP) received")).count();
     wait_for("the SIGHUP logged", WAIT, || hups() >= 1).await;
     assert_eq!(hups(), 1, "nginx master must get exactly one SIGHUP; log:\n{}", log());
-    let _ = server.kill();
-    let _ = server.wait();
+}
+
+/// Stops nginx on drop (also when the test fails): SIGTERM lets the master take its
+/// workers down; SIGKILL only if it does not exit within 5 s.
+struct Nginx(Child);
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        let pid = nix::unistd::Pid::from_raw(i32::try_from(self.0.id()).expect("pid fits"));
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while std::time::Instant::now() < deadline {
+            if matches!(self.0.try_wait(), Ok(Some(_))) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 /// A loopback webhook receiver: answers 500 to the first `failures` calls (all, if
