@@ -53,8 +53,8 @@ async fn run(nginx: &Path) -> Result<(), Error> {
     std::fs::create_dir(&run)?;
     api.write_kubeconfig(&kubeconfig, NS)?;
     let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-    let conf = nginx_conf(port, &dir, &run);
-    api.apply("configmaps", web(&conf, "page v1\n"))?;
+    let web = |version| web(version, port, &dir, &run);
+    api.apply("configmaps", web("v1"))?;
 
     // configsnap, as the sidecar would run it, in this process.
     let args = Args::try_parse_from([
@@ -73,39 +73,43 @@ async fn run(nginx: &Path) -> Result<(), Error> {
     // nginx reads its config from the snapshot, as the app container would from /config.
     let server = Nginx::start(nginx, &dir.join("web/nginx.conf"), &run)?;
     let url = format!("http://127.0.0.1:{port}/");
-    wait_for_page(port, "page v1\n").await?;
+    wait_for_page(port, "v1").await?;
     let master = server.master_pid()?;
     println!("== nginx master pid {master} on {url} with {}", dir.join("web/nginx.conf").display());
-    println!("== GET {url} -> {:?}", get(port).await?);
+    println!("== GET {url} -> {}", get(port).await?);
 
-    api.apply("configmaps", web(&conf, "page v2\n"))?;
-    println!("== ConfigMap web updated: index.html = \"page v2\\n\"");
-    wait_for_page(port, "page v2\n").await?;
-    println!("== GET {url} -> {:?}", get(port).await?);
+    // index.html is read per request, but the header comes from nginx.conf, which nginx
+    // reads only at start and on SIGHUP: config v2 in the answer means nginx reloaded.
+    api.apply("configmaps", web("v2"))?;
+    println!("== ConfigMap web updated: index.html = \"page v2\\n\", nginx.conf X-Config-Version v2");
+    wait_for_page(port, "v2").await?;
+    println!("== GET {url} -> {}", get(port).await?);
 
     let hups = server.sighups();
     let same_master = server.master_pid()? == master;
     if hups != 1 || !same_master {
-        return Err(format!("expected 1 SIGHUP to master {master}, got {hups} (same master: {same_master})")
-            .into());
+        let err = format!("expected 1 SIGHUP to master {master}, got {hups} (same master: {same_master})");
+        return Err(err.into());
     }
-    println!("== nginx serves page v2 after one SIGHUP (same master pid {master}, no restart)");
+    println!(
+        "== nginx serves page v2 with config v2 after one SIGHUP (same master pid {master}, no restart)"
+    );
     sidecar.abort();
     Ok(())
 }
 
-/// The ConfigMap configsnap selects: nginx's config and its page.
-fn web(conf: &str, page: &str) -> serde_json::Value {
+/// The ConfigMap configsnap selects: nginx's config and its page, both at `version`.
+fn web(version: &str, port: u16, dir: &Path, run: &Path) -> serde_json::Value {
     FakeApiServer::configmap(NS, "web")
         .label("app", "web")
-        .data("nginx.conf", conf)
-        .data("index.html", page)
+        .data("nginx.conf", nginx_conf(version, port, dir, run))
+        .data("index.html", format!("page {version}\n"))
         .build()
 }
 
-/// A foreground nginx on `port` serving `<dir>/web`; every writable path is in `run`. The
-/// error log at `notice` records each signal the master receives.
-fn nginx_conf(port: u16, dir: &Path, run: &Path) -> String {
+/// A foreground nginx on `port` serving `<dir>/web` with an `X-Config-Version` header; every
+/// writable path is in `run`. The error log at `notice` records each signal the master gets.
+fn nginx_conf(version: &str, port: u16, dir: &Path, run: &Path) -> String {
     let (dir, run) = (dir.display(), run.display());
     format!(
         "daemon off;
@@ -123,6 +127,7 @@ http {{
     server {{
         listen 127.0.0.1:{port};
         root {dir}/web;
+        add_header X-Config-Version {version};
     }}
 }}
 "
@@ -177,14 +182,17 @@ impl Drop for Nginx {
     }
 }
 
-/// Polls until nginx serves `page`, at most [`WAIT`].
-async fn wait_for_page(port: u16, page: &str) -> Result<(), Error> {
+/// Polls until nginx serves page `version` with config `version`, at most [`WAIT`].
+async fn wait_for_page(port: u16, version: &str) -> Result<(), Error> {
+    let want = Page { body: format!("page {version}\n"), config_version: version.to_owned() };
     let served = async {
-        while !get(port).await.is_ok_and(|body| body == page) {
+        while get(port).await.ok().as_ref() != Some(&want) {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     };
-    tokio::time::timeout(WAIT, served).await.map_err(|_| format!("nginx did not serve {page:?} within {WAIT:?}"))?;
+    tokio::time::timeout(WAIT, served)
+        .await
+        .map_err(|_| format!("nginx did not serve {want} within {WAIT:?}"))?;
     Ok(())
 }
 
@@ -195,12 +203,27 @@ async fn wait_for(what: &str, mut condition: impl FnMut() -> bool) -> Result<(),
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     };
-    tokio::time::timeout(WAIT, held).await.map_err(|_| format!("timed out after {WAIT:?} waiting for {what}"))?;
+    tokio::time::timeout(WAIT, held)
+        .await
+        .map_err(|_| format!("timed out after {WAIT:?} waiting for {what}"))?;
     Ok(())
 }
 
-/// GET / on loopback; the body (at most 2 s).
-async fn get(port: u16) -> Result<String, Error> {
+/// What nginx answered to `GET /`.
+#[derive(PartialEq)]
+struct Page {
+    body: String,
+    config_version: String,
+}
+
+impl std::fmt::Display for Page {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?} (X-Config-Version: {})", self.body, self.config_version)
+    }
+}
+
+/// GET / on loopback (at most 2 s).
+async fn get(port: u16) -> Result<Page, Error> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let fetch = async {
         let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
@@ -214,5 +237,9 @@ async fn get(port: u16) -> Result<String, Error> {
     if !head.starts_with("HTTP/1.1 200") {
         return Err(head.lines().next().unwrap_or_default().to_owned().into());
     }
-    Ok(body.to_owned())
+    let header = |name: &str| {
+        let line = head.lines().find(|l| l.to_ascii_lowercase().starts_with(name))?;
+        Some(line.split_once(':')?.1.trim().to_owned())
+    };
+    Ok(Page { body: body.to_owned(), config_version: header("x-config-version:").unwrap_or_default() })
 }

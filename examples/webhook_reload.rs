@@ -132,13 +132,18 @@ impl App {
         };
         match (request.method(), request.uri().path()) {
             (&Method::GET, "/") => {
-                let config = self.state.lock().expect("the app state lock must not be poisoned").config.clone();
+                let config =
+                    self.state.lock().expect("the app state lock must not be poisoned").config.clone();
                 reply(StatusCode::OK, config)
             }
             (&Method::POST, "/-/reload") => {
                 // configsnap names the snapshot it reloads for.
                 let hash = request.headers().get("x-configsnap-hash").and_then(|v| v.to_str().ok());
-                println!("   app: POST /-/reload (x-configsnap-hash: {}); re-reading {}", hash.unwrap_or("-"), self.path.display());
+                println!(
+                    "   app: POST /-/reload (x-configsnap-hash: {}); re-reading {}",
+                    hash.unwrap_or("-"),
+                    self.path.display()
+                );
                 match tokio::fs::read_to_string(&self.path).await {
                     Ok(config) => {
                         let mut state = self.state.lock().expect("the app state lock must not be poisoned");
@@ -147,7 +152,9 @@ impl App {
                         reply(StatusCode::OK, "reloaded\n".to_owned())
                     }
                     // A non-2xx answer makes configsnap retry and count a failed reload.
-                    Err(err) => reply(StatusCode::INTERNAL_SERVER_ERROR, format!("cannot read config: {err}\n")),
+                    Err(err) => {
+                        reply(StatusCode::INTERNAL_SERVER_ERROR, format!("cannot read config: {err}\n"))
+                    }
                 }
             }
             _ => reply(StatusCode::NOT_FOUND, "not found\n".to_owned()),
@@ -162,7 +169,9 @@ async fn wait_for(what: &str, mut condition: impl FnMut() -> bool) -> Result<(),
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     };
-    tokio::time::timeout(WAIT, held).await.map_err(|_| format!("timed out after {WAIT:?} waiting for {what}"))?;
+    tokio::time::timeout(WAIT, held)
+        .await
+        .map_err(|_| format!("timed out after {WAIT:?} waiting for {what}"))?;
     Ok(())
 }
 

@@ -29,7 +29,10 @@ impl Run {
         let Self { success, stdout, stderr } = self;
         assert!(success, "the example failed\n--- stdout\n{stdout}\n--- stderr\n{stderr}");
         for line in lines {
-            assert!(stdout.contains(line), "missing {line:?} in stdout\n--- stdout\n{stdout}\n--- stderr\n{stderr}");
+            assert!(
+                stdout.contains(line),
+                "missing {line:?} in stdout\n--- stdout\n{stdout}\n--- stderr\n{stderr}"
+            );
         }
     }
 }
@@ -85,7 +88,12 @@ fn run_example(name: &str) -> Run {
         stdout: stdout.join().expect("stdout reader"),
         stderr: stderr.join().expect("stderr reader"),
     };
-    assert!(status.is_some(), "{name} was killed after {TIMEOUT:?}\n--- stdout\n{}\n--- stderr\n{}", run.stdout, run.stderr);
+    assert!(
+        status.is_some(),
+        "{name} was killed after {TIMEOUT:?}\n--- stdout\n{}\n--- stderr\n{}",
+        run.stdout,
+        run.stderr
+    );
     run
 }
 
