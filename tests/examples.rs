@@ -4,8 +4,8 @@
 //! The example binaries are built by a plain `cargo test` (it builds examples), next to the
 //! `configsnap` binary in `target/<profile>/examples/`. A target filter such as
 //! `cargo test --test examples` builds only this file: run `cargo build --examples` first, or
-//! the tests fail saying so. (A test cannot build them itself: cargo holds the build lock
-//! while it runs the tests.)
+//! the tests fail saying so (also when a binary is older than its sources). A test cannot
+//! build them itself: cargo holds the build lock while it runs the tests.
 
 use std::io::Read;
 use std::os::unix::process::CommandExt;
@@ -37,16 +37,32 @@ impl Run {
     }
 }
 
-/// `target/<profile>/examples/<name>`, built by `cargo test` (see the module doc).
+/// `target/<profile>/examples/<name>`, built by `cargo test` (see the module doc). Fails
+/// when it is missing, or older than a source it is built from (a stale binary would test
+/// old code).
 fn example_binary(name: &str) -> PathBuf {
     let bin_dir = Path::new(env!("CARGO_BIN_EXE_configsnap")).parent().expect("the binary is in a directory");
     let path = bin_dir.join("examples").join(name);
-    assert!(
-        path.is_file(),
-        "{} is not built: run `cargo test` (which builds the examples) or `cargo build --examples` first",
-        path.display()
-    );
+    let rebuild = "run `cargo test` (it builds the examples) or `cargo build --examples` first";
+    let built = std::fs::metadata(&path).and_then(|m| m.modified());
+    let built = built.unwrap_or_else(|_| panic!("{} is not built: {rebuild}", path.display()));
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let sources =
+        [root.join(format!("examples/{name}.rs")), root.join("src"), root.join("tests/fake-apiserver/src")];
+    if let Some(newer) = sources.iter().find_map(|source| newer_than(source, built)) {
+        panic!("{} is older than {}: {rebuild}", path.display(), newer.display());
+    }
     path
+}
+
+/// A file at or under `path` modified after `time`.
+fn newer_than(path: &Path, time: std::time::SystemTime) -> Option<PathBuf> {
+    let meta = std::fs::metadata(path).ok()?;
+    if meta.is_dir() {
+        let entries = std::fs::read_dir(path).ok()?;
+        return entries.flatten().find_map(|entry| newer_than(&entry.path(), time));
+    }
+    meta.modified().ok().filter(|m| *m > time).map(|_| path.to_owned())
 }
 
 /// Runs example `name` in a process group of its own; after [`TIMEOUT`] the whole group
@@ -118,10 +134,10 @@ fn nginx_hot_reload_serves_page_v2_after_one_sighup() {
     }
     let run = run_example("nginx_hot_reload");
     run.assert_printed(&[
-        "-> \"page v1\\n\"",
+        "-> \"page v1\\n\" (X-Config-Version: v1)",
         "== ConfigMap web updated",
-        "-> \"page v2\\n\"",
-        "== nginx serves page v2 after one SIGHUP",
+        "-> \"page v2\\n\" (X-Config-Version: v2)",
+        "== nginx serves page v2 with config v2 after one SIGHUP",
     ]);
 }
 
