@@ -73,17 +73,17 @@ async fn run(nginx: &Path) -> Result<(), Error> {
     // nginx reads its config from the snapshot, as the app container would from /config.
     let server = Nginx::start(nginx, &dir.join("web/nginx.conf"), &run)?;
     let url = format!("http://127.0.0.1:{port}/");
-    wait_for_page(port, "v1").await?;
+    let page = wait_for_page(port, "v1").await?;
     let master = server.master_pid()?;
     println!("== nginx master pid {master} on {url} with {}", dir.join("web/nginx.conf").display());
-    println!("== GET {url} -> {}", get(port).await?);
+    println!("== GET {url} -> {page}");
 
     // index.html is read per request, but the header comes from nginx.conf, which nginx
     // reads only at start and on SIGHUP: config v2 in the answer means nginx reloaded.
     api.apply("configmaps", web("v2"))?;
     println!("== ConfigMap web updated: index.html = \"page v2\\n\", nginx.conf X-Config-Version v2");
-    wait_for_page(port, "v2").await?;
-    println!("== GET {url} -> {}", get(port).await?);
+    let page = wait_for_page(port, "v2").await?;
+    println!("== GET {url} -> {page}");
 
     let hups = server.sighups();
     let same_master = server.master_pid()? == master;
@@ -182,8 +182,9 @@ impl Drop for Nginx {
     }
 }
 
-/// Polls until nginx serves page `version` with config `version`, at most [`WAIT`].
-async fn wait_for_page(port: u16, version: &str) -> Result<(), Error> {
+/// Polls until nginx serves page `version` with config `version`, at most [`WAIT`]. (For a
+/// moment after a SIGHUP an old worker may still answer with the old config.)
+async fn wait_for_page(port: u16, version: &str) -> Result<Page, Error> {
     let want = Page { body: format!("page {version}\n"), config_version: version.to_owned() };
     let served = async {
         while get(port).await.ok().as_ref() != Some(&want) {
@@ -193,7 +194,7 @@ async fn wait_for_page(port: u16, version: &str) -> Result<(), Error> {
     tokio::time::timeout(WAIT, served)
         .await
         .map_err(|_| format!("nginx did not serve {want} within {WAIT:?}"))?;
-    Ok(())
+    Ok(want)
 }
 
 /// Polls `condition` every 50 ms, at most [`WAIT`].
