@@ -3,7 +3,8 @@
 #   1. Dockerfile: hadolint, plus the invariants CI relies on (it builds with
 #      scripts/build-static.sh and ships a distroless nonroot image);
 #   2. shell scripts: bash -n and shellcheck;
-#   3. every kustomization under deploy/ renders (kustomize, via kubectl);
+#   3. every kustomization under deploy/ and examples/ renders (kustomize,
+#      via kubectl);
 #   4. every rendered object validates with kubernetes-validate --strict
 #      against each Kubernetes version in KUBE_VERSIONS; unknown kinds fail;
 #   5. policy: the hardening the examples promise (RBAC scope, token only in
@@ -92,11 +93,13 @@ done
 echo "    ok"
 
 # --- 3. render -----------------------------------------------------------------
-mapfile -t kdirs < <(find deploy -name kustomization.yaml -printf '%h\n' | sort)
-(( ${#kdirs[@]} > 0 )) || fail "no kustomization.yaml under deploy/"
+mapfile -t kdirs < <(find deploy examples -name kustomization.yaml -printf '%h\n' | sort)
+(( ${#kdirs[@]} > 0 )) || fail "no kustomization.yaml under deploy/ or examples/"
 rendered=()
 for dir in "${kdirs[@]}"; do
     step "kustomize $dir"
+    # An example is documentation: it says how to apply it and what to expect.
+    [[ "$dir" != examples/* || -f "$dir/README.md" ]] || fail "$dir: no README.md"
     file="$out/$(echo "$dir" | tr '/' '_').yaml"
     "$kubectl" kustomize "$dir" > "$file" || fail "kustomize $dir"
     echo "    $(grep -c '^kind:' "$file") objects"
