@@ -47,9 +47,18 @@ async fn a_restart_during_an_outage_restores_last_good_then_follows_the_api() {
     let started = Instant::now();
     let sidecar = ws.start(&[&state, "--startup-timeout=1s"]);
     wait_for("restored", WAIT, || ws.read("web/a").as_deref() == Some("S")).await;
-    let restore = started.elapsed();
-    assert!(restore < Duration::from_millis(1100), "restored after {restore:?}");
-    assert!(sidecar.log().contains("restored the last good snapshot"), "{}", sidecar.log());
+    // The sidecar's own measure (start of the wait for the API → files swapped in) must be
+    // within the start-up timeout + 100 ms; the outer one includes process start-up.
+    let outer = started.elapsed();
+    let restored = sidecar
+        .log()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|l| l["message"] == "no state from the source in time: restored the last good snapshot")
+        .and_then(|l| l["waited_ms"].as_f64())
+        .expect("the restore is logged with its time");
+    assert!(restored < 1100.0, "restored after {restored} ms");
+    assert!(outer < Duration::from_secs(5), "restored {outer:?} after the process started");
     wait_until("ready while restored", WAIT, || async {
         sidecar.get("/readyz").await.is_some_and(|(c, _)| c == 200)
     })
@@ -245,8 +254,8 @@ async fn a_failed_verification_rolls_back_reloads_and_blocks_the_bad_content() {
     api.apply("configmaps", configmap("app", &[("mode", "good-2")])).expect("good-2");
     wait_for("a changed content goes through", WAIT, || ws.read("app/mode").as_deref() == Some("good-2"))
         .await;
-    assert_eq!(sidecar.metric("configsnap_swaps_total").await, Some(swaps + 1.0));
-    assert_eq!(sidecar.metric("configsnap_rollbacks_total").await, Some(1.0));
+    sidecar.wait_metric("configsnap_swaps_total", swaps + 1.0).await;
+    sidecar.wait_metric("configsnap_rollbacks_total", 1.0).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

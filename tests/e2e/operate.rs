@@ -33,12 +33,12 @@ async fn readyz_follows_the_first_sync_and_the_api_outage_while_healthz_stays_up
 
     api.faults().set_refuse(true).await.expect("refuse");
     wait_until("degraded in the outage", WAIT, || state_is(&sidecar, 200, "degraded")).await;
-    assert_eq!(sidecar.metric("configsnap_degraded").await, Some(1.0));
+    sidecar.wait_metric("configsnap_degraded", 1.0).await;
     assert_eq!(sidecar.get("/healthz").await.map(|r| r.0), Some(200));
 
     api.faults().set_refuse(false).await.expect("accept");
     wait_until("fresh after recovery", Duration::from_secs(40), || state_is(&sidecar, 200, "fresh")).await;
-    assert_eq!(sidecar.metric("configsnap_degraded").await, Some(0.0));
+    sidecar.wait_metric("configsnap_degraded", 0.0).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -69,7 +69,7 @@ async fn one_update_one_signal_a_burst_one_signal_and_no_change_no_signal() {
     }
     wait_for("burst settled", WAIT, || ws.read("app/n").as_deref() == Some("51")).await;
     wait_for("second signal", WAIT, || counter.hups() >= 2).await;
-    assert_eq!(sidecar.metric("configsnap_swaps_total").await, Some(swaps_before + 1.0));
+    sidecar.wait_metric("configsnap_swaps_total", swaps_before + 1.0).await;
 
     // Same content again (a no-op write) and a forced relist: no swap, no signal.
     api.apply("configmaps", configmap("app", &[("n", "51")])).expect("same content");
@@ -83,7 +83,7 @@ async fn one_update_one_signal_a_burst_one_signal_and_no_change_no_signal() {
     wait_for("sentinel", WAIT, || ws.read("app/n").as_deref() == Some("52")).await;
     wait_for("sentinel signal", WAIT, || counter.hups() >= 3).await;
     assert_eq!(counter.hups(), 3);
-    assert_eq!(sidecar.metric("configsnap_swaps_total").await, Some(swaps_before + 2.0));
+    sidecar.wait_metric("configsnap_swaps_total", swaps_before + 2.0).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
