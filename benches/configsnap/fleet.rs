@@ -63,10 +63,19 @@ pub async fn fleet(ctx: &Ctx, report: &mut Report) {
 
     let mut totals: Vec<u64> = Vec::new();
     let mut converged: Option<Duration> = None;
+    let mut first_request: Option<Duration> = None;
+    let mut rewatched: Option<Duration> = None;
     let mut tick = tokio::time::interval(TICK);
     while recovered.elapsed() < CONVERGE {
         tick.tick().await;
-        totals.push(api.stats().requests_total);
+        let now = api.stats();
+        totals.push(now.requests_total);
+        if first_request.is_none() && now.requests_total > 0 {
+            first_request = Some(recovered.elapsed());
+        }
+        if rewatched.is_none() && now.open_watches >= n as u64 {
+            rewatched = Some(recovered.elapsed());
+        }
         if converged.is_none() && all_at(&sidecars, 1) == n {
             converged = Some(recovered.elapsed());
         }
@@ -87,6 +96,13 @@ pub async fn fleet(ctx: &Ctx, report: &mut Report) {
     report.add(s, "watch resumes after recovery", stats.watch_resumes as f64, "count");
     report.add(s, "watches after recovery", stats.watches as f64, "count");
     report.add(s, "requests after recovery (total)", stats.requests_total as f64, "count");
+    if let Some(t) = first_request {
+        report.add(s, "recovery -> first request (within 100 ms)", ms(t), "ms");
+    }
+    match rewatched {
+        Some(t) => report.add(s, "recovery -> all watches open again (within 100 ms)", ms(t), "ms"),
+        None => report.note("fleet: not every watch re-opened"),
+    }
     match converged {
         Some(t) => report.add(s, "recovery -> all sidecars show the update", ms(t), "ms"),
         None => report.note(format!(

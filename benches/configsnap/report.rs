@@ -140,6 +140,7 @@ impl Report {
 
 /// A number with 3 significant decimals, trailing zeros dropped.
 fn num(v: f64) -> String {
+    let v = if v == 0.0 { 0.0 } else { v };
     if v == v.trunc() && v.abs() < 1e12 {
         return format!("{v:.0}");
     }
