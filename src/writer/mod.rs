@@ -184,11 +184,14 @@ impl Writer {
             let _ = fsops::remove_tree(&self.dir, &name);
             return Err(err);
         }
-        self.update_visible_links(snapshot)?;
+        let links_changed = self.update_visible_links(snapshot)?;
         if let Some(previous) = previous.filter(|p| *p != name) {
             fsops::remove_tree(&self.dir, &previous).map_err(io(format!("remove {previous}")))?;
         }
-        if self.fsync {
+        // The `..data` rename is already durable. A second dir fsync (one more journal
+        // commit, as long as the first) is needed only when visible links changed: a lost
+        // removal of the old dir just leaves an orphan that the next start clears.
+        if self.fsync && links_changed {
             fsops::sync_dir(&self.dir).map_err(io("fsync the target dir"))?;
         }
         timings.rename = started.elapsed();
@@ -314,18 +317,22 @@ impl Writer {
     /// Adds `<entry> -> ..data/<entry>` for every top-level entry, replaces a planted
     /// link of that name (without following it), and removes our links to entries that
     /// are gone. A real file or dir of that name is not ours: it is left alone.
-    fn update_visible_links(&self, snapshot: &Snapshot) -> Result<(), Error> {
+    /// Returns whether any link was added, replaced or removed.
+    fn update_visible_links(&self, snapshot: &Snapshot) -> Result<bool, Error> {
         let wanted: BTreeSet<&str> = snapshot.top_level();
+        let mut changed = false;
         for entry in &wanted {
             let target = format!("{DATA_LINK}/{entry}");
             match fsops::kind_of(&self.dir, entry).map_err(io(format!("stat {entry}")))? {
                 fsops::Kind::Missing => {
-                    symlinkat(target.as_str(), &self.dir, *entry).map_err(io(format!("link {entry}")))?
+                    symlinkat(target.as_str(), &self.dir, *entry).map_err(io(format!("link {entry}")))?;
+                    changed = true;
                 }
                 fsops::Kind::Symlink => {
                     if self.link_target(entry).as_deref() != Some(target.as_str()) {
                         tracing::warn!(entry, "replacing a symlink configsnap did not create");
                         self.replace_link(entry, &target)?;
+                        changed = true;
                     }
                 }
                 fsops::Kind::Directory | fsops::Kind::Other => {
@@ -338,7 +345,7 @@ impl Writer {
                 }
             }
         }
-        self.remove_stale_links(&wanted)
+        Ok(self.remove_stale_links(&wanted)? || changed)
     }
 
     fn replace_link(&self, entry: &str, target: &str) -> Result<(), Error> {
@@ -351,17 +358,20 @@ impl Writer {
         readlinkat(&self.dir, entry).ok().map(|t| t.to_string_lossy().into_owned())
     }
 
-    /// Removes links `<x> -> ..data/<x>` (ours) whose entry is not wanted.
-    fn remove_stale_links(&self, wanted: &BTreeSet<&str>) -> Result<(), Error> {
+    /// Removes links `<x> -> ..data/<x>` (ours) whose entry is not wanted; returns
+    /// whether any was removed.
+    fn remove_stale_links(&self, wanted: &BTreeSet<&str>) -> Result<bool, Error> {
+        let mut removed = false;
         for name in fsops::list(&self.dir).map_err(io("list the target dir"))? {
             if name.starts_with("..") || wanted.contains(name.as_str()) {
                 continue;
             }
             if self.link_target(&name).as_deref() == Some(&format!("{DATA_LINK}/{name}")) {
                 fsops::remove_entry(&self.dir, &name).map_err(io(format!("remove link {name}")))?;
+                removed = true;
             }
         }
-        Ok(())
+        Ok(removed)
     }
 
     fn clean_leftovers(&self) -> Result<(), Error> {
@@ -382,7 +392,7 @@ impl Writer {
         }
         match current {
             Some(_) => Ok(()),
-            None => self.remove_stale_links(&BTreeSet::new()),
+            None => self.remove_stale_links(&BTreeSet::new()).map(drop),
         }
     }
 }
