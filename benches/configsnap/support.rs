@@ -1,0 +1,274 @@
+//! Process and measurement helpers: the sidecar child (killed on drop and on panic),
+//! bounded waits, percentiles, `/proc` readings and a tiny loopback HTTP client.
+
+use fake_apiserver::FakeApiServer;
+use std::fs::File;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// Namespace the ConfigMaps live in (each scenario has its own fake API server).
+pub const NS: &str = "bench";
+/// The label the sidecars select on.
+pub const LABEL: (&str, &str) = ("configsnap.io/include", "true");
+
+/// Pids of every live child, killed by the panic hook (Drop does not run on abort).
+static CHILDREN: Mutex<Vec<u32>> = Mutex::new(Vec::new());
+
+/// Kills every registered child: installed as part of the panic hook.
+pub fn kill_all_children() {
+    let pids = std::mem::take(&mut *CHILDREN.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
+    for pid in pids {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGKILL);
+    }
+}
+
+/// Path of the release binary: `CONFIGSNAP_BIN`, else the one Cargo built next to this bench.
+pub fn binary() -> Result<PathBuf, String> {
+    let path = std::env::var_os("CONFIGSNAP_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_configsnap")));
+    if path.is_file() {
+        Ok(path)
+    } else {
+        Err(format!(
+            "configsnap binary not found at {}: run `cargo build --release` first \
+             (or set CONFIGSNAP_BIN to the binary to measure)",
+            path.display()
+        ))
+    }
+}
+
+/// A free loopback port (bound then released).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free loopback port")
+}
+
+/// `n` bytes of content starting with `seq=<seq>\n`, so each version is distinct and
+/// recognisable from its first line.
+pub fn payload(seq: u64, n: usize) -> String {
+    let mut s = format!("seq={seq}\n");
+    while s.len() < n {
+        s.push_str("0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcde\n");
+    }
+    s.truncate(n);
+    s
+}
+
+/// A ConfigMap `name` with one 4 KiB-ish key `k` carrying `seq`; selected when `selected`.
+pub fn configmap(name: &str, seq: u64, size: usize, selected: bool) -> serde_json::Value {
+    let mut b = FakeApiServer::configmap(NS, name);
+    if selected {
+        b = b.label(LABEL.0, LABEL.1);
+    }
+    b.data("k", payload(seq, size)).build()
+}
+
+/// The `seq` of the file `<dir>/<cm>/k`, if present and readable.
+pub fn seq_on_disk(dir: &Path, cm: &str) -> Option<u64> {
+    let mut head = [0u8; 24];
+    let mut f = File::open(dir.join(cm).join("k")).ok()?;
+    let n = f.read(&mut head).ok()?;
+    let text = std::str::from_utf8(&head[..n]).ok()?;
+    text.strip_prefix("seq=")?.split('\n').next()?.parse().ok()
+}
+
+/// Number of visible top-level entries (one per ConfigMap in the by-name layout).
+pub fn visible_entries(dir: &Path) -> usize {
+    std::fs::read_dir(dir)
+        .map(|rd| rd.filter_map(Result::ok).filter(|e| !e.file_name().to_string_lossy().starts_with("..")).count())
+        .unwrap_or(0)
+}
+
+/// Watches a directory with inotify (via `notify`) so waits wake on the `..data` rename
+/// instead of spinning on one of the two cores the sidecar also needs.
+pub struct DirWatch {
+    _watcher: notify::RecommendedWatcher,
+    rx: mpsc::Receiver<()>,
+}
+
+impl DirWatch {
+    /// Starts watching `dir` (non-recursive).
+    pub fn new(dir: &Path) -> Self {
+        use notify::Watcher;
+        let (tx, rx) = mpsc::channel();
+        let mut watcher = notify::recommended_watcher(move |_res: notify::Result<notify::Event>| {
+            let _ = tx.send(());
+        })
+        .expect("inotify watcher");
+        watcher.watch(dir, notify::RecursiveMode::NonRecursive).expect("watch the target dir");
+        Self { _watcher: watcher, rx }
+    }
+
+    /// Blocks until `cond` holds (checked on every event and at least every 2 ms), or
+    /// `timeout`; returns the instant it was seen to hold.
+    pub fn wait(&self, timeout: Duration, mut cond: impl FnMut() -> bool) -> Option<Instant> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if cond() {
+                return Some(Instant::now());
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return None;
+            }
+            let _ = self.rx.recv_timeout((deadline - now).min(Duration::from_millis(2)));
+            while self.rx.try_recv().is_ok() {}
+        }
+    }
+}
+
+/// Polls `cond` every `every` until it holds or `timeout` passes; the instant it held.
+pub async fn poll(timeout: Duration, every: Duration, mut cond: impl FnMut() -> bool) -> Option<Instant> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if cond() {
+            return Some(Instant::now());
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        tokio::time::sleep(every).await;
+    }
+}
+
+/// A running `configsnap`; SIGKILLed on drop.
+pub struct Sidecar {
+    child: Child,
+    /// Its stderr (JSON log lines).
+    pub log: PathBuf,
+    /// Admin port.
+    pub port: u16,
+    /// Target dir.
+    pub dir: PathBuf,
+}
+
+impl Sidecar {
+    /// Spawns the binary against `api` with its own dir under `root`, plus `extra` flags.
+    pub fn spawn(api: &FakeApiServer, root: &Path, tag: &str, extra: &[String]) -> Self {
+        let bin = binary().expect("binary checked at start");
+        let port = free_port();
+        let dir = root.join(format!("dir-{tag}"));
+        std::fs::create_dir_all(&dir).expect("target dir");
+        let kubeconfig = root.join("kubeconfig");
+        if !kubeconfig.exists() {
+            api.write_kubeconfig(&kubeconfig, NS).expect("kubeconfig");
+        }
+        let log = root.join(format!("log-{tag}.jsonl"));
+        let stderr = File::create(&log).expect("log file");
+        let mut args = vec![
+            format!("--dir={}", dir.display()),
+            format!("--selector={}={}", LABEL.0, LABEL.1),
+            format!("--listen=127.0.0.1:{port}"),
+            "--log-format=json".to_owned(),
+        ];
+        args.extend(extra.iter().cloned());
+        let child = Command::new(bin)
+            .args(&args)
+            .env("KUBECONFIG", &kubeconfig)
+            .env_remove("KUBERNETES_SERVICE_HOST")
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(stderr)
+            .spawn()
+            .expect("spawn configsnap");
+        CHILDREN.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(child.id());
+        Self { child, log, port, dir }
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// JSON log lines whose `message` is `message`.
+    pub fn log_lines(&self, message: &str) -> Vec<serde_json::Value> {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        text.lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|v| v["message"] == message)
+            .collect()
+    }
+
+    /// A counter or gauge from `/metrics` (exact series name, labels included).
+    pub fn metric(&self, series: &str) -> Option<f64> {
+        let body = http_get(self.port, "/metrics")?;
+        body.lines().find_map(|l| {
+            let (name, value) = l.rsplit_once(' ')?;
+            (name == series).then(|| value.parse().ok()).flatten()
+        })
+    }
+
+    /// True while the process runs.
+    pub fn running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+}
+
+impl Drop for Sidecar {
+    fn drop(&mut self) {
+        let pid = self.child.id();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        CHILDREN.lock().unwrap_or_else(std::sync::PoisonError::into_inner).retain(|p| *p != pid);
+    }
+}
+
+/// GET over loopback with `Connection: close`; the body, `None` on any failure (2 s bound).
+pub fn http_get(port: u16, path: &str) -> Option<String> {
+    let mut s = TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_secs(2)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    write!(s, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").ok()?;
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).ok()?;
+    let text = String::from_utf8_lossy(&buf).into_owned();
+    text.split_once("\r\n\r\n").map(|(_, body)| body.to_owned())
+}
+
+/// `VmRSS` and `VmHWM` of `pid`, in KiB.
+pub fn rss_kib(pid: u32) -> Option<(u64, u64)> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let field = |name: &str| {
+        status.lines().find_map(|l| l.strip_prefix(name)?.trim().strip_suffix("kB")?.trim().parse::<u64>().ok())
+    };
+    Some((field("VmRSS:")?, field("VmHWM:")?))
+}
+
+/// CPU time of `pid`: (utime+stime in seconds at the clock-tick resolution, on-CPU time
+/// from `schedstat` in seconds, nanosecond resolution).
+pub fn cpu_seconds(pid: u32) -> Option<(f64, f64)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the `(comm)`, which may contain spaces: state is field 3, utime 14, stime 15.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    let hz = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK).ok().flatten().unwrap_or(100) as f64;
+    let sched = std::fs::read_to_string(format!("/proc/{pid}/schedstat")).ok();
+    let on_cpu_ns: u64 = sched.and_then(|s| s.split_whitespace().next()?.parse().ok()).unwrap_or(0);
+    Some((ticks as f64 / hz, on_cpu_ns as f64 / 1e9))
+}
+
+/// Percentile (nearest rank) of sorted `v`; 0 for an empty slice.
+pub fn pct(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+/// Sorts in place and returns (p50, p90, p99, max).
+pub fn summary(v: &mut [f64]) -> (f64, f64, f64, f64) {
+    v.sort_by(f64::total_cmp);
+    (pct(v, 50.0), pct(v, 90.0), pct(v, 99.0), v.last().copied().unwrap_or(0.0))
+}
+
+/// Milliseconds in a duration.
+pub fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
