@@ -85,11 +85,7 @@ async fn run(quick: bool, chosen: &[&str]) {
             let _ = tx.send(Instant::now());
         }
     });
-    let ctx = Ctx {
-        quick,
-        tmp: tempfile::tempdir().expect("tempdir"),
-        signals: Arc::new(Mutex::new(rx)),
-    };
+    let ctx = Ctx { quick, tmp: tempfile::tempdir().expect("tempdir"), signals: Arc::new(Mutex::new(rx)) };
     let machine = machine(ctx.tmp.path());
     eprintln!("machine: {machine}");
     let mut report = Report::default();
@@ -149,7 +145,8 @@ fn machine(tmp: &Path) -> serde_json::Value {
         .lines()
         .filter_map(|l| {
             let f: Vec<&str> = l.split_whitespace().collect();
-            (f.len() > 2 && tmp.starts_with(f[1])).then(|| (f[1].len(), format!("{} on {} ({})", f[2], f[1], f[0])))
+            (f.len() > 2 && tmp.starts_with(f[1]))
+                .then(|| (f[1].len(), format!("{} on {} ({})", f[2], f[1], f[0])))
         })
         .max_by_key(|(len, _)| *len)
         .map(|(_, d)| d)

@@ -40,8 +40,9 @@ pub async fn fleet(ctx: &Ctx, report: &mut Report) {
     api.apply("configmaps", configmap("app", 0, 4096, true)).expect("apply");
     let root = ctx.scratch("fleet");
     let started = Instant::now();
-    let mut sidecars: Vec<Sidecar> =
-        (0..n).map(|i| Sidecar::spawn(&api, &root, &format!("{i:03}"), &["--debounce=0".to_owned()])).collect();
+    let mut sidecars: Vec<Sidecar> = (0..n)
+        .map(|i| Sidecar::spawn(&api, &root, &format!("{i:03}"), &["--debounce=0".to_owned()]))
+        .collect();
     let ready = crate::support::poll(Duration::from_secs(180), TICK, || all_at(&sidecars, 0) == n).await;
     let Some(ready) = ready else {
         report.note(format!("fleet: only {} of {n} sidecars got the first snapshot", all_at(&sidecars, 0)));
@@ -80,7 +81,9 @@ pub async fn fleet(ctx: &Ctx, report: &mut Report) {
             converged = Some(recovered.elapsed());
         }
         // Keep sampling 3 s past convergence, and at least 10 s in all.
-        if converged.is_some_and(|c| recovered.elapsed() > (c + Duration::from_secs(3)).max(Duration::from_secs(10))) {
+        if converged
+            .is_some_and(|c| recovered.elapsed() > (c + Duration::from_secs(3)).max(Duration::from_secs(10)))
+        {
             break;
         }
     }
@@ -88,11 +91,32 @@ pub async fn fleet(ctx: &Ctx, report: &mut Report) {
     let buckets: Vec<u64> = totals.iter().scan(0, |prev, &t| Some(t - std::mem::replace(prev, t))).collect();
     let within = |secs: usize| totals.get(secs * 10 - 1).or(totals.last()).copied().unwrap_or(0);
     let outage_label = format!("{} s outage", outage.as_secs());
-    report.add(s, format!("requests/s in the first 1 s after recovery ({outage_label})"), within(1) as f64, "req/s");
+    report.add(
+        s,
+        format!("requests/s in the first 1 s after recovery ({outage_label})"),
+        within(1) as f64,
+        "req/s",
+    );
     report.add(s, "requests/s over the first 5 s after recovery", within(5) as f64 / 5.0, "req/s");
-    report.add(s, "max requests in any 100 ms bucket", buckets.iter().copied().max().unwrap_or(0) as f64, "count");
-    report.add(s, "100 ms buckets with any request", buckets.iter().filter(|b| **b > 0).count() as f64, "count");
-    report.check(s, "LISTs after recovery (rvs still valid)", stats.lists as f64, "count", Target::Equals(0.0));
+    report.add(
+        s,
+        "max requests in any 100 ms bucket",
+        buckets.iter().copied().max().unwrap_or(0) as f64,
+        "count",
+    );
+    report.add(
+        s,
+        "100 ms buckets with any request",
+        buckets.iter().filter(|b| **b > 0).count() as f64,
+        "count",
+    );
+    report.check(
+        s,
+        "LISTs after recovery (rvs still valid)",
+        stats.lists as f64,
+        "count",
+        Target::Equals(0.0),
+    );
     report.add(s, "watch resumes after recovery", stats.watch_resumes as f64, "count");
     report.add(s, "watches after recovery", stats.watches as f64, "count");
     report.add(s, "requests after recovery (total)", stats.requests_total as f64, "count");

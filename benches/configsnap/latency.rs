@@ -1,9 +1,9 @@
 //! Scenarios `latency` (update → file visible, update → signal delivered) and `swap`
 //! (the swap's write / fsync / rename parts from the sidecar's log, and the disk's floor).
 
+use crate::Ctx;
 use crate::report::{Report, Target};
 use crate::support::{self, DirWatch, Sidecar, configmap, ms, seq_on_disk, summary};
-use crate::Ctx;
 use fake_apiserver::{FakeApiServer, Options};
 use std::io::Write;
 use std::time::{Duration, Instant};
@@ -33,9 +33,7 @@ pub async fn run_updates(ctx: &Ctx, n: usize) -> UpdateRun {
     api.apply("configmaps", configmap("app", 0, SIZE, true)).expect("apply");
     let root = ctx.scratch("latency");
     let pid_file = root.join("bench.pid");
-    std::fs::File::create(&pid_file)
-        .and_then(|mut f| write!(f, "{}", std::process::id()))
-        .expect("pid file");
+    std::fs::File::create(&pid_file).and_then(|mut f| write!(f, "{}", std::process::id())).expect("pid file");
     let extra = vec![
         "--debounce=0".to_owned(),
         "--signal=USR1".to_owned(),

@@ -41,10 +41,17 @@ pub async fn memory(ctx: &Ctx, report: &mut Report) {
             report.note(format!("memory: {selected}/{total}: could not read /proc"));
             continue;
         };
-        let label = if selected == total { format!("{selected} CMs") } else { format!("{selected} of {total} CMs") };
+        let label =
+            if selected == total { format!("{selected} CMs") } else { format!("{selected} of {total} CMs") };
         let rss_mib = rss as f64 / 1024.0;
         if selected == 100 && total == 100 {
-            report.check("memory", format!("idle RSS, {label} x 4 KiB"), rss_mib, "MiB", Target::AtMost(10.0));
+            report.check(
+                "memory",
+                format!("idle RSS, {label} x 4 KiB"),
+                rss_mib,
+                "MiB",
+                Target::AtMost(10.0),
+            );
         } else {
             report.add("memory", format!("idle RSS, {label} x 4 KiB"), rss_mib, "MiB");
         }
@@ -104,10 +111,9 @@ pub async fn startup(ctx: &Ctx, report: &mut Report) {
         return;
     };
     report.add("startup", "start -> first snapshot on disk, 100 CMs", ms(first), "ms");
-    let saved = poll(Duration::from_secs(10), Duration::from_millis(10), || {
-        state.join("snapshot.v1").is_file()
-    })
-    .await;
+    let saved =
+        poll(Duration::from_secs(10), Duration::from_millis(10), || state.join("snapshot.v1").is_file())
+            .await;
     drop(sidecar);
     if saved.is_none() {
         report.note("startup: the last-good copy was never written");
@@ -120,7 +126,12 @@ pub async fn startup(ctx: &Ctx, report: &mut Report) {
     match wait_entries(&restore, 100, started, Duration::from_millis(1)).await {
         Some(total) => {
             report.add("startup", "restore from last-good (API down, timeout 1 s): total", ms(total), "ms");
-            report.add("startup", "restore from last-good: beyond the 1 s timeout", ms(total.saturating_sub(timeout)), "ms");
+            report.add(
+                "startup",
+                "restore from last-good: beyond the 1 s timeout",
+                ms(total.saturating_sub(timeout)),
+                "ms",
+            );
         }
         None => report.note("startup: restore from last-good never completed"),
     }

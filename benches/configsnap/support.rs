@@ -23,7 +23,8 @@ static CHILDREN: Mutex<Vec<u32>> = Mutex::new(Vec::new());
 pub fn kill_all_children() {
     let pids = std::mem::take(&mut *CHILDREN.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
     for pid in pids {
-        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGKILL);
+        let _ =
+            nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGKILL);
     }
 }
 
@@ -45,7 +46,10 @@ pub fn binary() -> Result<PathBuf, String> {
 
 /// A free loopback port (bound then released).
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free loopback port")
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
 }
 
 /// `n` bytes of content starting with `seq=<seq>\n`, so each version is distinct and
@@ -80,7 +84,9 @@ pub fn seq_on_disk(dir: &Path, cm: &str) -> Option<u64> {
 /// Number of visible top-level entries (one per ConfigMap in the by-name layout).
 pub fn visible_entries(dir: &Path) -> usize {
     std::fs::read_dir(dir)
-        .map(|rd| rd.filter_map(Result::ok).filter(|e| !e.file_name().to_string_lossy().starts_with("..")).count())
+        .map(|rd| {
+            rd.filter_map(Result::ok).filter(|e| !e.file_name().to_string_lossy().starts_with("..")).count()
+        })
         .unwrap_or(0)
 }
 
@@ -234,7 +240,9 @@ pub fn http_get(port: u16, path: &str) -> Option<String> {
 pub fn rss_kib(pid: u32) -> Option<(u64, u64)> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let field = |name: &str| {
-        status.lines().find_map(|l| l.strip_prefix(name)?.trim().strip_suffix("kB")?.trim().parse::<u64>().ok())
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.trim().strip_suffix("kB")?.trim().parse::<u64>().ok())
     };
     Some((field("VmRSS:")?, field("VmHWM:")?))
 }

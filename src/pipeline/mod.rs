@@ -240,13 +240,17 @@ impl Pipeline {
         let manifest = Manifest::describe(&snapshot, &self.settings.origin);
         self.swap_in(&snapshot, &manifest, first_change).await?;
         let app_had_files = std::mem::replace(&mut self.app_has_files, true);
-        if app_had_files || self.settings.reload_on_start {
+        let result = if app_had_files || self.settings.reload_on_start {
             self.reload(snapshot, Some(manifest)).await
         } else {
             tracing::info!("first snapshot: the app reads it at start, so no reload");
             self.mark_good(snapshot, Some(manifest)).await;
             Ok(())
-        }
+        };
+        // Durability of the switch comes after the reload: it is not on the latency path.
+        let writer = Arc::clone(&self.writer);
+        blocking(move || writer.persist()).await?;
+        result
     }
 
     /// Stages the snapshot, runs the validation command on it, and commits it.

@@ -70,7 +70,8 @@ pub struct SwapTimings {
     pub write: Duration,
     /// fsync of files and directories.
     pub fsync: Duration,
-    /// The `..data` rename, visible links and cleanup.
+    /// Visible links, the `..data` rename and the old dir's removal (no fsync: see
+    /// [`Writer::commit`]).
     pub rename: Duration,
 }
 
@@ -162,10 +163,12 @@ impl Writer {
         Ok(Some((snapshot, manifest)))
     }
 
-    /// Writes `snapshot` as a new snapshot dir and swaps `..data` to it.
+    /// Writes `snapshot` as a new snapshot dir, swaps `..data` to it and makes that durable.
     pub fn swap(&self, snapshot: &Snapshot, manifest: &Manifest) -> Result<SwapTimings, Error> {
         let staged = self.stage(snapshot, manifest)?;
-        self.commit(staged, snapshot)
+        let timings = self.commit(staged, snapshot)?;
+        self.persist()?;
+        Ok(timings)
     }
 
     /// Writes `snapshot` as a new, fsynced snapshot dir that nothing points at yet, so it
@@ -177,6 +180,10 @@ impl Writer {
     }
 
     /// Swaps `..data` to a staged dir, updates the visible links and removes the old dir.
+    /// Readers see the new snapshot at once; the switch survives a power loss only after
+    /// [`Writer::persist`]. Until then a crash leaves the old snapshot, complete: the
+    /// staged files and dirs were fsynced before the rename. Keeping that fsync off this
+    /// path takes one journal commit out of the update → reload latency.
     pub fn commit(&self, staged: Staged, snapshot: &Snapshot) -> Result<SwapTimings, Error> {
         let Staged { name, mut timings } = staged;
         let previous = self.current_dir_name().ok().flatten();
@@ -189,11 +196,17 @@ impl Writer {
         if let Some(previous) = previous.filter(|p| *p != name) {
             fsops::remove_tree(&self.dir, &previous).map_err(io(format!("remove {previous}")))?;
         }
+        timings.rename = started.elapsed();
+        Ok(timings)
+    }
+
+    /// Makes the last commit durable (fsync of the target dir). A lost removal of the old
+    /// snapshot dir is harmless: [`Writer::open`] clears orphans.
+    pub fn persist(&self) -> Result<(), Error> {
         if self.fsync {
             fsops::sync_dir(&self.dir).map_err(io("fsync the target dir"))?;
         }
-        timings.rename = started.elapsed();
-        Ok(timings)
+        Ok(())
     }
 
     /// Removes a staged dir that will not be committed.
@@ -306,9 +319,6 @@ impl Writer {
         symlinkat(name, &self.dir, DATA_TMP_LINK).map_err(io(format!("link {DATA_TMP_LINK}")))?;
         renameat(&self.dir, DATA_TMP_LINK, &self.dir, DATA_LINK)
             .map_err(io(format!("rename {DATA_TMP_LINK} over {DATA_LINK}")))?;
-        if self.fsync {
-            fsops::sync_dir(&self.dir).map_err(io("fsync the target dir"))?;
-        }
         Ok(())
     }
 }
