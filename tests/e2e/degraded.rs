@@ -50,11 +50,13 @@ async fn a_restart_during_an_outage_restores_last_good_then_follows_the_api() {
     // The sidecar's own measure (start of the wait for the API → files swapped in) must be
     // within the start-up timeout + 100 ms; the outer one includes process start-up.
     let outer = started.elapsed();
+    let message = "no state from the source in time: restored the last good snapshot";
+    wait_for("the restore logged", WAIT, || sidecar.log_count(message) == 1).await;
     let restored = sidecar
         .log()
         .lines()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .find(|l| l["message"] == "no state from the source in time: restored the last good snapshot")
+        .find(|l| l["message"] == message)
         .and_then(|l| l["waited_ms"].as_f64())
         .expect("the restore is logged with its time");
     assert!(restored < 1100.0, "restored after {restored} ms");
