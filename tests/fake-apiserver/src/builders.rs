@@ -4,24 +4,53 @@ use serde_json::{Map, Value, json};
 
 use crate::util::b64_encode;
 
-fn meta(namespace: &str, name: &str, labels: &Map<String, Value>, annotations: &Map<String, Value>) -> Value {
-    let mut m = json!({"name": name, "namespace": namespace});
-    if !labels.is_empty() {
-        m["labels"] = Value::Object(labels.clone());
+/// The metadata both builders share.
+#[derive(Debug, Clone, Default)]
+struct Meta {
+    namespace: String,
+    name: String,
+    labels: Map<String, Value>,
+    annotations: Map<String, Value>,
+}
+
+impl Meta {
+    fn new(namespace: &str, name: &str) -> Self {
+        Self { namespace: namespace.into(), name: name.into(), ..Self::default() }
     }
-    if !annotations.is_empty() {
-        m["annotations"] = Value::Object(annotations.clone());
+
+    fn to_json(&self) -> Value {
+        let mut m = json!({"name": self.name, "namespace": self.namespace});
+        if !self.labels.is_empty() {
+            m["labels"] = Value::Object(self.labels.clone());
+        }
+        if !self.annotations.is_empty() {
+            m["annotations"] = Value::Object(self.annotations.clone());
+        }
+        m
     }
-    m
+}
+
+/// `label` and `annotation`, the same on every builder with a `meta` field.
+macro_rules! metadata_setters {
+    () => {
+        /// Adds a label.
+        pub fn label(mut self, key: &str, value: &str) -> Self {
+            self.meta.labels.insert(key.into(), json!(value));
+            self
+        }
+
+        /// Adds an annotation.
+        pub fn annotation(mut self, key: &str, value: &str) -> Self {
+            self.meta.annotations.insert(key.into(), json!(value));
+            self
+        }
+    };
 }
 
 /// Builds a `v1/ConfigMap` as a `serde_json::Value`; see [`crate::FakeApiServer::configmap`].
 #[derive(Debug, Clone, Default)]
 pub struct ConfigMapBuilder {
-    namespace: String,
-    name: String,
-    labels: Map<String, Value>,
-    annotations: Map<String, Value>,
+    meta: Meta,
     data: Map<String, Value>,
     binary: Map<String, Value>,
     immutable: Option<bool>,
@@ -30,20 +59,10 @@ pub struct ConfigMapBuilder {
 impl ConfigMapBuilder {
     /// Starts a ConfigMap `namespace/name` with no data.
     pub fn new(namespace: &str, name: &str) -> Self {
-        Self { namespace: namespace.into(), name: name.into(), ..Self::default() }
+        Self { meta: Meta::new(namespace, name), ..Self::default() }
     }
 
-    /// Adds a label.
-    pub fn label(mut self, key: &str, value: &str) -> Self {
-        self.labels.insert(key.into(), json!(value));
-        self
-    }
-
-    /// Adds an annotation.
-    pub fn annotation(mut self, key: &str, value: &str) -> Self {
-        self.annotations.insert(key.into(), json!(value));
-        self
-    }
+    metadata_setters!();
 
     /// Adds a UTF-8 entry to `data`.
     pub fn data(mut self, key: &str, value: impl Into<String>) -> Self {
@@ -68,7 +87,7 @@ impl ConfigMapBuilder {
         let mut v = json!({
             "kind": "ConfigMap",
             "apiVersion": "v1",
-            "metadata": meta(&self.namespace, &self.name, &self.labels, &self.annotations),
+            "metadata": self.meta.to_json(),
         });
         if !self.data.is_empty() {
             v["data"] = Value::Object(self.data);
@@ -86,10 +105,7 @@ impl ConfigMapBuilder {
 /// Builds a `v1/Secret` as a `serde_json::Value`; see [`crate::FakeApiServer::secret`].
 #[derive(Debug, Clone, Default)]
 pub struct SecretBuilder {
-    namespace: String,
-    name: String,
-    labels: Map<String, Value>,
-    annotations: Map<String, Value>,
+    meta: Meta,
     data: Map<String, Value>,
     type_: Option<String>,
 }
@@ -97,20 +113,10 @@ pub struct SecretBuilder {
 impl SecretBuilder {
     /// Starts an `Opaque` Secret `namespace/name` with no data.
     pub fn new(namespace: &str, name: &str) -> Self {
-        Self { namespace: namespace.into(), name: name.into(), ..Self::default() }
+        Self { meta: Meta::new(namespace, name), ..Self::default() }
     }
 
-    /// Adds a label.
-    pub fn label(mut self, key: &str, value: &str) -> Self {
-        self.labels.insert(key.into(), json!(value));
-        self
-    }
-
-    /// Adds an annotation.
-    pub fn annotation(mut self, key: &str, value: &str) -> Self {
-        self.annotations.insert(key.into(), json!(value));
-        self
-    }
+    metadata_setters!();
 
     /// Adds an entry to `data` (base64-encoded here, as the API expects).
     pub fn data(mut self, key: &str, bytes: impl AsRef<[u8]>) -> Self {
@@ -129,7 +135,7 @@ impl SecretBuilder {
         let mut v = json!({
             "kind": "Secret",
             "apiVersion": "v1",
-            "metadata": meta(&self.namespace, &self.name, &self.labels, &self.annotations),
+            "metadata": self.meta.to_json(),
             "type": self.type_.unwrap_or_else(|| "Opaque".into()),
         });
         if !self.data.is_empty() {
