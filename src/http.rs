@@ -18,18 +18,15 @@ use tokio_util::task::TaskTracker;
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(5);
 /// Requests here are one line and a few headers.
 const MAX_BUFFER: usize = 16 * 1024;
-/// A pipeline step longer than this means the loop is wedged: the longest legitimate
-/// step (5 webhook retries with 10 s backoff and 5 s timeouts, or a 30 s command) is
-/// well under it.
-const WEDGED_AFTER: Duration = Duration::from_secs(300);
 /// A source loop that has not turned for this long is wedged: it beats every
 /// [`crate::source::HEARTBEAT`], so this allows several missed beats on a loaded node.
 const SILENT_AFTER: Duration = Duration::from_secs(120);
 /// Content type of the OpenMetrics text format that prometheus-client writes.
 const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
-/// Serves until `cancel`; connections get the rest of their request answered.
-pub async fn serve(listener: TcpListener, events: Events, cancel: CancellationToken) {
+/// Serves until `cancel`; connections get the rest of their request answered. A pipeline
+/// step longer than `wedged_after` makes `/healthz` fail.
+pub async fn serve(listener: TcpListener, events: Events, cancel: CancellationToken, wedged_after: Duration) {
     let connections = TaskTracker::new();
     loop {
         let accepted = tokio::select! {
@@ -47,7 +44,7 @@ pub async fn serve(listener: TcpListener, events: Events, cancel: CancellationTo
         let cancel = cancel.clone();
         connections.spawn(async move {
             let service = service_fn(move |request| {
-                let response = respond(&request, &events);
+                let response = respond(&request, &events, wedged_after);
                 async move { Ok::<_, Infallible>(response) }
             });
             let connection = http1::Builder::new()
@@ -70,8 +67,8 @@ pub async fn serve(listener: TcpListener, events: Events, cancel: CancellationTo
 }
 
 /// Answers one request.
-fn respond<B>(request: &Request<B>, events: &Events) -> Response<Full<Bytes>> {
-    let (code, content_type, body) = route(request.method(), request.uri().path(), events);
+fn respond<B>(request: &Request<B>, events: &Events, wedged_after: Duration) -> Response<Full<Bytes>> {
+    let (code, content_type, body) = route(request.method(), request.uri().path(), events, wedged_after);
     let mut response = Response::new(Full::new(Bytes::from(body)));
     *response.status_mut() = code;
     response
@@ -81,14 +78,19 @@ fn respond<B>(request: &Request<B>, events: &Events) -> Response<Full<Bytes>> {
 }
 
 /// Status, content type and body for a method and path.
-fn route(method: &Method, path: &str, events: &Events) -> (StatusCode, &'static str, String) {
+fn route(
+    method: &Method,
+    path: &str,
+    events: &Events,
+    wedged_after: Duration,
+) -> (StatusCode, &'static str, String) {
     const TEXT: &str = "text/plain; charset=utf-8";
     if method != Method::GET && method != Method::HEAD {
         return (StatusCode::METHOD_NOT_ALLOWED, TEXT, "only GET\n".into());
     }
     let status = events.status().get();
     match path {
-        "/healthz" => match unhealthy(&status) {
+        "/healthz" => match unhealthy(&status, wedged_after) {
             None => (StatusCode::OK, TEXT, "ok\n".into()),
             Some(reason) => (StatusCode::SERVICE_UNAVAILABLE, TEXT, format!("{reason}\n")),
         },
@@ -101,7 +103,7 @@ fn route(method: &Method, path: &str, events: &Events) -> (StatusCode, &'static 
     }
 }
 
-fn unhealthy(status: &crate::status::Status) -> Option<String> {
+fn unhealthy(status: &crate::status::Status, wedged_after: Duration) -> Option<String> {
     if let Some(task) = &status.failed_task {
         return Some(format!("task {task} ended unexpectedly"));
     }
@@ -109,7 +111,7 @@ fn unhealthy(status: &crate::status::Status) -> Option<String> {
         return Some(format!("the {task} loop has not turned for {}s", beat.elapsed().as_secs()));
     }
     let busy = status.busy_since.map(|since| since.elapsed())?;
-    (busy > WEDGED_AFTER).then(|| format!("the pipeline has been busy for {}s", busy.as_secs()))
+    (busy > wedged_after).then(|| format!("the pipeline has been busy for {}s", busy.as_secs()))
 }
 
 #[cfg(test)]
@@ -120,7 +122,7 @@ mod tests {
     use std::sync::Arc;
 
     fn get(path: &str, events: &Events) -> (StatusCode, String) {
-        let (code, _, body) = route(&Method::GET, path, events);
+        let (code, _, body) = route(&Method::GET, path, events, Duration::from_secs(300));
         (code, body)
     }
 

@@ -60,6 +60,9 @@ struct Sources {
 /// Runs configsnap until SIGTERM/SIGINT (or, with `--once`, one sync).
 pub async fn run(config: Config) -> Result<(), Error> {
     let events = Events::new(Arc::new(Metrics::new()), StatusHandle::default());
+    // Signals first: a SIGTERM during start-up drains like any other.
+    let work = CancellationToken::new();
+    tokio::spawn(shutdown_on_signal(events.clone(), work.clone()));
     let listener = if config.once {
         None
     } else {
@@ -73,7 +76,6 @@ pub async fn run(config: Config) -> Result<(), Error> {
         .await
         .expect("opening the target dir must not panic")
         .map_err(Error::Target)?;
-    let work = CancellationToken::new();
     let sources = start_sources(&config, &events, &work).await?;
     let origin = Origin {
         namespace: sources.namespace.clone(),
@@ -81,7 +83,13 @@ pub async fn run(config: Config) -> Result<(), Error> {
         layout: config.render.layout,
     };
     let store = match &config.state_dir {
-        Some(dir) => Some(Arc::new(lastgood::Store::open(dir, origin.clone()).map_err(Error::State)?)),
+        Some(dir) => {
+            let (dir, origin) = (dir.clone(), origin.clone());
+            let opened = tokio::task::spawn_blocking(move || lastgood::Store::open(&dir, origin))
+                .await
+                .expect("opening the state dir must not panic");
+            Some(Arc::new(opened.map_err(Error::State)?))
+        }
         None => None,
     };
     let settings = pipeline::Settings {
@@ -121,12 +129,12 @@ pub async fn run(config: Config) -> Result<(), Error> {
     let admin = CancellationToken::new();
     let http_task = listener.map(|listener| {
         tokio::spawn(
-            http::serve(listener, events.clone(), admin.clone()).instrument(tracing::info_span!("http")),
+            http::serve(listener, events.clone(), admin.clone(), longest_step(&config))
+                .instrument(tracing::info_span!("http")),
         )
     });
     let mut pipeline_task =
         tokio::spawn(pipeline.run(work.clone()).instrument(tracing::info_span!("pipeline")));
-    tokio::spawn(shutdown_on_signal(events.clone(), work.clone()));
     tokio::select! {
         result = &mut pipeline_task => {
             let cause = result.err().map_or_else(|| "returned".to_owned(), |e| e.to_string());
@@ -213,4 +221,16 @@ async fn shutdown_on_signal(events: Events, work: CancellationToken) {
     tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
     tracing::warn!("second shutdown signal: exiting now");
     std::process::exit(130);
+}
+
+/// The longest a pipeline step may legitimately take (a validation command, a reload with
+/// every webhook retry, a verification), with room to spare: `/healthz` reports a wedged
+/// pipeline only beyond it.
+fn longest_step(config: &Config) -> std::time::Duration {
+    let reload = &config.reload;
+    let retries = reload.webhook_retries.saturating_add(1);
+    // Each webhook attempt: its timeout plus at most the 10 s backoff cap.
+    let webhooks = (reload.webhook_timeout + std::time::Duration::from_secs(10)).saturating_mul(retries);
+    let step = config.validate_timeout + reload.exec_timeout.max(webhooks) + config.verify_timeout;
+    (step * 2).max(std::time::Duration::from_secs(300))
 }

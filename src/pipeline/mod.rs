@@ -214,12 +214,7 @@ impl Pipeline {
     /// changed.
     async fn sync(&mut self, first_change: Option<Instant>) -> Result<(), Error> {
         self.seen = self.changes.borrow_and_update().generation;
-        let inputs = self.inventory.current();
-        let rendered = self.renderer.render(&inputs);
-        for rejection in &rendered.rejections {
-            self.events.rejected(rejection);
-        }
-        let snapshot = rendered.snapshot;
+        let snapshot = self.render();
         if self.current.as_ref().is_some_and(|c| c.hash == snapshot.hash) {
             self.events.on_disk(&snapshot, status::Origin::Live);
             if self.reload_pending == Some(snapshot.hash) {
@@ -230,15 +225,24 @@ impl Pipeline {
         }
         if self.blocked == Some(snapshot.hash) {
             tracing::debug!(hash = %snapshot.hash, "content failed verification before; waiting for a change");
-            return Ok(());
+            return self.deliver_pending_reload().await;
         }
         self.blocked = None;
-        if let Err(error) = self.validator.check_syntax(&snapshot) {
+        let (validator, snap) = (self.validator.clone(), snapshot.clone());
+        if let Err(error) = blocking(move || validator.check_syntax(&snap)).await {
             self.events.refused(snapshot.hash, error.label(), &error.to_string());
+            self.deliver_pending_reload().await?;
             return Err(error.into());
         }
         let manifest = Manifest::describe(&snapshot, &self.settings.origin);
-        self.swap_in(&snapshot, &manifest, first_change).await?;
+        let committed = match self.swap_in(&snapshot, &manifest, first_change).await {
+            Ok(committed) => committed,
+            Err(refused @ Error::Refused(_)) => {
+                self.deliver_pending_reload().await?;
+                return Err(refused);
+            }
+            Err(other) => return Err(other),
+        };
         let app_had_files = std::mem::replace(&mut self.app_has_files, true);
         let result = if app_had_files || self.settings.reload_on_start {
             self.reload(snapshot, Some(manifest)).await
@@ -249,17 +253,41 @@ impl Pipeline {
         };
         // Durability of the switch comes after the reload: it is not on the latency path.
         let writer = Arc::clone(&self.writer);
-        blocking(move || writer.persist()).await?;
+        blocking(move || writer.persist(committed)).await?;
         result
     }
 
-    /// Stages the snapshot, runs the validation command on it, and commits it.
+    /// Renders the current objects, reporting rejections.
+    fn render(&mut self) -> Snapshot {
+        let rendered = self.renderer.render(&self.inventory.current());
+        for rejection in &rendered.rejections {
+            self.events.rejected(rejection);
+        }
+        rendered.snapshot
+    }
+
+    /// The hash the current objects would render to, reporting and remembering nothing.
+    fn peek_hash(&self) -> ContentHash {
+        self.renderer.clone().render(&self.inventory.current()).snapshot.hash
+    }
+
+    /// Tells the app about the snapshot on disk if that was left undone (superseded or
+    /// failed), before a newer content is refused and nothing else would.
+    async fn deliver_pending_reload(&mut self) -> Result<(), Error> {
+        match self.current.clone() {
+            Some(current) if self.reload_pending == Some(current.hash) => self.reload(current, None).await,
+            _ => Ok(()),
+        }
+    }
+
+    /// Stages the snapshot, runs the validation command on it, and commits it (not yet
+    /// durable: the caller persists the commit).
     async fn swap_in(
         &mut self,
         snapshot: &Snapshot,
         manifest: &Manifest,
         first_change: Option<Instant>,
-    ) -> Result<(), Error> {
+    ) -> Result<writer::Committed, Error> {
         let writer = Arc::clone(&self.writer);
         let (snap, man) = (snapshot.clone(), manifest.clone());
         let staged = blocking(move || writer.stage(&snap, &man)).await?;
@@ -276,10 +304,10 @@ impl Pipeline {
         }
         let writer = Arc::clone(&self.writer);
         let snap = snapshot.clone();
-        let timings = blocking(move || writer.commit(staged, &snap)).await?;
-        self.events.swapped(snapshot, timings, first_change.map(|t| t.elapsed()));
+        let committed = blocking(move || writer.commit(staged, &snap)).await?;
+        self.events.swapped(snapshot, committed.timings, first_change.map(|t| t.elapsed()));
         self.current = Some(snapshot.clone());
-        Ok(())
+        Ok(committed)
     }
 
     /// Remembers `snapshot` as the rollback target and persists it in the state dir.

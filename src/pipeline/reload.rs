@@ -24,14 +24,29 @@ impl Pipeline {
             return Ok(());
         }
         let hash = snapshot.hash;
-        let seen = self.seen;
+        let mut seen = self.seen;
         let mut newer = self.changes.clone();
-        let outcome = tokio::select! {
-            outcome = self.reloader.reload(hash, self.writer.path().to_owned()) => outcome,
-            _ = newer.wait_for(|c| c.generation > seen) => {
-                tracing::debug!(%hash, "a newer change supersedes this reload");
-                self.reload_pending = Some(hash);
-                return Ok(());
+        let outcome = {
+            let reload = self.reloader.reload(hash, self.writer.path().to_owned());
+            let mut reload = std::pin::pin!(reload);
+            let mut watching = true;
+            loop {
+                tokio::select! {
+                    outcome = &mut reload => break outcome,
+                    changed = newer.wait_for(|c| c.generation > seen), if watching => {
+                        match changed {
+                            Ok(change) => seen = change.generation,
+                            Err(_) => watching = false,
+                        }
+                        // A relist or a metadata-only update changes nothing: keep going.
+                        if watching && self.peek_hash() != hash {
+                            tracing::debug!(%hash, "a newer snapshot supersedes this reload");
+                            self.reload_pending = Some(hash);
+                            return Ok(());
+                        }
+                        tracing::debug!(%hash, "a change during the reload left the content as it is");
+                    }
+                }
             }
         };
         if !outcome.succeeded() {

@@ -47,11 +47,26 @@ impl Pipeline {
 
     async fn keep_existing(&mut self) {
         let writer = std::sync::Arc::clone(&self.writer);
-        match blocking(move || writer.load_current()).await {
+        let loaded = blocking(move || {
+            let current = writer.load_current()?;
+            if let Some((snapshot, _)) = &current {
+                // A crash between adding a link and the rename can leave one dangling.
+                writer.tidy_links(snapshot)?;
+            }
+            Ok::<_, crate::writer::Error>(current)
+        });
+        match loaded.await {
             Ok(Some((snapshot, _))) => {
                 self.renderer.seed(&snapshot);
                 self.events.existing_kept(&snapshot);
                 self.adopt(snapshot);
+                // What is on disk may have failed verification before a restart: roll
+                // back to the copy known to be good, when there is one.
+                if let Some(store) = self.store.clone()
+                    && let Ok(Some((good, _))) = blocking(move || store.load()).await
+                {
+                    self.last_good = Some(good);
+                }
             }
             Ok(None) => {}
             Err(error) => {

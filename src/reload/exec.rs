@@ -22,13 +22,21 @@ pub async fn run(
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
+        // Its own process group, so a timeout or a newer snapshot ends the command's
+        // children too, not only `sh`.
+        .process_group(0)
         .kill_on_drop(true);
     for (key, value) in env {
         cmd.env(key, value);
     }
     let child = cmd.spawn().map_err(|e| format!("{purpose} command could not start: {e}"))?;
+    let mut group = child.id().map(ProcessGroup);
     let output = match tokio::time::timeout(timeout, child.wait_with_output()).await {
-        Ok(Ok(output)) => output,
+        Ok(Ok(output)) => {
+            // Finished: its pid may be reused from now on, so never signal that group.
+            std::mem::forget(group.take());
+            output
+        }
         Ok(Err(e)) => return Err(format!("{purpose} command failed: {e}")),
         Err(_) => return Err(format!("{purpose} command timed out after {timeout:?} and was killed")),
     };
@@ -40,6 +48,19 @@ pub async fn run(
     } else {
         let status = code.map_or_else(|| "was killed by a signal".to_owned(), |c| format!("exited with {c}"));
         Err(format!("{purpose} command {status}: {}", last_line(&text)))
+    }
+}
+
+/// Kills a whole process group when dropped: on timeout, or when a newer snapshot cancels
+/// the command while it runs.
+struct ProcessGroup(u32);
+
+impl Drop for ProcessGroup {
+    fn drop(&mut self) {
+        if let Ok(pgid) = i32::try_from(self.0) {
+            let _ =
+                nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pgid), nix::sys::signal::Signal::SIGKILL);
+        }
     }
 }
 
@@ -76,10 +97,27 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn timeout_kills_the_command() {
+    async fn timeout_kills_the_command_and_its_children() {
         let started = tokio::time::Instant::now();
-        let err = run("exec", "sleep 30", &[], Duration::from_millis(200)).await.expect_err("timeout");
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let pid_file = tmp.path().join("child.pid");
+        let command = format!("sleep 30 & echo $! > {}; wait", pid_file.display());
+        let err = run("exec", &command, &[], Duration::from_millis(300)).await.expect_err("timeout");
         assert!(err.contains("timed out"), "{err}");
         assert!(started.elapsed() < Duration::from_secs(10));
+        let pid = std::fs::read_to_string(&pid_file).expect("child pid").trim().to_owned();
+        // Gone, or a zombie waiting for its new parent to reap it: not running either way.
+        let running = || {
+            std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+                stat.rsplit(')').next().is_some_and(|rest| !rest.trim_start().starts_with('Z'))
+            })
+        };
+        for _ in 0..200 {
+            if !running() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("the command's child {pid} outlived the timeout");
     }
 }

@@ -114,7 +114,7 @@ struct Laid {
 type LayResult = Result<Arc<Laid>, (Reason, String)>;
 
 /// Renders snapshots, remembering the last accepted version of every object.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Renderer {
     options: RenderOptions,
     accepted: BTreeMap<ObjectId, Arc<Laid>>,

@@ -15,8 +15,9 @@ use nix::unistd::symlinkat;
 use std::collections::HashMap;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use thiserror::Error;
+use tokio::time::Instant;
 
 pub use fsops::read_file;
 
@@ -99,6 +100,16 @@ impl Staged {
     }
 }
 
+/// A snapshot swapped in but not yet durable; see [`Writer::persist`].
+#[derive(Debug)]
+#[must_use = "a commit must be persisted"]
+pub struct Committed {
+    /// Time spent so far.
+    pub timings: SwapTimings,
+    /// The snapshot dir it replaced, removed by [`Writer::persist`].
+    previous: Option<String>,
+}
+
 /// Writes snapshots into one target directory.
 #[derive(Debug)]
 pub struct Writer {
@@ -166,8 +177,9 @@ impl Writer {
     /// Writes `snapshot` as a new snapshot dir, swaps `..data` to it and makes that durable.
     pub fn swap(&self, snapshot: &Snapshot, manifest: &Manifest) -> Result<SwapTimings, Error> {
         let staged = self.stage(snapshot, manifest)?;
-        let timings = self.commit(staged, snapshot)?;
-        self.persist()?;
+        let committed = self.commit(staged, snapshot)?;
+        let timings = committed.timings;
+        self.persist(committed)?;
         Ok(timings)
     }
 
@@ -179,34 +191,44 @@ impl Writer {
         Ok(Staged { name, timings })
     }
 
-    /// Swaps `..data` to a staged dir, updates the visible links and removes the old dir.
-    /// Readers see the new snapshot at once; the switch survives a power loss only after
-    /// [`Writer::persist`]. Until then a crash leaves the old snapshot, complete: the
-    /// staged files and dirs were fsynced before the rename. Keeping that fsync off this
-    /// path takes one journal commit out of the update → reload latency.
-    pub fn commit(&self, staged: Staged, snapshot: &Snapshot) -> Result<SwapTimings, Error> {
+    /// Swaps `..data` to a staged dir and updates the visible links. Readers see the new
+    /// snapshot at once; the switch survives a power loss only after [`Writer::persist`],
+    /// which also removes the old dir. Until then a crash leaves the old snapshot,
+    /// complete (the staged files and dirs were fsynced before the rename, and the old dir
+    /// is still there). Keeping that fsync off this path takes one journal commit out of
+    /// the update → reload latency.
+    pub fn commit(&self, staged: Staged, snapshot: &Snapshot) -> Result<Committed, Error> {
         let Staged { name, mut timings } = staged;
-        let previous = self.current_dir_name().ok().flatten();
+        let previous = self.current_dir_name().ok().flatten().filter(|p| *p != name);
         let started = Instant::now();
         if let Err(err) = self.add_visible_links(snapshot).and_then(|()| self.switch_data_link(&name)) {
             let _ = fsops::remove_tree(&self.dir, &name);
             return Err(err);
         }
-        self.remove_stale_links(&snapshot.top_level())?;
-        if let Some(previous) = previous.filter(|p| *p != name) {
-            fsops::remove_tree(&self.dir, &previous).map_err(io(format!("remove {previous}")))?;
+        // The swap happened: a failure to tidy up must not make the caller think it did not.
+        if let Err(error) = self.remove_stale_links(&snapshot.top_level()) {
+            tracing::warn!(%error, "removing stale visible links failed; the next swap retries");
         }
         timings.rename = started.elapsed();
-        Ok(timings)
+        Ok(Committed { timings, previous })
     }
 
-    /// Makes the last commit durable (fsync of the target dir). A lost removal of the old
-    /// snapshot dir is harmless: [`Writer::open`] clears orphans.
-    pub fn persist(&self) -> Result<(), Error> {
+    /// Makes a commit durable (fsync of the target dir), then removes the snapshot dir it
+    /// replaced. A crash before that removal leaves an orphan that [`Writer::open`] clears.
+    pub fn persist(&self, committed: Committed) -> Result<(), Error> {
         if self.fsync {
             fsops::sync_dir(&self.dir).map_err(io("fsync the target dir"))?;
         }
+        if let Some(previous) = committed.previous {
+            fsops::remove_tree(&self.dir, &previous).map_err(io(format!("remove {previous}")))?;
+        }
         Ok(())
+    }
+
+    /// Removes visible links of ours that `snapshot` (the current one) does not have, e.g.
+    /// left dangling by a crash between adding a link and the `..data` rename.
+    pub fn tidy_links(&self, snapshot: &Snapshot) -> Result<(), Error> {
+        self.remove_stale_links(&snapshot.top_level())
     }
 
     /// Removes a staged dir that will not be committed.

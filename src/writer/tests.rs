@@ -163,3 +163,33 @@ fn snapshot_dir_names_are_recognised_exactly() {
         assert!(!is_snapshot_dir_name(name), "{name}");
     }
 }
+
+#[test]
+fn the_old_dir_stays_until_the_commit_is_persisted() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let writer = Writer::open(tmp.path()).expect("open");
+    swap(&writer, &snapshot(&[("web/a", "1", 0o644)]));
+    let old = snapshot_dirs(tmp.path());
+    let next = snapshot(&[("web/a", "2", 0o644)]);
+    let staged = writer.stage(&next, &Manifest::describe(&next, &Origin::default())).expect("stage");
+    let committed = writer.commit(staged, &next).expect("commit");
+    assert_eq!(std::fs::read_to_string(tmp.path().join("web/a")).expect("read"), "2", "visible at once");
+    assert_eq!(snapshot_dirs(tmp.path()).len(), 2, "the old snapshot must survive until persist");
+    assert!(snapshot_dirs(tmp.path()).contains(&old[0]));
+    writer.persist(committed).expect("persist");
+    assert_eq!(snapshot_dirs(tmp.path()).len(), 1);
+    assert!(!snapshot_dirs(tmp.path()).contains(&old[0]));
+}
+
+#[test]
+fn tidy_links_removes_a_link_left_dangling_by_a_crash() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let writer = Writer::open(tmp.path()).expect("open");
+    let current = snapshot(&[("web/a", "1", 0o644)]);
+    swap(&writer, &current);
+    // A crash after adding the link for a new entry, before the rename.
+    std::os::unix::fs::symlink("..data/extra", tmp.path().join("extra")).expect("dangling link");
+    writer.tidy_links(&current).expect("tidy");
+    assert!(std::fs::symlink_metadata(tmp.path().join("extra")).is_err());
+    assert!(std::fs::symlink_metadata(tmp.path().join("web")).is_ok());
+}

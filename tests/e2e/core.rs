@@ -1,6 +1,6 @@
 //! Core pipeline: API → snapshot → atomic swap (issue: core).
 
-use crate::support::{NS, WAIT, Workspace, configmap, wait_for};
+use crate::support::{NS, WAIT, Workspace, assert_complete_snapshot, configmap, wait_for};
 use fake_apiserver::FakeApiServer;
 use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
@@ -72,18 +72,22 @@ async fn update_add_delete_and_label_removal_each_swap_once() {
     api.apply("configmaps", configmap("web", &[("a", "2")])).expect("update");
     wait_for("update", WAIT, || ws.read("web/a").as_deref() == Some("2")).await;
     wait_swaps(&sidecar, 2.0).await;
+    assert_complete_snapshot(&ws.dir());
 
     api.apply("configmaps", configmap("extra", &[("b", "1")])).expect("add");
     wait_for("add", WAIT, || ws.read("extra/b").is_some()).await;
     wait_swaps(&sidecar, 3.0).await;
+    assert_complete_snapshot(&ws.dir());
 
     api.delete("configmaps", NS, "extra").expect("delete");
     wait_for("delete", WAIT, || !ws.dir().join("extra").exists()).await;
     wait_swaps(&sidecar, 4.0).await;
+    assert_complete_snapshot(&ws.dir());
 
     api.apply("configmaps", FakeApiServer::configmap(NS, "web").data("a", "2").build()).expect("unlabel");
     wait_for("label removal", WAIT, || !ws.dir().join("web").exists()).await;
     wait_swaps(&sidecar, 5.0).await;
+    assert_complete_snapshot(&ws.dir());
 
     // A sentinel change proves no late extra swap is pending: it must be the 6th.
     api.apply("configmaps", configmap("sentinel", &[("s", "1")])).expect("sentinel");

@@ -1,28 +1,11 @@
 //! Degraded operation: last-good restore, outages, validation, rollback, crash safety.
 
-use crate::support::{Sidecar, WAIT, Workspace, configmap, wait_for, wait_until};
-use configsnap::snapshot::manifest::Manifest;
+use crate::support::{Sidecar, WAIT, Workspace, assert_complete_snapshot, configmap, wait_for, wait_until};
 use fake_apiserver::FakeApiServer;
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 /// The backoff maximum (30 s) plus margin: the longest a recovery may take.
 const RECOVERY: Duration = Duration::from_secs(40);
-
-/// `..data` resolves to a snapshot whose files all match its manifest, and every visible
-/// entry links into it.
-pub fn assert_complete_snapshot(dir: &Path) {
-    let target = std::fs::read_link(dir.join("..data")).expect("..data exists");
-    let snapshot = dir.join(&target);
-    let raw = std::fs::read(snapshot.join("..manifest.json")).expect("manifest");
-    let manifest = Manifest::parse(&raw).expect("manifest parses");
-    let verified = manifest.verify(|path| std::fs::read(snapshot.join(path)).map(bytes::Bytes::from));
-    let verified = verified.unwrap_or_else(|e| panic!("{target:?} does not match its manifest: {e}"));
-    for top in verified.top_level() {
-        let link = std::fs::read_link(dir.join(top)).unwrap_or_else(|e| panic!("visible link {top}: {e}"));
-        assert_eq!(link, Path::new("..data").join(top));
-    }
-}
 
 fn data_mtime(ws: &Workspace) -> Option<(String, std::time::SystemTime)> {
     let target = ws.data_target()?;
@@ -260,26 +243,51 @@ async fn a_failed_verification_rolls_back_reloads_and_blocks_the_bad_content() {
     sidecar.wait_metric("configsnap_rollbacks_total", 1.0).await;
 }
 
+/// True when every selected ConfigMap's value in the API is what the files show.
+fn converged(api: &FakeApiServer, ws: &Workspace, count: usize) -> bool {
+    (0..count).all(|cm| {
+        let object = api.get("configmaps", crate::support::NS, &format!("cm{cm}")).expect("cm");
+        ws.read(&format!("cm{cm}/k")).as_deref() == object["data"]["k"].as_str()
+    })
+}
+
+/// Leftovers only an interrupted swap leaves: a snapshot dir `..data` does not point at,
+/// or `..data_tmp`.
+fn interrupted_swap_leftovers(ws: &Workspace) -> bool {
+    let current = ws.data_target();
+    std::fs::read_dir(ws.dir()).expect("list").flatten().any(|entry| {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        name == "..data_tmp" || (name.starts_with("..2") && Some(&name) != current.as_ref())
+    })
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_at_300_random_instants_always_leaves_a_complete_snapshot() {
     const KILLS: usize = 300;
+    const OBJECTS: usize = 4;
+    /// Every this many kills, updates pause and a restart must converge.
+    const CONVERGE_EVERY: usize = 50;
     let api = FakeApiServer::start().await.expect("fake api");
-    for cm in 0..4 {
+    for cm in 0..OBJECTS {
         api.apply("configmaps", configmap(&format!("cm{cm}"), &[("k", "0")])).expect("cm");
     }
     let ws = Workspace::new(&api);
+    let paused = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let streaming = {
-        let api = api.clone();
+        let (api, paused) = (api.clone(), paused.clone());
         tokio::spawn(async move {
-            for n in 1..=200_000_u32 {
-                let value = format!("{n}-{}", "x".repeat(2048));
-                let _ = api.apply("configmaps", configmap(&format!("cm{}", n % 4), &[("k", &value)]));
+            for n in 1..=200_000_usize {
+                if !paused.load(std::sync::atomic::Ordering::SeqCst) {
+                    let value = format!("{n}-{}", "x".repeat(2048));
+                    let _ =
+                        api.apply("configmaps", configmap(&format!("cm{}", n % OBJECTS), &[("k", &value)]));
+                }
                 tokio::time::sleep(Duration::from_millis(3)).await;
             }
         })
     };
-    let (mut complete, mut before_first_swap) = (0, 0);
-    for _ in 0..KILLS {
+    let (mut complete, mut mid_swap, mut convergences) = (0, 0, 0);
+    for kill in 1..=KILLS {
         let sidecar: Sidecar = ws.start(&["--debounce=0", "--max-wait=0"]);
         tokio::time::sleep(Duration::from_millis(rand::random_range(0..120))).await;
         sidecar.signal(nix::sys::signal::Signal::SIGKILL);
@@ -287,29 +295,32 @@ async fn kill_9_at_300_random_instants_always_leaves_a_complete_snapshot() {
         if ws.data_target().is_some() {
             assert_complete_snapshot(&ws.dir());
             complete += 1;
-        } else {
-            before_first_swap += 1;
+        }
+        if interrupted_swap_leftovers(&ws) {
+            mid_swap += 1;
+        }
+        if kill % CONVERGE_EVERY == 0 {
+            paused.store(true, std::sync::atomic::Ordering::SeqCst);
+            let restarted = ws.start(&["--debounce=0", "--max-wait=0"]);
+            wait_for("a restart converges to the API state", WAIT, || converged(&api, &ws, OBJECTS)).await;
+            assert_complete_snapshot(&ws.dir());
+            drop(restarted);
+            convergences += 1;
+            paused.store(false, std::sync::atomic::Ordering::SeqCst);
         }
     }
     streaming.abort();
     let _ = streaming.await;
     eprintln!(
-        "crash test: {KILLS} kills, {complete} found a complete snapshot, {before_first_swap} before any swap"
+        "crash test: {KILLS} kills, {complete} left a complete snapshot (the others came before the \
+         first swap), {mid_swap} interrupted a swap, {convergences} restarts converged"
     );
-    assert!(complete > KILLS / 2, "too few kills landed after the first swap: {complete}");
+    assert!(complete >= KILLS - 1, "only the very first kill may come before any swap: {complete}");
+    assert!(mid_swap > 0, "no kill landed inside a swap: the test proves nothing");
     let _sidecar = ws.start(&[]);
-    let converged = || {
-        (0..4).all(|cm| {
-            let expected = api.get("configmaps", crate::support::NS, &format!("cm{cm}")).expect("cm")["data"]
-                ["k"]
-                .as_str()
-                .map(str::to_owned);
-            ws.read(&format!("cm{cm}/k")) == expected
-        })
-    };
-    wait_for("converged to the API state", WAIT, converged).await;
+    wait_for("converged to the API state", WAIT, || converged(&api, &ws, OBJECTS)).await;
     assert_complete_snapshot(&ws.dir());
-    // The swap that converged removes the previous dir right after the rename.
+    // The converging swap removes the previous dir once the switch is durable.
     let snapshot_dirs = || {
         let names = std::fs::read_dir(ws.dir()).expect("list").flatten();
         names.filter(|e| e.file_name().to_string_lossy().starts_with("..2")).count()

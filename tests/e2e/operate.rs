@@ -88,7 +88,7 @@ async fn json_logs_are_one_object_per_line_and_sigterm_exits_zero_with_a_complet
     let status = sidecar.wait_exit(Duration::from_secs(6)).await;
     writer.abort();
     assert!(status.success(), "exit status {status:?}; log:\n{}", sidecar.log());
-    crate::degraded::assert_complete_snapshot(&ws.dir());
+    crate::support::assert_complete_snapshot(&ws.dir());
     let log = sidecar.log();
     for line in log.lines() {
         let value: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));

@@ -65,7 +65,6 @@ async fn one_update_one_signal_a_burst_one_signal_and_no_change_no_signal() {
     let swaps_before = sidecar.metric("configsnap_swaps_total").await.expect("swaps");
     for n in 2..=51 {
         api.apply("configmaps", configmap("app", &[("n", &n.to_string())])).expect("burst");
-        tokio::time::sleep(Duration::from_millis(4)).await;
     }
     wait_for("burst settled", WAIT, || ws.read("app/n").as_deref() == Some("51")).await;
     wait_for("second signal", WAIT, || counter.hups() >= 2).await;
@@ -289,4 +288,94 @@ async fn exec_gets_the_snapshot_in_its_environment_and_is_bounded_in_time() {
     api.apply("configmaps", configmap("app", &[("n", "3")])).expect("v3");
     sidecar.wait_metric(failure, 2.0).await;
     assert!(sidecar.log().contains("timed out"), "{}", sidecar.log());
+}
+
+/// A loopback webhook receiver that answers 200 only when the test opens its gate (one
+/// permit per call), recording the `x-configsnap-hash` of every call on arrival.
+async fn gated_webhook_server() -> (String, Calls, std::sync::Arc<tokio::sync::Semaphore>) {
+    use hyper::service::service_fn;
+    let calls: Calls = std::sync::Arc::default();
+    let gate = std::sync::Arc::new(tokio::sync::Semaphore::new(0));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("http://{}/-/reload", listener.local_addr().expect("addr"));
+    let (record, permits) = (calls.clone(), gate.clone());
+    tokio::spawn(async move {
+        for _ in 0..1000 {
+            let Ok((stream, _)) = listener.accept().await else { return };
+            let (record, permits) = (record.clone(), permits.clone());
+            tokio::spawn(async move {
+                let service = service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
+                    let hash = request.headers().get("x-configsnap-hash").and_then(|v| v.to_str().ok());
+                    record.lock().expect("calls").push(hash.unwrap_or_default().to_owned());
+                    let permits = permits.clone();
+                    async move {
+                        let bounded = tokio::time::timeout(WAIT, permits.acquire_owned()).await;
+                        if let Ok(Ok(permit)) = bounded {
+                            permit.forget();
+                        }
+                        hyper::Response::builder()
+                            .status(200)
+                            .body(http_body_util::Empty::<bytes::Bytes>::new())
+                    }
+                });
+                let io = hyper_util::rt::TokioIo::new(stream);
+                let _ = hyper::server::conn::http1::Builder::new().serve_connection(io, service).await;
+            });
+        }
+    });
+    (url, calls, gate)
+}
+
+type Calls = std::sync::Arc<std::sync::Mutex<Vec<String>>>;
+
+fn calls_of(calls: &Calls) -> Vec<String> {
+    calls.lock().expect("calls").clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_no_op_relist_during_a_reload_does_not_repeat_it() {
+    let api = FakeApiServer::start().await.expect("fake api");
+    api.apply("configmaps", configmap("app", &[("n", "0")])).expect("v0");
+    let (url, calls, gate) = gated_webhook_server().await;
+    let ws = Workspace::new(&api);
+    let sidecar = ws.start(&[&format!("--webhook-url={url}"), "--debounce=0", "--max-wait=0"]);
+    wait_for("initial files", WAIT, || ws.read("app/n").is_some()).await;
+    api.apply("configmaps", configmap("app", &[("n", "1")])).expect("v1");
+    wait_for("the reload in flight", WAIT, || calls_of(&calls).len() == 1).await;
+
+    api.faults().set_expire_all_watch_resumes(true);
+    api.faults().drop_watches();
+    let message = "a change during the reload left the content as it is";
+    wait_for("the relist seen during the reload", WAIT, || sidecar.log_count(message) >= 1).await;
+    api.faults().set_expire_all_watch_resumes(false);
+    gate.add_permits(10);
+    sidecar.wait_metric("configsnap_reloads_total{method=\"webhook\",result=\"success\"}", 1.0).await;
+
+    api.apply("configmaps", configmap("app", &[("n", "2")])).expect("sentinel");
+    sidecar.wait_metric("configsnap_reloads_total{method=\"webhook\",result=\"success\"}", 2.0).await;
+    let seen = calls_of(&calls);
+    assert_eq!(seen.len(), 2, "one call per snapshot: {seen:?}");
+    assert_ne!(seen[0], seen[1]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_superseded_by_refused_content_is_still_delivered() {
+    let api = FakeApiServer::start().await.expect("fake api");
+    api.apply("configmaps", configmap("app", &[("config.json", "{\"v\": 0}")])).expect("v0");
+    let (url, calls, gate) = gated_webhook_server().await;
+    let ws = Workspace::new(&api);
+    let sidecar =
+        ws.start(&[&format!("--webhook-url={url}"), "--validate-syntax", "--debounce=0", "--max-wait=0"]);
+    wait_for("initial files", WAIT, || ws.read("app/config.json").is_some()).await;
+    api.apply("configmaps", configmap("app", &[("config.json", "{\"v\": 1}")])).expect("v1");
+    wait_for("the reload in flight", WAIT, || calls_of(&calls).len() == 1).await;
+
+    api.apply("configmaps", configmap("app", &[("config.json", "{\"v\": 2,,}")])).expect("invalid v2");
+    sidecar.wait_metric("configsnap_snapshots_refused_total{reason=\"syntax\"}", 1.0).await;
+    gate.add_permits(10);
+    sidecar.wait_metric("configsnap_reloads_total{method=\"webhook\",result=\"success\"}", 1.0).await;
+    let seen = calls_of(&calls);
+    assert!(seen.len() >= 2, "the superseded reload must be delivered again: {seen:?}");
+    assert!(seen.iter().all(|h| *h == seen[0]), "only the snapshot on disk is reloaded: {seen:?}");
+    assert_eq!(ws.read("app/config.json").as_deref(), Some("{\"v\": 1}"));
 }

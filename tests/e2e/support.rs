@@ -1,6 +1,7 @@
 //! Test support: run the real `configsnap` binary against the fake API server, and wait
 //! on conditions with bounded timeouts.
 
+use configsnap::snapshot::manifest::Manifest;
 use fake_apiserver::FakeApiServer;
 use std::fs::File;
 use std::io::Read;
@@ -15,6 +16,21 @@ pub const WAIT: Duration = Duration::from_secs(20);
 pub const NS: &str = "team-a";
 /// Label selector every test uses.
 pub const SELECTOR: &str = "configsnap.io/include=true";
+
+/// `..data` resolves to a snapshot whose files all match its manifest, and every visible
+/// entry links into it.
+pub fn assert_complete_snapshot(dir: &Path) {
+    let target = std::fs::read_link(dir.join("..data")).expect("..data exists");
+    let snapshot = dir.join(&target);
+    let raw = std::fs::read(snapshot.join("..manifest.json")).expect("manifest");
+    let manifest = Manifest::parse(&raw).expect("manifest parses");
+    let verified = manifest.verify(|path| std::fs::read(snapshot.join(path)).map(bytes::Bytes::from));
+    let verified = verified.unwrap_or_else(|e| panic!("{target:?} does not match its manifest: {e}"));
+    for top in verified.top_level() {
+        let link = std::fs::read_link(dir.join(top)).unwrap_or_else(|e| panic!("visible link {top}: {e}"));
+        assert_eq!(link, Path::new("..data").join(top));
+    }
+}
 
 /// Polls `condition` every 5 ms until it holds or `timeout` passes; panics with `what`.
 pub async fn wait_for(what: &str, timeout: Duration, mut condition: impl FnMut() -> bool) {
