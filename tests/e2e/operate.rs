@@ -197,3 +197,28 @@ async fn from_dir_follows_kubelet_updates_nested_keys_and_a_volume_that_appears_
     kubelet_write(&late, 1, &[("late.conf", "here")]);
     wait_for("a volume that appears later", WAIT, || read("late/late.conf").as_deref() == Some("here")).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_makes_it_unready_at_once_and_lets_the_reload_in_progress_finish() {
+    let api = FakeApiServer::start().await.expect("fake api");
+    api.apply("configmaps", configmap("web", &[("a", "0")])).expect("web");
+    let ws = Workspace::new(&api);
+    let (started, finished) = (ws.tmp.path().join("exec.started"), ws.tmp.path().join("exec.finished"));
+    let exec = format!("--exec=touch {}; sleep 1; touch {}", started.display(), finished.display());
+    let mut sidecar = ws.start(&[&exec, "--debounce=0", "--max-wait=0", "--shutdown-grace=10s"]);
+    wait_for("first sync", WAIT, || ws.read("web/a").is_some()).await;
+    api.apply("configmaps", configmap("web", &[("a", "1")])).expect("update");
+    wait_for("the reload in progress", WAIT, || started.exists()).await;
+    sidecar.signal(nix::sys::signal::Signal::SIGTERM);
+    wait_until("unready during shutdown", WAIT, || async {
+        sidecar
+            .get("/readyz")
+            .await
+            .is_some_and(|(code, body)| code == 503 && body.contains("\"shuttingDown\":true"))
+    })
+    .await;
+    let status = sidecar.wait_exit(WAIT).await;
+    assert!(status.success(), "{status:?}; log:\n{}", sidecar.log());
+    assert!(finished.exists(), "the reload in progress must finish before the exit");
+    crate::support::assert_complete_snapshot(&ws.dir());
+}
