@@ -13,7 +13,10 @@ use std::sync::Arc;
 use thiserror::Error;
 use tokio_util::sync::CancellationToken;
 
+mod backoff;
 mod observe;
+
+pub use backoff::WatchBackoff;
 
 /// Where the pod's namespace is written in every pod with a service account token.
 pub const SERVICE_ACCOUNT_NAMESPACE_FILE: &str = "/var/run/secrets/kubernetes.io/serviceaccount/namespace";
@@ -165,7 +168,7 @@ pub fn watch<K: Watched>(
     let api: Api<K> = Api::namespaced(client, &selection.namespace);
     let task = async move {
         let stream = watcher(api, selection.watcher_config())
-            .default_backoff()
+            .backoff(WatchBackoff::default())
             .modify(|object: &mut K| {
                 object.managed_fields_mut().clear();
                 object.annotations_mut().remove(LAST_APPLIED);

@@ -4,8 +4,9 @@ use crate::support::{Sidecar, WAIT, Workspace, assert_complete_snapshot, configm
 use fake_apiserver::FakeApiServer;
 use std::time::{Duration, Instant};
 
-/// The backoff maximum (30 s) plus margin: the longest a recovery may take.
-const RECOVERY: Duration = Duration::from_secs(40);
+/// The backoff maximum (30 s, `source::kube::WatchBackoff`) plus 5 s to reconnect and
+/// swap: the longest a recovery may take once the API is back.
+const RECOVERY: Duration = Duration::from_secs(35);
 
 fn data_mtime(ws: &Workspace) -> Option<(String, std::time::SystemTime)> {
     let target = ws.data_target()?;
