@@ -192,25 +192,12 @@ async fn a_failed_verification_rolls_back_reloads_and_blocks_the_bad_content() {
     let ws = Workspace::new(&api);
     // The "app" is healthy unless its config says bad.
     let config = ws.dir().join("app/mode");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let health = format!("http://{}/health", listener.local_addr().expect("addr"));
-    tokio::spawn(async move {
-        for _ in 0..10_000 {
-            let Ok((stream, _)) = listener.accept().await else { return };
-            let config = config.clone();
-            let service = hyper::service::service_fn(move |_request| {
-                let bad = std::fs::read_to_string(&config).is_ok_and(|c| c.starts_with("bad"));
-                let status = if bad { 500 } else { 200 };
-                async move {
-                    hyper::Response::builder()
-                        .status(status)
-                        .body(http_body_util::Empty::<bytes::Bytes>::new())
-                }
-            });
-            let io = hyper_util::rt::TokioIo::new(stream);
-            tokio::spawn(hyper::server::conn::http1::Builder::new().serve_connection(io, service));
-        }
-    });
+    let health = crate::support::http_server(move |_| {
+        let bad = std::fs::read_to_string(&config).is_ok_and(|c| c.starts_with("bad"));
+        async move { if bad { 500 } else { 200 } }
+    })
+    .await;
+    let health = format!("{health}/health");
     let reloads = ws.tmp.path().join("reloads");
     let sidecar = ws.start(&[
         &format!(

@@ -183,40 +183,17 @@ impl Drop for Nginx {
 
 /// A loopback webhook receiver: answers 500 to the first `failures` calls (all, if
 /// `None`), then 200; records the `x-configsnap-hash` of every call.
-async fn webhook_server(failures: Option<usize>) -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
-    use hyper::service::service_fn;
-    let calls = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let url = format!("http://{}/-/reload", listener.local_addr().expect("addr"));
+async fn webhook_server(failures: Option<usize>) -> (String, Calls) {
+    let calls: Calls = std::sync::Arc::default();
     let record = calls.clone();
-    tokio::spawn(async move {
-        // Bounded: a test makes far fewer connections than this.
-        for _ in 0..1000 {
-            let Ok((stream, _)) = listener.accept().await else { return };
-            let record = record.clone();
-            tokio::spawn(async move {
-                let service = service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
-                    let hash = request
-                        .headers()
-                        .get("x-configsnap-hash")
-                        .and_then(|v| v.to_str().ok())
-                        .unwrap_or("")
-                        .to_owned();
-                    let mut calls = record.lock().expect("calls");
-                    calls.push(hash);
-                    let ok = failures.is_some_and(|f| calls.len() > f);
-                    let status = if ok { 200 } else { 500 };
-                    let response = hyper::Response::builder()
-                        .status(status)
-                        .body(http_body_util::Empty::<bytes::Bytes>::new());
-                    async move { response }
-                });
-                let io = hyper_util::rt::TokioIo::new(stream);
-                let _ = hyper::server::conn::http1::Builder::new().serve_connection(io, service).await;
-            });
-        }
-    });
-    (url, calls)
+    let base = crate::support::http_server(move |hash| {
+        let mut calls = record.lock().expect("calls");
+        calls.push(hash);
+        let status = if failures.is_some_and(|f| calls.len() > f) { 200 } else { 500 };
+        async move { status }
+    })
+    .await;
+    (format!("{base}/-/reload"), calls)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -293,39 +270,24 @@ async fn exec_gets_the_snapshot_in_its_environment_and_is_bounded_in_time() {
 /// A loopback webhook receiver that answers 200 only when the test opens its gate (one
 /// permit per call), recording the `x-configsnap-hash` of every call on arrival.
 async fn gated_webhook_server() -> (String, Calls, std::sync::Arc<tokio::sync::Semaphore>) {
-    use hyper::service::service_fn;
     let calls: Calls = std::sync::Arc::default();
     let gate = std::sync::Arc::new(tokio::sync::Semaphore::new(0));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let url = format!("http://{}/-/reload", listener.local_addr().expect("addr"));
     let (record, permits) = (calls.clone(), gate.clone());
-    tokio::spawn(async move {
-        for _ in 0..1000 {
-            let Ok((stream, _)) = listener.accept().await else { return };
-            let (record, permits) = (record.clone(), permits.clone());
-            tokio::spawn(async move {
-                let service = service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
-                    let hash = request.headers().get("x-configsnap-hash").and_then(|v| v.to_str().ok());
-                    record.lock().expect("calls").push(hash.unwrap_or_default().to_owned());
-                    let permits = permits.clone();
-                    async move {
-                        let bounded = tokio::time::timeout(WAIT, permits.acquire_owned()).await;
-                        if let Ok(Ok(permit)) = bounded {
-                            permit.forget();
-                        }
-                        hyper::Response::builder()
-                            .status(200)
-                            .body(http_body_util::Empty::<bytes::Bytes>::new())
-                    }
-                });
-                let io = hyper_util::rt::TokioIo::new(stream);
-                let _ = hyper::server::conn::http1::Builder::new().serve_connection(io, service).await;
-            });
+    let base = crate::support::http_server(move |hash| {
+        record.lock().expect("calls").push(hash);
+        let permits = permits.clone();
+        async move {
+            if let Ok(Ok(permit)) = tokio::time::timeout(WAIT, permits.acquire_owned()).await {
+                permit.forget();
+            }
+            200
         }
-    });
-    (url, calls, gate)
+    })
+    .await;
+    (format!("{base}/-/reload"), calls, gate)
 }
 
+/// The hashes a webhook receiver saw, in order.
 type Calls = std::sync::Arc<std::sync::Mutex<Vec<String>>>;
 
 fn calls_of(calls: &Calls) -> Vec<String> {

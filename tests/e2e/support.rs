@@ -221,6 +221,38 @@ impl Drop for Sidecar {
     }
 }
 
+/// Serves HTTP/1.1 on a free loopback port for the rest of the test (at most 1,000
+/// connections): each request's `x-configsnap-hash` header (or "") goes to `answer`, whose
+/// future gives the status code. Returns `http://127.0.0.1:<port>`.
+pub async fn http_server<F, Fut>(answer: F) -> String
+where
+    F: Fn(String) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = u16> + Send + 'static,
+{
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind a loopback port");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    tokio::spawn(async move {
+        for _ in 0..1000 {
+            let Ok((stream, _)) = listener.accept().await else { return };
+            let answer = answer.clone();
+            let service =
+                hyper::service::service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
+                    let header = request.headers().get("x-configsnap-hash").and_then(|v| v.to_str().ok());
+                    let status = answer(header.unwrap_or_default().to_owned());
+                    async move {
+                        let status = status.await;
+                        hyper::Response::builder()
+                            .status(status)
+                            .body(http_body_util::Empty::<bytes::Bytes>::new())
+                    }
+                });
+            let io = hyper_util::rt::TokioIo::new(stream);
+            tokio::spawn(hyper::server::conn::http1::Builder::new().serve_connection(io, service));
+        }
+    });
+    base
+}
+
 /// A plain HTTP/1.1 GET over loopback: status and body, `None` if nothing answers.
 pub async fn http_get(url: &str) -> Option<(u16, String)> {
     use http_body_util::{BodyExt, Empty};
