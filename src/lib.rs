@@ -6,6 +6,7 @@
 pub mod cli;
 pub mod events;
 pub mod http;
+pub mod jitter;
 pub mod keypath;
 pub mod lastgood;
 pub mod metrics;

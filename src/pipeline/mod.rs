@@ -203,7 +203,7 @@ impl Pipeline {
             let mut changes = self.changes.clone();
             tokio::select! {
                 () = cancel.cancelled() => return,
-                () = tokio::time::sleep(crate::reload::webhook::jitter(delay)) => {}
+                () = tokio::time::sleep(crate::jitter::jitter(delay)) => {}
                 _ = changes.wait_for(|c| c.generation > seen) => return,
             }
             delay = (delay * 2).min(MAX_RETRY);

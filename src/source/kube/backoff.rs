@@ -38,7 +38,7 @@ impl Iterator for WatchBackoff {
         let step = self.step;
         self.step = (step * 2).min(MAX_DELAY);
         self.last_retry = Some(Instant::now());
-        Some(crate::reload::webhook::jitter(step))
+        Some(crate::jitter::jitter(step))
     }
 }
 
