@@ -11,6 +11,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::time::Instant;
 
+/// Longest list of changed object names in a "snapshot swapped" line (a first sync of
+/// thousands of objects would otherwise log them all).
+const CHANGED_LOG_BYTES: usize = 512;
 /// Repeated source errors are logged at most this often (no log floods in outages).
 const ERROR_LOG_INTERVAL: Duration = Duration::from_secs(30);
 
@@ -50,12 +53,19 @@ impl Events {
     }
 
     /// A new snapshot is live in the target dir.
-    pub fn swapped(&self, snapshot: &Snapshot, timings: SwapTimings, since_change: Option<Duration>) {
-        let sources: Vec<&str> = snapshot.sources.iter().map(|s| s.name.as_str()).collect();
+    /// `changed` names the objects added, changed or removed (comma-separated).
+    pub fn swapped(
+        &self,
+        snapshot: &Snapshot,
+        changed: &str,
+        timings: SwapTimings,
+        since_change: Option<Duration>,
+    ) {
         tracing::info!(
             hash = %snapshot.hash,
-            files = snapshot.files.len(),
-            sources = ?sources,
+            objects = snapshot.object_count(),
+            files = snapshot.file_count(),
+            changed = %shorten(changed, CHANGED_LOG_BYTES),
             bytes = snapshot.total_bytes(),
             write_ms = ms(timings.write),
             fsync_ms = ms(timings.fsync),
@@ -73,7 +83,7 @@ impl Events {
 
     /// The snapshot on disk is `snapshot`, from `origin` (no swap happened or a restore).
     pub fn on_disk(&self, snapshot: &Snapshot, origin: Origin) {
-        self.metrics.selected_objects.set(to_i64(snapshot.sources.len()));
+        self.metrics.selected_objects.set(to_i64(snapshot.object_count()));
         self.metrics.snapshot_bytes.set(to_i64(snapshot.total_bytes()));
         let hash = snapshot.hash.to_string();
         self.status.update(|s| {
@@ -85,7 +95,7 @@ impl Events {
 
     /// A valid snapshot was found in the target dir at start and is kept.
     pub fn existing_kept(&self, snapshot: &Snapshot) {
-        tracing::info!(hash = %snapshot.hash, files = snapshot.files.len(), "keeping the snapshot already in the target dir");
+        tracing::info!(hash = %snapshot.hash, files = snapshot.file_count(), "keeping the snapshot already in the target dir");
         self.on_disk(snapshot, Origin::Existing);
     }
 
@@ -220,6 +230,18 @@ impl Events {
     fn lock_errors(&self) -> std::sync::MutexGuard<'_, RateLimit> {
         self.source_errors.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
+}
+
+/// `text` cut at a char boundary within `limit` bytes, with `…` when cut.
+fn shorten(text: &str, limit: usize) -> std::borrow::Cow<'_, str> {
+    if text.len() <= limit {
+        return text.into();
+    }
+    let mut end = limit;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &text[..end]).into()
 }
 
 fn ms(duration: Duration) -> f64 {

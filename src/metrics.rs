@@ -119,6 +119,11 @@ impl Metrics {
             Unit::Bytes,
             snapshot_bytes.clone(),
         );
+        registry.register(
+            "sync_calls",
+            "fsync, fdatasync and syncfs calls made on the target and state dirs",
+            crate::writer::sync_calls(),
+        );
         let build = Info::new([("version", env!("CARGO_PKG_VERSION"))]);
         registry.register("build", "Build information", build);
         Self {

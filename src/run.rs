@@ -71,17 +71,17 @@ pub async fn run(config: Config) -> Result<(), Error> {
             .map_err(|source| Error::Listen { addr: config.listen, source })?;
         Some(listener)
     };
-    let dir = config.dir.clone();
-    let writer = tokio::task::spawn_blocking(move || writer::Writer::open(&dir))
-        .await
-        .expect("opening the target dir must not panic")
-        .map_err(Error::Target)?;
     let sources = start_sources(&config, &events, &work).await?;
     let origin = Origin {
         namespace: sources.namespace.clone(),
         selector: config.selector.clone(),
         layout: config.render.layout,
     };
+    let (dir, target_origin) = (config.dir.clone(), origin.clone());
+    let writer = tokio::task::spawn_blocking(move || writer::Writer::open(&dir, target_origin))
+        .await
+        .expect("opening the target dir must not panic")
+        .map_err(Error::Target)?;
     let store = match &config.state_dir {
         Some(dir) => {
             let (dir, origin) = (dir.clone(), origin.clone());

@@ -3,12 +3,13 @@
 //! directory (`--validate-cmd`). A snapshot that fails either is never swapped in.
 
 use crate::reload::exec;
-use crate::snapshot::{ContentHash, Snapshot};
+use crate::snapshot::{ContentHash, Layout, Object};
 use saphyr_parser::{Event, Parser, ScanError};
 use serde::de::IgnoredAny;
 use std::ffi::OsString;
 use std::fmt;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 use thiserror::Error;
 
@@ -239,14 +240,20 @@ impl Validator {
         self.command.is_some()
     }
 
-    /// Built-in syntax checks of `.json`, `.yaml`/`.yml` and `.toml` files (extension,
-    /// case-insensitive); pure, no I/O. Files are checked in path order and the first
-    /// failure is returned. `Ok` when syntax checks are off.
-    pub fn check_syntax(&self, snapshot: &Snapshot) -> Result<(), Error> {
+    /// Built-in syntax checks of the `.json`, `.yaml`/`.yml` and `.toml` files
+    /// (extension, case-insensitive) of `objects` — the objects a snapshot adds or
+    /// changes, so unchanged ones are not parsed again; pure, no I/O. Files are checked in
+    /// path order and the first failure is returned. `Ok` when syntax checks are off.
+    pub fn check_syntax(&self, objects: &[Arc<Object>], layout: Layout) -> Result<(), Error> {
         if !self.syntax {
             return Ok(());
         }
-        snapshot.files.iter().try_for_each(|(path, file)| check_file(path, &file.content))
+        let mut files: Vec<(String, &[u8])> = objects
+            .iter()
+            .flat_map(|o| o.files.iter().map(move |f| (o.path_of(&f.key, layout), o.content(f))))
+            .collect();
+        files.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        files.iter().try_for_each(|(path, content)| check_file(path, content))
     }
 
     /// Runs the command (`sh -c`) with [`STAGED_DIR_ENV`] and [`HASH_ENV`] set, killed

@@ -15,3 +15,6 @@ mod operate;
 
 #[path = "e2e/degraded.rs"]
 mod degraded;
+
+#[path = "e2e/scale.rs"]
+mod scale;

@@ -112,8 +112,7 @@ pub async fn startup(ctx: &Ctx, report: &mut Report) {
     };
     report.add("startup", "start -> first snapshot on disk, 100 CMs", ms(first), "ms");
     let saved =
-        poll(Duration::from_secs(10), Duration::from_millis(10), || state.join("snapshot.v1").is_file())
-            .await;
+        poll(Duration::from_secs(10), Duration::from_millis(10), || state.join("..data").exists()).await;
     drop(sidecar);
     if saved.is_none() {
         report.note("startup: the last-good copy was never written");

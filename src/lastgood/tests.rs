@@ -1,32 +1,14 @@
-//! Tests of the last-good store: round trips, and every kind of copy that must not be
-//! trusted.
+//! Tests of the last-good store: round trips, incremental saves, and every kind of copy
+//! that must not be trusted.
 
 use super::*;
-use crate::snapshot::{File as SnapFile, Layout, SourceRef};
-use crate::source::SourceKind;
-use std::collections::BTreeMap;
-use std::os::unix::fs::MetadataExt;
+use crate::snapshot::Layout;
+use crate::snapshot::tests::snapshot_of;
+use crate::writer::{OBJECTS_DIR, TREE_DIR};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 
 fn origin() -> Origin {
     Origin { namespace: "shop".into(), selector: "app=web".into(), layout: Layout::ByName }
-}
-
-fn snapshot(files: &[(&str, &[u8], u32)]) -> Snapshot {
-    let files: BTreeMap<String, SnapFile> = files
-        .iter()
-        .map(|(path, content, mode)| {
-            let file = SnapFile { content: Bytes::copy_from_slice(content), mode: *mode, source: 0 };
-            ((*path).to_owned(), file)
-        })
-        .collect();
-    let source = SourceRef {
-        kind: SourceKind::ConfigMap,
-        namespace: "shop".into(),
-        name: "web".into(),
-        uid: "uid-1".into(),
-        resource_version: "42".into(),
-    };
-    Snapshot::new(files, vec![source])
 }
 
 fn binary() -> Vec<u8> {
@@ -34,30 +16,18 @@ fn binary() -> Vec<u8> {
 }
 
 fn sample() -> Snapshot {
-    snapshot(&[
-        ("web/nginx.conf", b"worker_processes 1;\n", 0o644),
+    snapshot_of(&[
+        ("web/nginx.conf", b"worker_processes 1;\n".as_slice(), 0o644),
         ("web/secret.key", b"\x00\xff\x00key", 0o600),
         ("web/empty", b"", 0o755),
-        ("web/big.bin", &binary(), 0o640),
+        ("big/big.bin", &binary(), 0o640),
     ])
 }
 
-fn save(store: &Store, snap: &Snapshot) {
-    let manifest = Manifest::describe(snap, store.origin());
-    store.save(snap, &manifest).expect("save");
-}
-
-fn stored_bytes(dir: &Path) -> Vec<u8> {
-    std::fs::read(dir.join(FILE)).expect("read the stored file")
-}
-
-fn names(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .expect("list")
-        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    names
+fn stored_file(dir: &Path, path: &str) -> PathBuf {
+    let snapshot = writer::read_current(dir).expect("read").expect("a copy");
+    let object = snapshot.tree().get(path.split('/').next().expect("top")).expect("entry").object.dir_name();
+    dir.join(OBJECTS_DIR).join(object).join(path.split_once('/').expect("key").1)
 }
 
 #[test]
@@ -65,13 +35,15 @@ fn saved_snapshot_loads_back_with_binary_content_and_modes() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = Store::open(dir.path(), origin()).expect("open");
     let snap = sample();
-    let manifest = Manifest::describe(&snap, &origin());
-    store.save(&snap, &manifest).expect("save");
-    let (loaded, loaded_manifest) = store.load().expect("load").expect("a copy");
+    store.save(&snap).expect("save");
+    let loaded = store.load().expect("load").expect("a copy");
     assert_eq!(loaded, snap);
-    assert_eq!(loaded_manifest, manifest);
-    assert_eq!(loaded.files["web/secret.key"].mode, 0o600);
-    assert_eq!(loaded.files["web/empty"].mode, 0o755);
+    assert_eq!(loaded.read("big/big.bin"), Some(binary().as_slice()));
+    let modes: Vec<u32> = ["web/secret.key", "web/empty"]
+        .iter()
+        .map(|p| loaded.files().find(|(path, ..)| path == p).map(|(_, _, f)| f.mode).expect("file"))
+        .collect();
+    assert_eq!(modes, [0o600, 0o755]);
 }
 
 #[test]
@@ -82,109 +54,86 @@ fn empty_store_loads_nothing() {
 }
 
 #[test]
-fn state_dir_and_file_are_private_and_only_one_file_remains() {
+fn the_state_dir_is_private_and_has_no_visible_links() {
     let dir = tempfile::tempdir().expect("tempdir");
     let state = dir.path().join("state");
     let store = Store::open(&state, origin()).expect("open");
-    save(&store, &sample());
-    let dir_mode = std::fs::metadata(&state).expect("stat dir").mode() & 0o777;
-    let file_mode = std::fs::metadata(state.join(FILE)).expect("stat").mode() & 0o777;
-    assert_eq!((dir_mode, file_mode), (0o700, 0o600));
-    assert_eq!(names(&state), [FILE]);
+    store.save(&sample()).expect("save");
+    assert_eq!(std::fs::metadata(&state).expect("stat dir").mode() & 0o777, 0o700);
+    assert!(std::fs::symlink_metadata(state.join("web")).is_err(), "no visible links in the state dir");
+    assert_eq!(std::fs::metadata(stored_file(&state, "web/secret.key")).expect("stat").mode() & 0o777, 0o600);
 }
 
 #[test]
-fn save_replaces_the_previous_copy() {
+fn a_save_replaces_the_previous_copy_and_keeps_unchanged_objects() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = Store::open(dir.path(), origin()).expect("open");
-    save(&store, &sample());
-    let newer = snapshot(&[("web/nginx.conf", b"worker_processes 2;\n", 0o644)]);
-    save(&store, &newer);
-    let (loaded, _) = store.load().expect("load").expect("a copy");
-    assert_eq!(loaded, newer);
-    assert_eq!(names(dir.path()), [FILE]);
+    store.save(&sample()).expect("save");
+    let big = std::fs::metadata(stored_file(dir.path(), "big/big.bin")).expect("stat").ino();
+    let newer = snapshot_of(&[
+        ("web/nginx.conf", b"worker_processes 2;\n".as_slice(), 0o644),
+        ("big/big.bin", &binary(), 0o640),
+    ]);
+    store.save(&newer).expect("save");
+    assert_eq!(store.load().expect("load").expect("a copy"), newer);
+    assert_eq!(
+        std::fs::metadata(stored_file(dir.path(), "big/big.bin")).expect("stat").ino(),
+        big,
+        "not rewritten"
+    );
+    assert_eq!(std::fs::read_dir(dir.path().join(OBJECTS_DIR)).expect("list").count(), 2);
 }
 
 #[test]
-fn truncated_copies_are_ignored() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = Store::open(dir.path(), origin()).expect("open");
-    save(&store, &sample());
-    let full = stored_bytes(dir.path());
-    let manifest_end = HEADER_LEN + 100;
-    for len in [0, 5, HEADER_LEN, manifest_end, full.len() - 1_000_000, full.len() - 1] {
-        std::fs::write(dir.path().join(FILE), &full[..len]).expect("truncate");
-        assert!(store.load().expect("load").is_none(), "length {len}");
-    }
-}
-
-#[test]
-fn tampered_or_extended_copies_are_ignored() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = Store::open(dir.path(), origin()).expect("open");
-    save(&store, &sample());
-    let full = stored_bytes(dir.path());
-    let mut flipped = full.clone();
-    let last = flipped.len() - 1;
-    flipped[last] ^= 1;
-    let mut extended = full.clone();
-    extended.extend_from_slice(b"more");
-    let mut bad_magic = full.clone();
-    bad_magic[0] = b'X';
-    let mut bad_json = full.clone();
-    bad_json[HEADER_LEN] = b'[';
-    for (what, bytes) in [
-        ("flipped content byte", flipped),
-        ("trailing bytes", extended),
-        ("bad magic", bad_magic),
-        ("bad manifest JSON", bad_json),
-    ] {
-        std::fs::write(dir.path().join(FILE), &bytes).expect("write");
+fn tampered_truncated_or_missing_files_make_the_copy_untrusted() {
+    type Damage = fn(&Path);
+    let damages: [(&str, Damage); 3] = [
+        ("flipped byte", |p| {
+            let mut bytes = std::fs::read(p).expect("read");
+            bytes[0] ^= 1;
+            std::fs::write(p, bytes).expect("write");
+        }),
+        ("truncated", |p| std::fs::write(p, b"").expect("truncate")),
+        ("missing", |p| std::fs::remove_file(p).expect("remove")),
+    ];
+    for (what, damage) in damages {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path(), origin()).expect("open");
+        store.save(&sample()).expect("save");
+        let file = stored_file(dir.path(), "big/big.bin");
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+        damage(&file);
         assert!(store.load().expect("load").is_none(), "{what}");
     }
 }
 
 #[test]
-fn decode_rejects_each_kind_of_damage_with_its_reason() {
-    let snap = sample();
-    let manifest = Manifest::describe(&snap, &origin());
-    let mut good = Vec::new();
-    encode(&mut good, &snap, &manifest).expect("encode");
-    let mut huge_length = good.clone();
-    huge_length[8..16].copy_from_slice(&u64::MAX.to_be_bytes());
-    let not_json = [MAGIC.as_slice(), &1u64.to_be_bytes(), b"{"].concat();
-    // (case, bytes, reason expected in the message)
-    let cases = [
-        ("empty", Vec::new(), "not a configsnap last-good file"),
-        ("huge manifest length", huge_length, "manifest is truncated"),
-        ("short manifest", good[..HEADER_LEN + 10].to_vec(), "manifest is truncated"),
-        ("short contents", good[..good.len() - 1].to_vec(), "contents are truncated"),
-        ("extra bytes", [good.as_slice(), b"x"].concat(), "extra bytes"),
-        ("manifest not JSON", not_json, "failed to parse manifest"),
-    ];
-    for (what, bytes, reason) in cases {
-        let err = decode(&Bytes::from(bytes)).expect_err(what);
-        let text = format!(
-            "{err}: {}",
-            std::error::Error::source(&err).map(ToString::to_string).unwrap_or_default()
-        );
-        assert!(text.contains(reason), "{what}: {text}");
-    }
-    let (decoded, _) = decode(&Bytes::from(good)).expect("the good copy decodes");
-    assert_eq!(decoded, snap);
-    // A path that would escape the target dir is refused even when the digests agree.
-    let evil = snapshot(&[("../etc/passwd", b"root::0:0", 0o644)]);
-    let mut bytes = Vec::new();
-    encode(&mut bytes, &evil, &Manifest::describe(&evil, &origin())).expect("encode");
-    let err = decode(&Bytes::from(bytes)).expect_err("unsafe path");
-    assert!(matches!(&err, Error::Corrupt(m) if m.contains("unsafe path")), "{err}");
+fn a_damaged_manifest_or_link_makes_the_copy_untrusted() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(dir.path(), origin()).expect("open");
+    store.save(&sample()).expect("save");
+    let root = std::fs::read_link(dir.path().join(writer::DATA_LINK)).expect("data link");
+    std::fs::write(dir.path().join(root).join("..manifest.json"), b"[").expect("break the root manifest");
+    assert!(store.load().expect("load").is_none());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(dir.path(), origin()).expect("open");
+    store.save(&sample()).expect("save");
+    let tree = dir.path().join(TREE_DIR);
+    let leaf = std::fs::read_dir(&tree)
+        .expect("list")
+        .flatten()
+        .find(|e| std::fs::read_dir(e.path()).expect("node").flatten().any(|c| c.file_name() == "web"))
+        .expect("the leaf holding web");
+    std::fs::remove_file(leaf.path().join("web")).expect("unlink");
+    std::os::unix::fs::symlink("/etc", leaf.path().join("web")).expect("plant");
+    assert!(store.load().expect("load").is_none());
 }
 
 #[test]
 fn copies_of_another_origin_are_ignored() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = Store::open(dir.path(), origin()).expect("open");
-    save(&store, &sample());
+    store.save(&sample()).expect("save");
     let others = [
         Origin { namespace: "other".into(), ..origin() },
         Origin { selector: "app=api".into(), ..origin() },
@@ -194,43 +143,29 @@ fn copies_of_another_origin_are_ignored() {
         let foreign = Store::open(dir.path(), other.clone()).expect("open");
         assert!(foreign.load().expect("load").is_none(), "{other:?}");
     }
-    assert!(store.load().expect("load").is_some());
+    assert!(Store::open(dir.path(), origin()).expect("open").load().expect("load").is_some());
 }
 
 #[test]
-fn save_refuses_a_manifest_that_does_not_describe_the_snapshot() {
+fn open_removes_an_old_format_copy_and_leaves_other_files() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let store = Store::open(dir.path(), origin()).expect("open");
-    let snap = sample();
-    let other = snapshot(&[("web/x", b"x", 0o644)]);
-    let foreign_origin = Origin { namespace: "other".into(), ..origin() };
-    let manifests = [Manifest::describe(&other, &origin()), Manifest::describe(&snap, &foreign_origin)];
-    for manifest in manifests {
-        let err = store.save(&snap, &manifest).expect_err("mismatch");
-        assert!(matches!(err, Error::Mismatch(_)), "{err}");
-    }
-    assert!(names(dir.path()).is_empty());
-}
-
-#[test]
-fn open_removes_leftover_temp_files_only() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = Store::open(dir.path(), origin()).expect("open");
-    save(&store, &sample());
-    std::fs::write(dir.path().join(".tmp-0123456789abcdef"), b"half written").expect("write");
+    std::fs::write(dir.path().join(OLD_FILE), b"CSNAPLG1...").expect("write");
     std::fs::write(dir.path().join("operator-notes"), b"keep me").expect("write");
-    let store = Store::open(dir.path(), origin()).expect("reopen");
-    assert_eq!(names(dir.path()), ["operator-notes", FILE]);
-    assert_eq!(store.load().expect("load").expect("a copy").0, sample());
+    let store = Store::open(dir.path(), origin()).expect("open");
+    store.save(&sample()).expect("save");
+    assert!(!dir.path().join(OLD_FILE).exists());
+    assert!(dir.path().join("operator-notes").exists());
+    assert_eq!(store.load().expect("load").expect("a copy"), sample());
 }
 
 #[test]
-fn a_symlink_in_place_of_the_copy_is_not_followed() {
+fn a_symlink_in_place_of_the_data_link_is_not_followed() {
     let dir = tempfile::tempdir().expect("tempdir");
     let elsewhere = tempfile::tempdir().expect("tempdir");
     let real = Store::open(elsewhere.path(), origin()).expect("open");
-    save(&real, &sample());
+    real.save(&sample()).expect("save");
     let store = Store::open(dir.path(), origin()).expect("open");
-    std::os::unix::fs::symlink(elsewhere.path().join(FILE), dir.path().join(FILE)).expect("link");
+    std::os::unix::fs::symlink(elsewhere.path(), dir.path().join(writer::DATA_LINK)).expect("link");
     assert!(store.load().expect("load").is_none());
+    assert!(real.load().expect("load").is_some(), "the other dir is untouched");
 }

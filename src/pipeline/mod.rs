@@ -11,7 +11,7 @@ mod startup;
 use crate::events::Events;
 use crate::lastgood;
 use crate::reload::Reloader;
-use crate::snapshot::manifest::{Manifest, Origin};
+use crate::snapshot::manifest::Origin;
 use crate::snapshot::{ContentHash, Renderer, Snapshot};
 use crate::source::{Change, SharedInventory};
 use crate::status;
@@ -218,7 +218,7 @@ impl Pipeline {
         if self.current.as_ref().is_some_and(|c| c.hash == snapshot.hash) {
             self.events.on_disk(&snapshot, status::Origin::Live);
             if self.reload_pending == Some(snapshot.hash) {
-                return self.reload(snapshot, None).await;
+                return self.reload(snapshot).await;
             }
             tracing::debug!(hash = %snapshot.hash, "content unchanged; nothing to do");
             return Ok(());
@@ -228,14 +228,18 @@ impl Pipeline {
             return self.deliver_pending_reload().await;
         }
         self.blocked = None;
-        let (validator, snap) = (self.validator.clone(), snapshot.clone());
-        if let Err(error) = blocking(move || validator.check_syntax(&snap)).await {
+        let changed = snapshot.changed_since(self.current.as_ref());
+        let (validator, layout, objects) = (self.validator.clone(), snapshot.layout(), changed.clone());
+        if let Err(error) = blocking(move || validator.check_syntax(&objects, layout)).await {
             self.events.refused(snapshot.hash, error.label(), &error.to_string());
             self.deliver_pending_reload().await?;
             return Err(error.into());
         }
-        let manifest = Manifest::describe(&snapshot, &self.settings.origin);
-        let committed = match self.swap_in(&snapshot, &manifest, first_change).await {
+        let mut names: Vec<&str> = changed.iter().map(|o| o.id.name.as_str()).collect();
+        let removed = self.current.as_ref().map(|c| snapshot.removed_since(c)).unwrap_or_default();
+        names.extend(removed.iter().map(String::as_str));
+        let names = names.join(",");
+        let committed = match self.swap_in(&snapshot, &names, first_change).await {
             Ok(committed) => committed,
             Err(refused @ Error::Refused(_)) => {
                 self.deliver_pending_reload().await?;
@@ -245,10 +249,10 @@ impl Pipeline {
         };
         let app_had_files = std::mem::replace(&mut self.app_has_files, true);
         let result = if app_had_files || self.settings.reload_on_start {
-            self.reload(snapshot, Some(manifest)).await
+            self.reload(snapshot).await
         } else {
             tracing::info!("first snapshot: the app reads it at start, so no reload");
-            self.mark_good(snapshot, Some(manifest)).await;
+            self.mark_good(snapshot).await;
             Ok(())
         };
         // Durability of the switch comes after the reload: it is not on the latency path.
@@ -275,7 +279,7 @@ impl Pipeline {
     /// failed), before a newer content is refused and nothing else would.
     async fn deliver_pending_reload(&mut self) -> Result<(), Error> {
         match self.current.clone() {
-            Some(current) if self.reload_pending == Some(current.hash) => self.reload(current, None).await,
+            Some(current) if self.reload_pending == Some(current.hash) => self.reload(current).await,
             _ => Ok(()),
         }
     }
@@ -285,15 +289,23 @@ impl Pipeline {
     async fn swap_in(
         &mut self,
         snapshot: &Snapshot,
-        manifest: &Manifest,
+        changed: &str,
         first_change: Option<Instant>,
     ) -> Result<writer::Committed, Error> {
         let writer = Arc::clone(&self.writer);
-        let (snap, man) = (snapshot.clone(), manifest.clone());
-        let staged = blocking(move || writer.stage(&snap, &man)).await?;
+        let snap = snapshot.clone();
+        let mut staged = blocking(move || writer.stage(&snap)).await?;
         if self.validator.has_command() {
-            let staged_path = self.writer.path().join(staged.name());
-            if let Err(error) = self.validator.check_command(&staged_path, snapshot.hash).await {
+            let writer = Arc::clone(&self.writer);
+            let (view, back) = blocking(move || (writer.staged_view(&mut staged), staged)).await;
+            staged = back;
+            let checked = match view {
+                Ok(view) => self.validator.check_command(&view, snapshot.hash).await,
+                Err(error) => Err(crate::validate::Error::Command(format!(
+                    "could not lay out the staged snapshot: {error}"
+                ))),
+            };
+            if let Err(error) = checked {
                 let writer = Arc::clone(&self.writer);
                 if let Err(discard) = blocking(move || writer.discard(staged)).await {
                     tracing::warn!(error = %discard, "removing the refused staged snapshot failed; it is cleaned at the next start");
@@ -303,19 +315,17 @@ impl Pipeline {
             }
         }
         let writer = Arc::clone(&self.writer);
-        let snap = snapshot.clone();
-        let committed = blocking(move || writer.commit(staged, &snap)).await?;
-        self.events.swapped(snapshot, committed.timings, first_change.map(|t| t.elapsed()));
+        let committed = blocking(move || writer.commit(staged)).await?;
+        self.events.swapped(snapshot, changed, committed.timings, first_change.map(|t| t.elapsed()));
         self.current = Some(snapshot.clone());
         Ok(committed)
     }
 
     /// Remembers `snapshot` as the rollback target and persists it in the state dir.
-    async fn mark_good(&mut self, snapshot: Snapshot, manifest: Option<Manifest>) {
+    async fn mark_good(&mut self, snapshot: Snapshot) {
         if let Some(store) = self.store.clone() {
-            let manifest = manifest.unwrap_or_else(|| Manifest::describe(&snapshot, &self.settings.origin));
             let snap = snapshot.clone();
-            if let Err(error) = blocking(move || store.save(&snap, &manifest)).await {
+            if let Err(error) = blocking(move || store.save(&snap)).await {
                 tracing::warn!(%error, "saving the last-good copy failed; the previous copy stays");
             }
         }

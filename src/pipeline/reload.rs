@@ -3,7 +3,6 @@
 
 use super::{Error, Pipeline, blocking};
 use crate::snapshot::Snapshot;
-use crate::snapshot::manifest::Manifest;
 use crate::status;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -14,13 +13,9 @@ const VERIFY_INTERVAL: Duration = Duration::from_millis(200);
 impl Pipeline {
     /// Reloads the app for `snapshot` (superseded by a newer change), verifies, and either
     /// records it as good or rolls back.
-    pub(super) async fn reload(
-        &mut self,
-        snapshot: Snapshot,
-        manifest: Option<Manifest>,
-    ) -> Result<(), Error> {
+    pub(super) async fn reload(&mut self, snapshot: Snapshot) -> Result<(), Error> {
         if !self.reloader.settings().is_configured() {
-            self.mark_good(snapshot, manifest).await;
+            self.mark_good(snapshot).await;
             return Ok(());
         }
         let hash = snapshot.hash;
@@ -60,7 +55,7 @@ impl Pipeline {
             self.roll_back(&snapshot, &cause).await;
             return Err(Error::Reload(cause));
         }
-        self.mark_good(snapshot, manifest).await;
+        self.mark_good(snapshot).await;
         Ok(())
     }
 
@@ -102,10 +97,9 @@ impl Pipeline {
             tracing::error!(hash = %bad.hash, "verification failed and there is no earlier good snapshot to roll back to");
             return;
         };
-        let manifest = Manifest::describe(&good, &self.settings.origin);
         let writer = std::sync::Arc::clone(&self.writer);
         let snap = good.clone();
-        if let Err(error) = blocking(move || writer.swap(&snap, &manifest)).await {
+        if let Err(error) = blocking(move || writer.swap(&snap)).await {
             tracing::error!(%error, "rolling back failed; the unverified snapshot stays");
             return;
         }

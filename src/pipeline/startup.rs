@@ -47,15 +47,8 @@ impl Pipeline {
 
     async fn keep_existing(&mut self) {
         let writer = std::sync::Arc::clone(&self.writer);
-        let loaded = blocking(move || {
-            let current = writer.load_current()?;
-            if let Some((snapshot, _)) = &current {
-                // A crash between adding a link and the rename can leave one dangling.
-                writer.tidy_links(snapshot)?;
-            }
-            Ok::<_, crate::writer::Error>(current)
-        });
-        match loaded.await {
+        // Also sweeps what an interrupted swap left: orphan roots and nodes, stale links.
+        match blocking(move || writer.load_current()).await {
             Ok(Some((snapshot, _))) => {
                 self.renderer.seed(&snapshot);
                 self.events.existing_kept(&snapshot);
@@ -63,7 +56,7 @@ impl Pipeline {
                 // What is on disk may have failed verification before a restart: roll
                 // back to the copy known to be good, when there is one.
                 if let Some(store) = self.store.clone()
-                    && let Ok(Some((good, _))) = blocking(move || store.load()).await
+                    && let Ok(Some(good)) = blocking(move || store.load()).await
                 {
                     self.last_good = Some(good);
                 }
@@ -91,9 +84,9 @@ impl Pipeline {
             }
         };
         let writer = std::sync::Arc::clone(&self.writer);
-        let (snapshot, manifest) = loaded;
+        let snapshot = loaded;
         let snap = snapshot.clone();
-        match blocking(move || writer.swap(&snap, &manifest)).await {
+        match blocking(move || writer.swap(&snap)).await {
             Ok(_) => {
                 self.renderer.seed(&snapshot);
                 self.events.restored(&snapshot, started.elapsed());

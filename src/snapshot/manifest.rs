@@ -1,17 +1,23 @@
-//! `..manifest.json`: what a snapshot directory holds, written inside it, so any reader
-//! (the app, an operator, the crash checker, a restart) can tell what it is and verify it.
+//! `..manifest.json`: what a snapshot holds, written next to what it describes, so any
+//! reader (an operator, the crash checker, a restart) can tell what it is and verify it.
+//!
+//! Two documents, so that a change rewrites only what it touches:
+//! - the **root manifest** in each snapshot root dir: format, content hash, origin,
+//!   creation time and totals ([`RootManifest`]);
+//! - an **object manifest** in each object's content-addressed dir: where the object came
+//!   from (kind, namespace, name, uid, resourceVersion) and its files with size, mode and
+//!   SHA-256 ([`ObjectManifest`]).
 
-use super::{ContentHash, File, Layout, Snapshot, SourceRef, file_digest};
-use bytes::Bytes;
+use super::object::{Object, ObjectFile};
+use super::{ContentHash, Layout, Snapshot, SourceRef};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
 use thiserror::Error;
 
-/// File name of the manifest inside a snapshot directory.
+/// File name of a manifest inside a snapshot root dir or an object dir.
 pub const MANIFEST_FILE: &str = "..manifest.json";
 
-/// Current manifest format.
-pub const FORMAT: u32 = 1;
+/// Current manifest format (2: a root manifest plus one manifest per object dir).
+pub const FORMAT: u32 = 2;
 
 /// What configuration produced a snapshot; a last-good copy from another origin is foreign.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -25,10 +31,10 @@ pub struct Origin {
     pub layout: Layout,
 }
 
-/// One file's record.
+/// One file's record in an object manifest.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ManifestFile {
-    /// Relative path.
+    /// Key: the path relative to the object dir.
     pub path: String,
     /// Size in bytes.
     pub size: u64,
@@ -36,29 +42,41 @@ pub struct ManifestFile {
     pub mode: u32,
     /// Hex SHA-256 of the bytes.
     pub sha256: String,
-    /// Index into `sources`.
-    pub source: usize,
 }
 
-/// The manifest document.
+/// The root manifest of a snapshot.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Manifest {
+pub struct RootManifest {
     /// Format version.
     pub format: u32,
-    /// Content hash of all files.
+    /// Content hash of the snapshot (its tree's root id).
     pub hash: String,
     /// What produced it.
     pub origin: Origin,
     /// RFC 3339 creation time.
     pub created: String,
-    /// Objects the files came from.
-    pub sources: Vec<SourceRef>,
-    /// Every file.
+    /// Number of objects.
+    pub objects: u64,
+    /// Number of files.
+    pub files: u64,
+    /// Bytes of file content.
+    pub bytes: u64,
+}
+
+/// The manifest of one object dir.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ObjectManifest {
+    /// Format version.
+    pub format: u32,
+    /// The object the files came from.
+    pub source: SourceRef,
+    /// Every file, sorted by path.
     pub files: Vec<ManifestFile>,
 }
 
-/// A manifest that does not describe the files next to it.
+/// A manifest that does not describe what is next to it.
 #[derive(Debug, Error)]
 pub enum Error {
     /// Not valid JSON or not a manifest.
@@ -80,82 +98,109 @@ pub enum Error {
     },
 }
 
-// === impl Manifest ===
+// === impl RootManifest ===
 
-impl Manifest {
+impl RootManifest {
     /// Describes a snapshot.
     #[must_use]
     pub fn describe(snapshot: &Snapshot, origin: &Origin) -> Self {
-        let files = snapshot
-            .files
-            .iter()
-            .map(|(path, file)| ManifestFile {
-                path: path.clone(),
-                size: file.content.len() as u64,
-                mode: file.mode,
-                sha256: file_digest(&file.content),
-                source: file.source,
-            })
-            .collect();
         Self {
             format: FORMAT,
             hash: snapshot.hash.to_string(),
             origin: origin.clone(),
             created: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
-            sources: snapshot.sources.clone(),
-            files,
+            objects: snapshot.object_count(),
+            files: snapshot.file_count(),
+            bytes: snapshot.total_bytes(),
         }
     }
 
-    /// Parses a manifest file.
+    /// Parses a root manifest.
     pub fn parse(bytes: &[u8]) -> Result<Self, Error> {
         let manifest: Self = serde_json::from_slice(bytes).map_err(Error::Parse)?;
-        if manifest.format != FORMAT {
-            return Err(Error::Format(manifest.format));
-        }
+        check_format(manifest.format)?;
         Ok(manifest)
+    }
+
+    /// Checks the recorded hash against the snapshot read back.
+    pub fn check(&self, snapshot: &Snapshot) -> Result<(), Error> {
+        if snapshot.hash.to_string() == self.hash {
+            Ok(())
+        } else {
+            Err(Error::Hash { recorded: self.hash.clone(), actual: snapshot.hash })
+        }
     }
 
     /// Serialises to pretty JSON.
     #[must_use]
     pub fn to_json(&self) -> Vec<u8> {
-        let mut out = serde_json::to_vec_pretty(self).expect("a manifest always serialises");
-        out.push(b'\n');
-        out
+        to_json(self)
+    }
+}
+
+// === impl ObjectManifest ===
+
+impl ObjectManifest {
+    /// Describes an object.
+    #[must_use]
+    pub fn describe(object: &Object) -> Self {
+        let files = object
+            .files
+            .iter()
+            .map(|f| ManifestFile {
+                path: f.key.clone(),
+                size: f.size,
+                mode: f.mode,
+                sha256: hex::encode(f.sha256),
+            })
+            .collect();
+        Self { format: FORMAT, source: object.source.clone(), files }
     }
 
-    /// Rebuilds the snapshot from file contents read from disk, checking every size,
-    /// digest and the overall hash. `read` returns the bytes of a relative path.
-    pub fn verify<E>(&self, mut read: impl FnMut(&str) -> Result<Bytes, E>) -> Result<Snapshot, Error> {
-        let mut files = BTreeMap::new();
-        for record in &self.files {
-            let content = read(&record.path).map_err(|_| Error::Mismatch(record.path.clone()))?;
-            let intact = content.len() as u64 == record.size
-                && record.source < self.sources.len()
-                && file_digest(&content) == record.sha256;
-            if !intact {
-                return Err(Error::Mismatch(record.path.clone()));
-            }
-            let file = File { content, mode: record.mode, source: record.source };
-            files.insert(record.path.clone(), file);
-        }
-        let snapshot = Snapshot::new(files, self.sources.clone());
-        if snapshot.hash.to_string() != self.hash {
-            return Err(Error::Hash { recorded: self.hash.clone(), actual: snapshot.hash });
-        }
-        Ok(snapshot)
+    /// Parses an object manifest.
+    pub fn parse(bytes: &[u8]) -> Result<Self, Error> {
+        let manifest: Self = serde_json::from_slice(bytes).map_err(Error::Parse)?;
+        check_format(manifest.format)?;
+        Ok(manifest)
     }
+
+    /// Checks one file's bytes against its record and returns its description.
+    pub fn check_file(&self, record: &ManifestFile, content: &[u8]) -> Result<ObjectFile, Error> {
+        let digest = super::object::sha256(content);
+        if content.len() as u64 != record.size
+            || hex::encode(digest) != record.sha256
+            || record.mode & !0o777 != 0
+        {
+            return Err(Error::Mismatch(record.path.clone()));
+        }
+        Ok(ObjectFile { key: record.path.clone(), mode: record.mode, size: record.size, sha256: digest })
+    }
+
+    /// Serialises to pretty JSON.
+    #[must_use]
+    pub fn to_json(&self) -> Vec<u8> {
+        to_json(self)
+    }
+}
+
+fn check_format(format: u32) -> Result<(), Error> {
+    if format == FORMAT { Ok(()) } else { Err(Error::Format(format)) }
+}
+
+fn to_json(value: &impl Serialize) -> Vec<u8> {
+    let mut out = serde_json::to_vec_pretty(value).expect("a manifest always serialises");
+    out.push(b'\n');
+    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::source::SourceKind;
+    use crate::source::{Input, ObjectId, SourceKind, SourceObject};
+    use std::sync::Arc;
 
-    fn sample() -> Snapshot {
-        let files =
-            [("web/a".to_string(), File { content: Bytes::from_static(b"hello"), mode: 0o640, source: 0 })]
-                .into();
+    fn object() -> Object {
+        let id = ObjectId { kind: SourceKind::ConfigMap, name: "web".into() };
         let source = SourceRef {
             kind: SourceKind::ConfigMap,
             namespace: "ns".into(),
@@ -163,25 +208,42 @@ mod tests {
             uid: "u".into(),
             resource_version: "3".into(),
         };
-        Snapshot::new(files, vec![source])
+        let raw = SourceObject {
+            id: id.clone(),
+            namespace: "ns".into(),
+            uid: "u".into(),
+            resource_version: "3".into(),
+            mode_annotation: None,
+            entries: [("a".to_string(), bytes::Bytes::from_static(b"hello"))].into(),
+            duplicate_keys: vec![],
+        };
+        let file = ObjectFile {
+            key: "a".into(),
+            mode: 0o640,
+            size: 5,
+            sha256: super::super::object::sha256(b"hello"),
+        };
+        Object::new(id, source, vec![file], Input::Object(Arc::new(raw)))
     }
 
     #[test]
-    fn manifest_round_trips_and_verifies_the_files() {
-        let snap = sample();
-        let manifest = Manifest::describe(&snap, &Origin::default());
-        let parsed = Manifest::parse(&manifest.to_json()).expect("parses");
-        let rebuilt = parsed.verify(|_| Ok::<_, ()>(Bytes::from_static(b"hello"))).expect("verifies");
-        assert_eq!(rebuilt, snap);
+    fn object_manifest_round_trips_and_checks_each_file() {
+        let manifest = ObjectManifest::describe(&object());
+        let parsed = ObjectManifest::parse(&manifest.to_json()).expect("parses");
+        assert_eq!(parsed, manifest);
+        let record = &parsed.files[0];
+        assert_eq!(parsed.check_file(record, b"hello").expect("intact").mode, 0o640);
+        assert!(matches!(parsed.check_file(record, b"hellO"), Err(Error::Mismatch(_))));
     }
 
     #[test]
-    fn a_changed_or_missing_file_fails_verification() {
-        let manifest = Manifest::describe(&sample(), &Origin::default());
-        let changed = manifest.verify(|_| Ok::<_, ()>(Bytes::from_static(b"hellO")));
-        assert!(matches!(changed, Err(Error::Mismatch(_))));
-        let missing = manifest.verify(|_| Err::<Bytes, _>(()));
-        assert!(matches!(missing, Err(Error::Mismatch(_))));
-        assert!(Manifest::parse(b"{\"format\":1").is_err());
+    fn root_manifest_checks_the_hash_and_rejects_other_formats() {
+        let snapshot = Snapshot::from_objects(Layout::ByName, [Arc::new(object())]);
+        let manifest = RootManifest::describe(&snapshot, &Origin::default());
+        let parsed = RootManifest::parse(&manifest.to_json()).expect("parses");
+        assert!(parsed.check(&snapshot).is_ok());
+        assert!(parsed.check(&Snapshot::empty(Layout::ByName)).is_err());
+        assert!(matches!(RootManifest::parse(b"{\"format\":1}"), Err(Error::Parse(_) | Error::Format(_))));
+        assert_eq!((parsed.objects, parsed.files, parsed.bytes), (1, 1, 5));
     }
 }

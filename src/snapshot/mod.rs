@@ -1,20 +1,25 @@
 //! The snapshot: the complete set of files the app should see, with its content hash.
 //!
-//! Rendering (objects → files, with the key rules) lives in [`render`]; the manifest
-//! written next to the files lives in [`manifest`].
+//! A snapshot is a [`tree::Tree`] of rendered [`Object`]s that share their bytes with the
+//! source's cache; two snapshots share every unchanged leaf, so a render, a comparison
+//! and a write cost what changed, not the size of the namespace. Rendering (objects →
+//! files, with the key rules) lives in [`render`]; the manifests written next to the
+//! files live in [`manifest`].
 
 pub mod manifest;
+pub mod object;
 pub mod render;
+pub mod tree;
 
 use crate::source::SourceKind;
-use bytes::Bytes;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::HashSet;
 use std::fmt;
+use std::sync::Arc;
 
-pub use manifest::Manifest;
+pub use object::{Object, ObjectFile};
 pub use render::{Reason, Rejection, RenderOptions, Rendered, Renderer};
+use tree::{Entry, Tree};
 
 /// How objects are laid out under the target directory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
@@ -36,17 +41,6 @@ impl fmt::Display for Layout {
     }
 }
 
-/// One file of a snapshot.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct File {
-    /// Exact bytes.
-    pub content: Bytes,
-    /// Permission bits (e.g. `0o644`), applied regardless of umask.
-    pub mode: u32,
-    /// Index into [`Snapshot::sources`] of the object that produced it.
-    pub source: usize,
-}
-
 /// Where a snapshot's files came from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -63,8 +57,9 @@ pub struct SourceRef {
     pub resource_version: String,
 }
 
-/// SHA-256 over every file's path, mode and bytes (not over source metadata, so a
-/// relabel or a no-op update does not count as a change).
+/// The content hash of a snapshot: the root of its Merkle tree, over every object's kind,
+/// name and files (path, mode, bytes) — not over source metadata, so a relabel or a no-op
+/// update does not count as a change.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct ContentHash(pub [u8; 32]);
 
@@ -90,35 +85,163 @@ impl std::str::FromStr for ContentHash {
     }
 }
 
-/// A complete, immutable set of files.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A complete, immutable set of files. Cheap to clone.
+#[derive(Debug, Clone)]
 pub struct Snapshot {
-    /// Relative path → file, sorted.
-    pub files: BTreeMap<String, File>,
-    /// Objects the files came from.
-    pub sources: Vec<SourceRef>,
-    /// Content hash of `files`.
+    layout: Layout,
+    tree: Tree,
+    /// Content hash (the tree's root id).
     pub hash: ContentHash,
 }
 
+// === impl Snapshot ===
+
+impl PartialEq for Snapshot {
+    fn eq(&self, other: &Self) -> bool {
+        self.hash == other.hash && self.layout == other.layout
+    }
+}
+
+impl Eq for Snapshot {}
+
 impl Snapshot {
-    /// Builds a snapshot and computes its hash.
+    /// A snapshot without files.
     #[must_use]
-    pub fn new(files: BTreeMap<String, File>, sources: Vec<SourceRef>) -> Self {
-        let hash = content_hash(&files);
-        Self { files, sources, hash }
+    pub fn empty(layout: Layout) -> Self {
+        let tree = Tree::default();
+        Self { layout, hash: ContentHash(tree.root()), tree }
     }
 
-    /// The entries visible at the top of the target dir (first path elements).
+    /// A snapshot of these objects (which must not collide).
     #[must_use]
-    pub fn top_level(&self) -> BTreeSet<&str> {
-        self.files.keys().map(|p| top_of(p)).collect()
+    pub fn from_objects(layout: Layout, objects: impl IntoIterator<Item = Arc<Object>>) -> Self {
+        let mut snapshot = Self::empty(layout);
+        snapshot.change(objects.into_iter().map(|o| (None, Some(o))));
+        snapshot
+    }
+
+    /// Replaces objects: each pair is (old version, new version), either side absent.
+    pub(crate) fn change(
+        &mut self,
+        changes: impl IntoIterator<Item = (Option<Arc<Object>>, Option<Arc<Object>>)>,
+    ) {
+        let layout = self.layout;
+        let mut edits: Vec<(String, Option<Entry>)> = Vec::new();
+        for (old, new) in changes {
+            if let Some(old) = old {
+                edits.extend(old.tops(layout).into_iter().map(|top| (top.to_owned(), None)));
+            }
+            if let Some(new) = new {
+                let tops = new.tops(layout);
+                let first = tops.first().copied();
+                for top in tops {
+                    let whole = layout == Layout::ByName;
+                    let entry = Entry { object: Arc::clone(&new), whole, primary: Some(top) == first };
+                    edits.push((top.to_owned(), Some(entry)));
+                }
+            }
+        }
+        // Removals first, so an entry that moves between objects ends up added.
+        edits.sort_by_key(|(_, entry)| entry.is_some());
+        self.tree.apply(edits);
+        self.hash = ContentHash(self.tree.root());
+    }
+
+    /// The layout of its paths.
+    #[must_use]
+    pub fn layout(&self) -> Layout {
+        self.layout
+    }
+
+    /// Its tree.
+    #[must_use]
+    pub fn tree(&self) -> &Tree {
+        &self.tree
+    }
+
+    /// Every object, once each.
+    pub fn objects(&self) -> impl Iterator<Item = &Arc<Object>> {
+        self.tree.entries().filter(|(_, e)| e.primary).map(|(_, e)| &e.object)
+    }
+
+    /// Number of objects.
+    #[must_use]
+    pub fn object_count(&self) -> u64 {
+        self.tree.totals().objects
+    }
+
+    /// Number of files.
+    #[must_use]
+    pub fn file_count(&self) -> u64 {
+        self.tree.totals().files
     }
 
     /// Sum of all file sizes in bytes.
     #[must_use]
     pub fn total_bytes(&self) -> u64 {
-        self.files.values().map(|f| f.content.len() as u64).sum()
+        self.tree.totals().bytes
+    }
+
+    /// The entries visible at the top of the target dir.
+    pub fn top_level(&self) -> impl Iterator<Item = &str> {
+        self.tree.entries().map(|(name, _)| name.as_str())
+    }
+
+    /// Every file as (path in the snapshot, object, file).
+    pub fn files(&self) -> impl Iterator<Item = (String, &Object, &ObjectFile)> {
+        let layout = self.layout;
+        self.objects().flat_map(move |object| {
+            object.files.iter().map(move |file| (object.path_of(&file.key, layout), &**object, file))
+        })
+    }
+
+    /// The bytes at `path`, if a file is there.
+    #[must_use]
+    pub fn read(&self, path: &str) -> Option<&[u8]> {
+        let entry = self.tree.get(top_of(path))?;
+        let key = match self.layout {
+            Layout::ByName => path.split_once('/')?.1,
+            Layout::Flat => path,
+        };
+        let object = &entry.object;
+        object.files.iter().find(|f| f.key == key).map(|f| object.content(f))
+    }
+
+    /// Objects of `self` that `older` does not have in the same version (new or changed),
+    /// found by comparing only the leaves that differ.
+    #[must_use]
+    pub fn changed_since(&self, older: Option<&Snapshot>) -> Vec<Arc<Object>> {
+        let Some(older) = older else {
+            return self.objects().cloned().collect();
+        };
+        let mut seen = HashSet::new();
+        let mut changed = Vec::new();
+        for (h0, h1) in self.tree.changed_leaves(&older.tree) {
+            let before = &older.tree.leaf(h0, h1).entries;
+            for (name, entry) in &self.tree.leaf(h0, h1).entries {
+                let same = before.get(name).is_some_and(|b| b.object.digest == entry.object.digest);
+                if !same && seen.insert(entry.object.digest) {
+                    changed.push(Arc::clone(&entry.object));
+                }
+            }
+        }
+        changed
+    }
+
+    /// Names of objects that `older` has and `self` does not (deleted or replaced by an
+    /// object of another kind).
+    #[must_use]
+    pub fn removed_since(&self, older: &Snapshot) -> Vec<String> {
+        let mut removed = Vec::new();
+        for (h0, h1) in self.tree.changed_leaves(&older.tree) {
+            let now = &self.tree.leaf(h0, h1).entries;
+            for (name, entry) in &older.tree.leaf(h0, h1).entries {
+                if entry.primary && !now.contains_key(name) {
+                    removed.push(entry.object.id.name.clone());
+                }
+            }
+        }
+        removed
     }
 }
 
@@ -128,53 +251,6 @@ pub fn top_of(path: &str) -> &str {
     path.split('/').next().unwrap_or(path)
 }
 
-/// Hash of a file set; see [`ContentHash`].
-#[must_use]
-pub fn content_hash(files: &BTreeMap<String, File>) -> ContentHash {
-    let mut hasher = Sha256::new();
-    for (path, file) in files {
-        hasher.update(path.as_bytes());
-        hasher.update([0]);
-        hasher.update(file.mode.to_be_bytes());
-        hasher.update((file.content.len() as u64).to_be_bytes());
-        hasher.update(&file.content);
-    }
-    ContentHash(hasher.finalize().into())
-}
-
-/// Hex SHA-256 of one file's bytes (for the manifest).
-#[must_use]
-pub fn file_digest(content: &[u8]) -> String {
-    hex::encode(Sha256::digest(content))
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn file(content: &'static str, mode: u32) -> File {
-        File { content: Bytes::from_static(content.as_bytes()), mode, source: 0 }
-    }
-
-    #[test]
-    fn hash_changes_with_content_mode_and_path_but_not_sources() {
-        let base: BTreeMap<_, _> = [("a/x".to_string(), file("1", 0o644))].into();
-        let h = content_hash(&base);
-        let content: BTreeMap<_, _> = [("a/x".to_string(), file("2", 0o644))].into();
-        let mode: BTreeMap<_, _> = [("a/x".to_string(), file("1", 0o600))].into();
-        let path: BTreeMap<_, _> = [("a/y".to_string(), file("1", 0o644))].into();
-        assert_ne!(h, content_hash(&content));
-        assert_ne!(h, content_hash(&mode));
-        assert_ne!(h, content_hash(&path));
-        let snap = Snapshot::new(base.clone(), vec![]);
-        assert_eq!(snap.hash, h);
-        assert_eq!(snap.hash.to_string().parse::<ContentHash>(), Ok(h));
-    }
-
-    #[test]
-    fn path_and_content_boundaries_are_unambiguous() {
-        let a: BTreeMap<_, _> = [("ab".to_string(), file("c", 0o644))].into();
-        let b: BTreeMap<_, _> = [("a".to_string(), file("bc", 0o644))].into();
-        assert_ne!(content_hash(&a), content_hash(&b));
-    }
-}
+#[path = "tests.rs"]
+pub(crate) mod tests;

@@ -1,10 +1,11 @@
 //! Objects → snapshot: lay out keys as paths, enforce key rules and limits, detect
 //! collisions, and keep each object's last accepted version when a new one is rejected.
 
-use super::{File, Layout, Snapshot, SourceRef, top_of};
+use super::object::{Object, ObjectFile, sha256};
+use super::{Layout, Snapshot, SourceRef};
 use crate::keypath;
-use crate::source::{Input, ObjectId, SourceKind, SourceObject};
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use crate::source::{Input, ObjectId, SourceKind};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use thiserror::Error;
 
@@ -103,23 +104,17 @@ pub struct Rendered {
     pub rejections: Vec<Rejection>,
 }
 
-/// One object version laid out as files.
-#[derive(Debug)]
-struct Laid {
-    source: SourceRef,
-    files: Vec<(String, bytes::Bytes, u32)>,
-    tops: BTreeSet<String>,
-}
-
-type LayResult = Result<Arc<Laid>, (Reason, String)>;
+type LayResult = Result<Arc<Object>, (Reason, String)>;
 
 /// Renders snapshots, remembering the last accepted version of every object.
 #[derive(Debug, Clone)]
 pub struct Renderer {
     options: RenderOptions,
-    accepted: BTreeMap<ObjectId, Arc<Laid>>,
+    accepted: BTreeMap<ObjectId, Arc<Object>>,
     cache: HashMap<ObjectId, (String, LayResult)>,
     reported_collisions: HashSet<(ObjectId, String)>,
+    /// The snapshot of `accepted`, kept in step change by change.
+    snapshot: Snapshot,
 }
 
 // === impl Renderer ===
@@ -133,24 +128,15 @@ impl Renderer {
             accepted: BTreeMap::new(),
             cache: HashMap::new(),
             reported_collisions: HashSet::new(),
+            snapshot: Snapshot::empty(options.layout),
         }
     }
 
     /// Seeds the accepted versions from a snapshot already on disk, so an object that is
     /// invalid at start-up keeps the files it had.
     pub fn seed(&mut self, snapshot: &Snapshot) {
-        for (index, source) in snapshot.sources.iter().enumerate() {
-            let files: Vec<_> = snapshot
-                .files
-                .iter()
-                .filter(|(_, f)| f.source == index)
-                .map(|(p, f)| (p.clone(), f.content.clone(), f.mode))
-                .collect();
-            let tops = files.iter().map(|(p, ..)| top_of(p).to_owned()).collect();
-            let id = ObjectId { kind: source.kind, name: source.name.clone() };
-            let laid = Laid { source: source.clone(), files, tops };
-            self.accepted.insert(id, Arc::new(laid));
-        }
+        self.accepted = snapshot.objects().map(|o| (o.id.clone(), Arc::clone(o))).collect();
+        self.snapshot = snapshot.clone();
     }
 
     /// Renders the current objects into a snapshot.
@@ -164,7 +150,7 @@ impl Renderer {
             present.insert(id.clone());
             let fresh_eval = !matches!(self.cache.get(&id), Some((v, _)) if *v == version);
             if fresh_eval {
-                let laid = self.lay_out(&input.to_object());
+                let laid = self.lay_out(input);
                 self.cache.insert(id.clone(), (version.clone(), laid));
             }
             let (_, laid) = &self.cache[&id];
@@ -191,9 +177,33 @@ impl Renderer {
         }
         self.cache.retain(|id, _| present.contains(id));
         self.reported_collisions.retain(|(id, _)| present.contains(id));
-        self.resolve_collisions(&mut candidate, &mut rejections);
+        let changed = self.accepted.len() != candidate.len()
+            || candidate
+                .iter()
+                .any(|(id, new)| self.accepted.get(id).is_none_or(|old| !Arc::ptr_eq(old, new)));
+        if changed {
+            self.resolve_collisions(&mut candidate, &mut rejections);
+            self.apply(candidate);
+        }
+        Rendered { snapshot: self.snapshot.clone(), rejections }
+    }
+
+    /// Makes `candidate` the accepted set, changing the snapshot only where it differs.
+    fn apply(&mut self, candidate: BTreeMap<ObjectId, Arc<Object>>) {
+        let mut changes = Vec::new();
+        for (id, new) in &candidate {
+            match self.accepted.get(id) {
+                Some(old) if Arc::ptr_eq(old, new) => {}
+                old => changes.push((old.cloned(), Some(Arc::clone(new)))),
+            }
+        }
+        for (id, old) in &self.accepted {
+            if !candidate.contains_key(id) {
+                changes.push((Some(Arc::clone(old)), None));
+            }
+        }
+        self.snapshot.change(changes);
         self.accepted = candidate;
-        Rendered { snapshot: self.build(), rejections }
     }
 
     /// Reverts the newer side of each collision to its accepted version (or drops it),
@@ -201,7 +211,7 @@ impl Renderer {
     /// that differs from its accepted version, and the accepted set is collision-free.
     fn resolve_collisions(
         &mut self,
-        candidate: &mut BTreeMap<ObjectId, Arc<Laid>>,
+        candidate: &mut BTreeMap<ObjectId, Arc<Object>>,
         rejections: &mut Vec<Rejection>,
     ) {
         while let Some((entry, keeper, loser)) = self.find_collision(candidate) {
@@ -231,11 +241,11 @@ impl Renderer {
     /// not its accepted version (the change), else the later one in name order.
     fn find_collision(
         &self,
-        candidate: &BTreeMap<ObjectId, Arc<Laid>>,
+        candidate: &BTreeMap<ObjectId, Arc<Object>>,
     ) -> Option<(String, ObjectId, ObjectId)> {
         let mut owners: HashMap<&str, &ObjectId> = HashMap::new();
         for (id, laid) in candidate {
-            for top in &laid.tops {
+            for top in laid.tops(self.options.layout) {
                 if let Some(first) = owners.insert(top, id) {
                     let is_new =
                         |id: &ObjectId| self.accepted.get(id).is_none_or(|a| !Arc::ptr_eq(a, &candidate[id]));
@@ -244,42 +254,29 @@ impl Renderer {
                     } else {
                         (id.clone(), first.clone())
                     };
-                    return Some((top.clone(), keeper, loser));
+                    return Some((top.to_owned(), keeper, loser));
                 }
             }
         }
         None
     }
 
-    fn build(&self) -> Snapshot {
-        let mut files = BTreeMap::new();
-        let mut sources = Vec::with_capacity(self.accepted.len());
-        for laid in self.accepted.values() {
-            let index = sources.len();
-            sources.push(laid.source.clone());
-            for (path, content, mode) in &laid.files {
-                let file = File { content: content.clone(), mode: *mode, source: index };
-                files.insert(path.clone(), file);
-            }
-        }
-        Snapshot::new(files, sources)
-    }
-
-    fn lay_out(&self, object: &SourceObject) -> LayResult {
-        let fail = |reason| Err((reason, object.namespace.clone()));
+    fn lay_out(&self, input: &Input) -> LayResult {
+        let object = input.view();
+        let fail = |reason| Err((reason, object.namespace.to_owned()));
         if let Some(key) = object.duplicate_keys.first() {
-            return fail(Reason::DuplicateKey(key.clone()));
+            return fail(Reason::DuplicateKey((*key).to_owned()));
         }
-        let mode = match (&object.mode_annotation, object.id.kind) {
+        let mode = match (object.mode_annotation, object.id.kind) {
             (Some(text), _) => match parse_mode(text) {
                 Some(mode) => mode,
-                None => return fail(Reason::BadMode(text.clone())),
+                None => return fail(Reason::BadMode(text.to_owned())),
             },
             (None, SourceKind::Secret) => self.options.secret_file_mode,
             (None, _) => self.options.file_mode,
         };
         let mut files = Vec::with_capacity(object.entries.len());
-        for (key, value) in &object.entries {
+        for &(key, value) in &object.entries {
             let key_check = match object.id.kind {
                 SourceKind::Directory => keypath::validate_path(key),
                 _ => keypath::validate_key(key),
@@ -289,29 +286,31 @@ impl Renderer {
             }
             if value.len() > self.options.max_file_bytes {
                 return fail(Reason::Oversized {
-                    key: key.clone(),
+                    key: key.to_owned(),
                     size: value.len(),
                     limit: self.options.max_file_bytes,
                 });
             }
-            let path = match self.options.layout {
-                Layout::ByName => format!("{}/{key}", object.id.name),
-                Layout::Flat => key.clone(),
-            };
-            if let Err(err) = keypath::validate_path(&path) {
+            if self.options.layout == Layout::ByName
+                && let Err(err) = keypath::validate_path(&format!("{}/{key}", object.id.name))
+            {
                 return fail(Reason::InvalidKey(err));
             }
-            files.push((path, value.clone(), mode));
+            files.push(ObjectFile {
+                key: key.to_owned(),
+                mode,
+                size: value.len() as u64,
+                sha256: sha256(value),
+            });
         }
-        let tops = files.iter().map(|(p, ..)| top_of(p).to_owned()).collect();
         let source = SourceRef {
             kind: object.id.kind,
-            namespace: object.namespace.clone(),
+            namespace: object.namespace.to_owned(),
             name: object.id.name.clone(),
-            uid: object.uid.clone(),
-            resource_version: object.resource_version.clone(),
+            uid: object.uid.to_owned(),
+            resource_version: object.resource_version.to_owned(),
         };
-        Ok(Arc::new(Laid { source, files, tops }))
+        Ok(Arc::new(Object::new(object.id, source, files, input.clone())))
     }
 }
 

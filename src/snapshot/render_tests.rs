@@ -22,11 +22,17 @@ fn with_mode(input: Input, mode: &str) -> Input {
 }
 
 fn paths(r: &Rendered) -> Vec<String> {
-    r.snapshot.files.keys().cloned().collect()
+    let mut paths: Vec<String> = r.snapshot.files().map(|(path, ..)| path).collect();
+    paths.sort();
+    paths
 }
 
 fn content(r: &Rendered, path: &str) -> String {
-    String::from_utf8(r.snapshot.files[path].content.to_vec()).expect("utf-8 test content")
+    String::from_utf8(r.snapshot.read(path).expect("file present").to_vec()).expect("utf-8 test content")
+}
+
+fn mode(r: &Rendered, path: &str) -> u32 {
+    r.snapshot.files().find(|(p, ..)| p == path).map(|(_, _, f)| f.mode).expect("file present")
 }
 
 fn renderer(layout: Layout) -> Renderer {
@@ -39,15 +45,15 @@ fn by_name_layout_puts_keys_under_the_object_name() {
     let out = r.render(&[cm("web", "1", &[("nginx.conf", "x")]), cm("api", "1", &[("a.yaml", "y")])]);
     assert_eq!(paths(&out), ["api/a.yaml", "web/nginx.conf"]);
     assert!(out.rejections.is_empty());
-    assert_eq!(out.snapshot.sources.len(), 2);
+    assert_eq!(out.snapshot.object_count(), 2);
 }
 
 #[test]
 fn file_mode_comes_from_annotation_else_default() {
     let mut r = renderer(Layout::ByName);
     let out = r.render(&[with_mode(cm("a", "1", &[("k", "v")]), "0600"), cm("b", "1", &[("k", "v")])]);
-    assert_eq!(out.snapshot.files["a/k"].mode, 0o600);
-    assert_eq!(out.snapshot.files["b/k"].mode, 0o644);
+    assert_eq!(mode(&out, "a/k"), 0o600);
+    assert_eq!(mode(&out, "b/k"), 0o644);
 }
 
 #[test]
@@ -155,4 +161,29 @@ fn mode_parsing_table() {
     ] {
         assert_eq!(parse_mode(text), want, "{text:?}");
     }
+}
+
+#[test]
+fn values_are_borrowed_from_the_cached_object_not_copied() {
+    let mut r = renderer(Layout::ByName);
+    let input = cm("web", "1", &[("k", "shared bytes")]);
+    let Input::ConfigMap(cached) = &input else { unreachable!("a ConfigMap") };
+    let out = r.render(std::slice::from_ref(&input));
+    let on_snapshot = out.snapshot.read("web/k").expect("file");
+    let in_cache = cached.data.as_ref().and_then(|d| d.get("k")).expect("cached value").as_bytes();
+    assert_eq!(on_snapshot.as_ptr(), in_cache.as_ptr(), "the snapshot must point into the cache");
+}
+
+#[test]
+fn an_unchanged_render_reuses_the_same_tree() {
+    let mut r = renderer(Layout::ByName);
+    let inputs: Vec<Input> = (0..200).map(|i| cm(&format!("cm{i}"), "1", &[("k", "v")])).collect();
+    let first = r.render(&inputs).snapshot;
+    let again = r.render(&inputs).snapshot;
+    assert_eq!(again.tree().changed_leaves(first.tree()).count(), 0);
+    let mut changed = inputs.clone();
+    changed[3] = cm("cm3", "2", &[("k", "w")]);
+    let third = r.render(&changed).snapshot;
+    assert_eq!(third.tree().changed_leaves(first.tree()).count(), 1);
+    assert_eq!(third.changed_since(Some(&first)).len(), 1);
 }

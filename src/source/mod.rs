@@ -8,7 +8,7 @@ pub mod dir;
 pub mod kube;
 mod object;
 
-pub use object::{Input, ObjectId, SourceKind, SourceObject};
+pub use object::{Input, ObjectId, SourceKind, SourceObject, View};
 
 use std::sync::Arc;
 use tokio::sync::watch;

@@ -96,6 +96,118 @@ impl Input {
             Self::Object(o) => SourceObject::clone(o),
         }
     }
+    /// The bytes of `key`, borrowed from the cached object (never copied).
+    #[must_use]
+    pub fn value(&self, key: &str) -> Option<&[u8]> {
+        match self {
+            Self::ConfigMap(cm) => cm
+                .data
+                .as_ref()
+                .and_then(|d| d.get(key))
+                .map(String::as_bytes)
+                .or_else(|| cm.binary_data.as_ref().and_then(|d| d.get(key)).map(|v| v.0.as_slice())),
+            Self::Secret(s) => s
+                .data
+                .as_ref()
+                .and_then(|d| d.get(key))
+                .map(|v| v.0.as_slice())
+                .or_else(|| s.string_data.as_ref().and_then(|d| d.get(key)).map(String::as_bytes)),
+            Self::Object(o) => o.entries.get(key).map(|b| &b[..]),
+        }
+    }
+
+    /// A borrowed view of the object: metadata and every key with its bytes, in key order.
+    #[must_use]
+    pub fn view(&self) -> View<'_> {
+        match self {
+            Self::ConfigMap(cm) => {
+                let mut view = View::of(SourceKind::ConfigMap, &cm.metadata);
+                let data = cm.data.iter().flatten().map(|(k, v)| (k.as_str(), v.as_bytes()));
+                let binary = cm.binary_data.iter().flatten().map(|(k, v)| (k.as_str(), v.0.as_slice()));
+                view.fill(data, binary);
+                view
+            }
+            Self::Secret(s) => {
+                let mut view = View::of(SourceKind::Secret, &s.metadata);
+                let data = s.data.iter().flatten().map(|(k, v)| (k.as_str(), v.0.as_slice()));
+                view.fill(data, std::iter::empty());
+                // The API server folds stringData into data; a raw object may still carry it.
+                for (key, value) in s.string_data.iter().flatten() {
+                    if !view.entries.iter().any(|(k, _)| *k == key.as_str()) {
+                        view.entries.push((key.as_str(), value.as_bytes()));
+                    }
+                }
+                view.entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
+                view
+            }
+            Self::Object(o) => View {
+                id: o.id.clone(),
+                namespace: &o.namespace,
+                uid: &o.uid,
+                resource_version: &o.resource_version,
+                mode_annotation: o.mode_annotation.as_deref(),
+                entries: o.entries.iter().map(|(k, v)| (k.as_str(), &v[..])).collect(),
+                duplicate_keys: o.duplicate_keys.iter().map(String::as_str).collect(),
+            },
+        }
+    }
+}
+
+/// An object's metadata and keys, borrowed from the source's cache.
+#[derive(Debug)]
+pub struct View<'a> {
+    /// Kind and name.
+    pub id: ObjectId,
+    /// Namespace (empty for directories).
+    pub namespace: &'a str,
+    /// Object UID (empty for directories).
+    pub uid: &'a str,
+    /// Resource version.
+    pub resource_version: &'a str,
+    /// The `configsnap.io/file-mode` annotation, unparsed.
+    pub mode_annotation: Option<&'a str>,
+    /// Keys and values, sorted by key.
+    pub entries: Vec<(&'a str, &'a [u8])>,
+    /// Keys present in both `data` and `binaryData` (invalid).
+    pub duplicate_keys: Vec<&'a str>,
+}
+
+impl<'a> View<'a> {
+    fn of(kind: SourceKind, meta: &'a k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> Self {
+        Self {
+            id: ObjectId { kind, name: meta.name.clone().unwrap_or_default() },
+            namespace: meta.namespace.as_deref().unwrap_or_default(),
+            uid: meta.uid.as_deref().unwrap_or_default(),
+            resource_version: meta.resource_version.as_deref().unwrap_or_default(),
+            mode_annotation: meta
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get(FILE_MODE_ANNOTATION))
+                .map(String::as_str),
+            entries: Vec::new(),
+            duplicate_keys: Vec::new(),
+        }
+    }
+
+    /// Merges two key-sorted sources (`data` wins over `binaryData`), noting duplicates.
+    fn fill(
+        &mut self,
+        data: impl Iterator<Item = (&'a str, &'a [u8])>,
+        binary: impl Iterator<Item = (&'a str, &'a [u8])>,
+    ) {
+        self.entries.extend(data);
+        let before = self.entries.len();
+        for (key, value) in binary {
+            if self.entries[..before].binary_search_by(|(k, _)| k.cmp(&key)).is_ok() {
+                self.duplicate_keys.push(key);
+            } else {
+                self.entries.push((key, value));
+            }
+        }
+        if self.entries.len() != before {
+            self.entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        }
+    }
 }
 
 fn version_of(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> String {

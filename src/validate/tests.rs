@@ -1,19 +1,12 @@
 //! Tests of the syntax checks (table-driven) and of the validation command (real `sh`).
 
 use super::*;
-use crate::snapshot::File;
-use bytes::Bytes;
-use std::collections::BTreeMap;
+use crate::snapshot::tests::snapshot_of;
 
-fn snapshot(files: &[(&str, &[u8])]) -> Snapshot {
-    let files: BTreeMap<String, File> = files
-        .iter()
-        .map(|(path, content)| {
-            let file = File { content: Bytes::copy_from_slice(content), mode: 0o644, source: 0 };
-            ((*path).to_owned(), file)
-        })
-        .collect();
-    Snapshot::new(files, vec![])
+/// The objects of a by-name snapshot of `(path, content)`.
+fn objects(files: &[(&str, &[u8])]) -> Vec<Arc<Object>> {
+    let files: Vec<(&str, &[u8], u32)> = files.iter().map(|(p, c)| (*p, *c, 0o644)).collect();
+    snapshot_of(&files).objects().cloned().collect()
 }
 
 fn position(line: usize, column: usize) -> Option<Position> {
@@ -141,18 +134,18 @@ fn deeply_nested_files_are_checked_without_overflowing_the_stack() {
 #[test]
 fn check_syntax_returns_the_first_bad_file_in_path_order() {
     let validator = Validator::new(true, None, Duration::from_secs(1));
-    let snap = snapshot(&[("b/bad.json", b"{"), ("a/bad.toml", b"= 1"), ("a/good.yaml", b"a: 1")]);
-    let err = validator.check_syntax(&snap).expect_err("invalid");
+    let snap = objects(&[("b/bad.json", b"{"), ("a/bad.toml", b"= 1"), ("a/good.yaml", b"a: 1")]);
+    let err = validator.check_syntax(&snap, Layout::ByName).expect_err("invalid");
     assert!(matches!(&err, Error::Syntax { path, .. } if path == "a/bad.toml"), "{err}");
-    let good = snapshot(&[("a/good.yaml", b"a: 1"), ("x.conf", b"{")]);
-    assert!(validator.check_syntax(&good).is_ok());
+    let good = objects(&[("a/good.yaml", b"a: 1"), ("x/x.conf", b"{")]);
+    assert!(validator.check_syntax(&good, Layout::ByName).is_ok());
 }
 
 #[test]
 fn check_syntax_passes_everything_when_syntax_checks_are_off() {
     let validator = Validator::new(false, None, Duration::from_secs(1));
     assert!(!validator.is_enabled());
-    assert!(validator.check_syntax(&snapshot(&[("a.json", b"{")])).is_ok());
+    assert!(validator.check_syntax(&objects(&[("a/a.json", b"{")]), Layout::ByName).is_ok());
 }
 
 #[test]

@@ -6,9 +6,20 @@ use nix::errno::Errno;
 use nix::fcntl::{AtFlags, OFlag, openat};
 use nix::sys::stat::{Mode, SFlag, fchmod, fstatat, mkdirat};
 use nix::unistd::{UnlinkatFlags, unlinkat};
+use prometheus_client::metrics::counter::Counter;
 use std::fs::File;
 use std::io::{Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
+use std::sync::LazyLock;
+
+/// Every fsync, fdatasync and syncfs configsnap issues (`configsnap_sync_calls_total`).
+static SYNC_CALLS: LazyLock<Counter> = LazyLock::new(Counter::default);
+
+/// The process-wide counter of sync calls, for the metrics registry.
+#[must_use]
+pub fn sync_calls() -> Counter {
+    SYNC_CALLS.clone()
+}
 
 /// Flags for opening a directory without following a link.
 const DIR_FLAGS: OFlag =
@@ -144,5 +155,43 @@ pub fn list(dir: impl AsFd) -> Result<Vec<String>, Errno> {
 
 /// fsyncs a directory, making renames and creations in it durable.
 pub fn sync_dir(dir: impl AsFd) -> Result<(), Errno> {
+    SYNC_CALLS.inc();
     nix::unistd::fsync(dir)
+}
+
+/// fdatasyncs a file: its bytes and what is needed to read them back.
+pub fn sync_data(file: &File) -> std::io::Result<()> {
+    SYNC_CALLS.inc();
+    file.sync_data()
+}
+
+/// Flushes the whole filesystem holding `dir` (one call for a large batch of new files).
+pub fn sync_filesystem(dir: impl AsFd) -> Result<(), Errno> {
+    SYNC_CALLS.inc();
+    nix::unistd::syncfs(dir)
+}
+
+/// Creates the symlink `name -> target` in `dir`.
+pub fn symlink(target: &str, dir: impl AsFd, name: &str) -> Result<(), Errno> {
+    nix::unistd::symlinkat(target, dir, name)
+}
+
+/// The target of the symlink `name` in `dir`, if it is one.
+#[must_use]
+pub fn read_link(dir: impl AsFd, name: &str) -> Option<String> {
+    nix::fcntl::readlinkat(dir, name).ok().map(|t| t.to_string_lossy().into_owned())
+}
+
+/// Opens the directory `name` in `dir`, creating it (with `mode`) when missing. A symlink
+/// or a file planted under that name is removed first: the name is reserved for us.
+pub fn open_or_make_dir(dir: impl AsFd + Copy, name: &str, mode: u32) -> Result<OwnedFd, Errno> {
+    match kind_of(dir, name)? {
+        Kind::Directory => open_dir(dir, name),
+        Kind::Missing => make_dir(dir, name, mode),
+        Kind::Symlink | Kind::Other => {
+            tracing::warn!(name, "removing an entry configsnap did not create under a name it reserves");
+            remove_entry(dir, name)?;
+            make_dir(dir, name, mode)
+        }
+    }
 }

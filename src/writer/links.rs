@@ -1,29 +1,42 @@
-//! The visible links of the target dir (`<entry> -> ..data/<entry>`) and the clean-up of
-//! an interrupted swap's leftovers: the parts of the swap that name entries, not files.
+//! The visible links of the target dir (`<entry> -> ..data/<h0>/<h1>/<entry>`), the
+//! validation view, and the clean-up of what an interrupted or refused swap leaves: the
+//! parts of the writer that name entries rather than write content.
 
-use super::{DATA_LINK, DATA_TMP_LINK, Error, LINK_TMP, Writer, fsops, io, is_snapshot_dir_name};
+use super::read::parse_id;
+use super::{
+    DATA_LINK, DATA_TMP_LINK, Error, LINK_TMP, Node, OBJECTS_DIR, State, TREE_DIR, VIEW_PREFIX, Writer,
+    fsops, io, is_snapshot_dir_name, visible_link_target,
+};
 use crate::snapshot::Snapshot;
-use nix::fcntl::{readlinkat, renameat};
-use nix::unistd::symlinkat;
+use crate::snapshot::tree::Tree;
+use nix::fcntl::renameat;
 use std::collections::BTreeSet;
+use std::os::fd::OwnedFd;
 
 impl Writer {
-    /// Adds `<entry> -> ..data/<entry>` for every top-level entry of `snapshot`, replacing
-    /// a planted link of that name (without following it). Called *before* `..data` is
-    /// swapped, so at every instant each entry of the current snapshot has its link (a
-    /// link to an entry not swapped in yet dangles, like a missing file). A real file or
-    /// dir of that name is not ours: it is left alone.
-    pub(super) fn add_visible_links(&self, snapshot: &Snapshot) -> Result<(), Error> {
-        let wanted: BTreeSet<&str> = snapshot.top_level();
-        for entry in &wanted {
-            let target = format!("{DATA_LINK}/{entry}");
+    /// Adds the visible link of every entry `snapshot` has and `previous` has not (all of
+    /// them when there is no previous), replacing a planted link of that name without
+    /// following it. Called *before* `..data` is swapped, so at every instant each entry
+    /// of the current snapshot has its link (a link to an entry not swapped in yet
+    /// dangles, like a missing file). A real file or dir of that name is not ours: it is
+    /// left alone.
+    pub(super) fn add_visible_links(
+        &self,
+        snapshot: &Snapshot,
+        previous: Option<&Snapshot>,
+    ) -> Result<(), Error> {
+        if !self.visible_links {
+            return Ok(());
+        }
+        for entry in new_entries(snapshot, previous) {
+            let target = visible_link_target(entry);
             match fsops::kind_of(&self.dir, entry).map_err(io(format!("stat {entry}")))? {
                 fsops::Kind::Missing => {
-                    symlinkat(target.as_str(), &self.dir, *entry).map_err(io(format!("link {entry}")))?
+                    fsops::symlink(&target, &self.dir, entry).map_err(io(format!("link {entry}")))?;
                 }
                 fsops::Kind::Symlink => {
-                    if self.link_target(entry).as_deref() != Some(target.as_str()) {
-                        tracing::warn!(entry, "replacing a symlink configsnap did not create");
+                    if fsops::read_link(&self.dir, entry).as_deref() != Some(target.as_str()) {
+                        tracing::debug!(entry, "replacing a symlink that does not point where it should");
                         self.replace_link(entry, &target)?;
                     }
                 }
@@ -32,7 +45,7 @@ impl Writer {
                         entry,
                         dir = %self.path.display(),
                         "a file or directory configsnap did not create has this name; \
-                         the entry is reachable only through {DATA_LINK}/{entry}"
+                         the entry is reachable only through {DATA_LINK}"
                     );
                 }
             }
@@ -40,48 +53,124 @@ impl Writer {
         Ok(())
     }
 
-    fn replace_link(&self, entry: &str, target: &str) -> Result<(), Error> {
-        fsops::remove_entry(&self.dir, LINK_TMP).map_err(io(format!("remove {LINK_TMP}")))?;
-        symlinkat(target, &self.dir, LINK_TMP).map_err(io(format!("link {LINK_TMP}")))?;
-        renameat(&self.dir, LINK_TMP, &self.dir, entry).map_err(io(format!("rename over {entry}")))
-    }
-
-    fn link_target(&self, entry: &str) -> Option<String> {
-        readlinkat(&self.dir, entry).ok().map(|t| t.to_string_lossy().into_owned())
-    }
-
-    /// Removes links `<x> -> ..data/<x>` (ours) whose entry is not wanted.
-    pub(super) fn remove_stale_links(&self, wanted: &BTreeSet<&str>) -> Result<(), Error> {
-        for name in fsops::list(&self.dir).map_err(io("list the target dir"))? {
-            if name.starts_with("..") || wanted.contains(name.as_str()) {
-                continue;
-            }
-            if self.link_target(&name).as_deref() == Some(&format!("{DATA_LINK}/{name}")) {
-                fsops::remove_entry(&self.dir, &name).map_err(io(format!("remove link {name}")))?;
+    /// Removes the visible links of entries `previous` had and `snapshot` has not.
+    pub(super) fn remove_stale_links(
+        &self,
+        snapshot: &Snapshot,
+        previous: Option<&Snapshot>,
+    ) -> Result<(), Error> {
+        let Some(previous) = previous.filter(|_| self.visible_links) else {
+            return Ok(());
+        };
+        for entry in new_entries(previous, Some(snapshot)) {
+            if self.is_our_link(entry) {
+                fsops::remove_entry(&self.dir, entry).map_err(io(format!("remove link {entry}")))?;
             }
         }
         Ok(())
     }
 
-    pub(super) fn clean_leftovers(&self) -> Result<(), Error> {
-        let current = match self.current_dir_name() {
-            Ok(current) => current,
-            Err(Error::ForeignData(target)) => {
-                tracing::warn!(target, "{DATA_LINK} is not ours; it will be replaced at the next swap");
-                None
-            }
-            Err(err) => return Err(err),
-        };
+    fn replace_link(&self, entry: &str, target: &str) -> Result<(), Error> {
+        fsops::remove_entry(&self.dir, LINK_TMP).map_err(io(format!("remove {LINK_TMP}")))?;
+        fsops::symlink(target, &self.dir, LINK_TMP).map_err(io(format!("link {LINK_TMP}")))?;
+        renameat(&self.dir, LINK_TMP, &self.dir, entry).map_err(io(format!("rename over {entry}")))
+    }
+
+    /// A link configsnap made for `entry`: to its slot, or (older versions) `..data/<entry>`.
+    fn is_our_link(&self, entry: &str) -> bool {
+        fsops::read_link(&self.dir, entry)
+            .is_some_and(|t| t == visible_link_target(entry) || t == format!("{DATA_LINK}/{entry}"))
+    }
+
+    /// Creates a view of the staged root `root`: one link per top-level entry.
+    pub(super) fn make_view(&self, root: &str, snapshot: &Snapshot) -> Result<String, Error> {
+        let name = format!("{VIEW_PREFIX}{:016x}", rand::random::<u64>());
+        let view = fsops::make_dir(&self.dir, &name, 0o755).map_err(io(format!("create {name}")))?;
+        let filled = snapshot.top_level().try_for_each(|entry| {
+            let (h0, h1) = Tree::slot(entry);
+            let target = format!("../{root}/{h0:x}/{h1:x}/{entry}");
+            fsops::symlink(&target, &view, entry).map_err(io(format!("link {name}/{entry}")))
+        });
+        if let Err(err) = filled {
+            let _ = fsops::remove_tree(&self.dir, &name);
+            return Err(err);
+        }
+        Ok(name)
+    }
+
+    pub(super) fn remove_view(&self, view: Option<String>) {
+        if let Some(name) = view
+            && let Err(error) = fsops::remove_tree(&self.dir, &name)
+        {
+            tracing::warn!(%error, name, "removing the validation view failed; it is cleaned at the next sweep");
+        }
+    }
+
+    /// Removes what an interrupted swap may leave that is never part of a snapshot.
+    pub(super) fn remove_temporaries(&self) -> Result<(), Error> {
         for name in fsops::list(&self.dir).map_err(io("list the target dir"))? {
-            let orphan = is_snapshot_dir_name(&name) && current.as_deref() != Some(name.as_str());
-            if name == DATA_TMP_LINK || name == LINK_TMP || orphan {
+            if name == DATA_TMP_LINK || name == LINK_TMP || name.starts_with(VIEW_PREFIX) {
                 tracing::info!(name, "removing a leftover of an interrupted swap");
                 fsops::remove_tree(&self.dir, &name).map_err(io(format!("remove {name}")))?;
             }
         }
-        match current {
-            Some(_) => Ok(()),
-            None => self.remove_stale_links(&BTreeSet::new()),
-        }
+        Ok(())
     }
+
+    /// Removes everything of ours that the current snapshot does not use: roots other
+    /// than the current one, nodes it does not reference, visible links of entries it
+    /// does not have. O(what is on disk): at start, and after a swap that left garbage.
+    pub(super) fn sweep(&self, state: &mut State) -> Result<(), Error> {
+        self.remove_temporaries()?;
+        let current = state.current.as_ref();
+        let root = current.map(|(_, r)| r.as_str());
+        let entries: BTreeSet<&str> = current.map(|(s, _)| s.top_level().collect()).unwrap_or_default();
+        for name in fsops::list(&self.dir).map_err(io("list the target dir"))? {
+            let orphan_root = is_snapshot_dir_name(&name) && Some(name.as_str()) != root;
+            if orphan_root {
+                tracing::info!(name, "removing a snapshot root nothing points at");
+                fsops::remove_tree(&self.dir, &name).map_err(io(format!("remove {name}")))?;
+            } else if self.visible_links
+                && !name.starts_with("..")
+                && !entries.contains(name.as_str())
+                && self.is_our_link(&name)
+            {
+                fsops::remove_entry(&self.dir, &name).map_err(io(format!("remove link {name}")))?;
+            }
+        }
+        self.sweep_nodes(state, &self.objects, OBJECTS_DIR, Node::Object)?;
+        self.sweep_nodes(state, &self.tree, TREE_DIR, Node::Tree)
+    }
+
+    fn sweep_nodes(
+        &self,
+        state: &mut State,
+        parent: &OwnedFd,
+        label: &str,
+        node: fn([u8; 32]) -> Node,
+    ) -> Result<(), Error> {
+        for name in fsops::list(parent).map_err(io(format!("list {label}")))? {
+            let used = parse_id(&name).is_some_and(|id| state.present.contains(&node(id)));
+            if !used {
+                tracing::debug!(name, "removing an unused node");
+                fsops::remove_tree(parent, &name).map_err(io(format!("remove {label}/{name}")))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Entries of `snapshot` that `previous` lacks (all when there is none), from the leaves
+/// that differ only.
+fn new_entries<'a>(snapshot: &'a Snapshot, previous: Option<&'a Snapshot>) -> Vec<&'a str> {
+    let Some(previous) = previous else {
+        return snapshot.top_level().collect();
+    };
+    let (now, before) = (snapshot.tree(), previous.tree());
+    now.changed_leaves(before)
+        .flat_map(|(h0, h1)| {
+            let old = &before.leaf(h0, h1).entries;
+            now.leaf(h0, h1).entries.keys().filter(move |name| !old.contains_key(*name)).map(String::as_str)
+        })
+        .collect()
 }

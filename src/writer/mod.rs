@@ -1,34 +1,91 @@
-//! The atomic swap on the target directory (kubelet's AtomicWriter algorithm, in Rust,
-//! on a directory fd): a new timestamped dir is written and fsynced, then the `..data`
-//! symlink is renamed over, so readers see the complete old or the complete new snapshot.
+//! The atomic swap on the target directory: kubelet's AtomicWriter idea (a new
+//! timestamped dir, then one `rename` of the `..data` symlink) over a persistent,
+//! content-addressed tree, so a swap writes what changed and nothing else.
+//!
+//! # On disk
+//!
+//! ```text
+//! ..data -> ..2026_11_22_11_45_12.123456789     the current root, swapped by one rename
+//! ..2026_11_22_11_45_12.123456789/              root: ≤ 16 links + the root manifest
+//!     ..manifest.json
+//!     3 -> ../..tree/<mid id>
+//! ..tree/<mid id>/a -> ../<leaf id>             middle node: ≤ 16 links
+//! ..tree/<leaf id>/web -> ../../..objects/<id>  leaf: the entries hashing to (3, a)
+//! ..objects/<id>/nginx.conf                     one object's files, and its manifest
+//! web -> ..data/3/a/web                         visible link, fixed for the entry's life
+//! ```
+//!
+//! Object dirs and tree nodes are named by their content digest (see
+//! [`crate::snapshot::tree`]) and never change once written, so consecutive snapshots
+//! share every node that did not change: a one-object update writes that object's dir,
+//! one leaf, one middle node and a root (about 35 entries at 5,000 objects), whatever
+//! the size of the namespace. Open fds are O(1): one node is open at a time.
+//!
+//! # Why this choice
+//!
+//! Hard-linking unchanged files into a fresh snapshot dir keeps each swap O(files), and
+//! a flat dir of per-object links keeps it O(objects) (measured: 1,000 entries cost 10×
+//! one). The fixed two-level trie bounds every node, and its positions depend on entry
+//! names only, so visible links never move and need touching only when an entry appears
+//! or goes.
+//!
+//! # Crash analysis
+//!
+//! - A process crash (kill -9) at any instant: `..data` names a root whose every node was
+//!   complete before the root was created (children are written first), and nodes are
+//!   immutable, so a reader resolving `..data` sees one whole generation. A node is
+//!   removed only after a swap made its generation unreachable *and* that switch was made
+//!   durable ([`Writer::persist`]). Whatever a crash leaves unreferenced (a half-written
+//!   node, a root never swapped in, garbage not yet removed) is found by the sweep at
+//!   start ([`Writer::load_current`]) and after any swap that could not tidy up.
+//! - A power loss: the rename of `..data` must not become durable before what it names.
+//!   File contents are always fdatasynced before the rename (one `syncfs` instead when a
+//!   swap creates more than [`SYNC_BATCH`] files, as the first one does). Directory
+//!   entries (mkdir, symlink, rename) are *metadata*: on ext4, xfs and tmpfs they reach
+//!   the disk in the order they were made (one ordered journal), so a durable rename
+//!   implies durable nodes and no directory fsync is needed before it
+//!   ([`Durability::Ordered`]). On any other filesystem every new directory and its
+//!   parent are fsynced before the rename ([`Durability::Strict`]). After the reload the
+//!   target dir is fsynced once, and only then is the previous generation removed. A
+//!   one-object update thus costs: one fdatasync per changed file, one for the object's
+//!   manifest, one for the root manifest, and the target-dir fsync.
 
+mod build;
 mod fsops;
 mod links;
+mod read;
 
 use crate::snapshot::Snapshot;
-use crate::snapshot::manifest::{MANIFEST_FILE, Manifest};
-use bytes::Bytes;
+use crate::snapshot::manifest::Origin;
+use crate::snapshot::object::Digest32;
 use nix::errno::Errno;
 use nix::fcntl::{OFlag, readlinkat, renameat};
 use nix::sys::stat::Mode;
-use nix::unistd::symlinkat;
-use std::collections::HashMap;
-use std::os::fd::{AsFd, OwnedFd};
+use std::collections::HashSet;
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 use thiserror::Error;
 use tokio::time::Instant;
 
-pub use fsops::read_file;
+pub use fsops::{read_file, sync_calls};
+pub use read::read_current;
 
-/// The symlink naming the current snapshot dir.
+/// The symlink naming the current snapshot root.
 pub const DATA_LINK: &str = "..data";
 /// The link created next to `..data` and renamed over it.
 pub const DATA_TMP_LINK: &str = "..data_tmp";
+/// Content-addressed object dirs.
+pub const OBJECTS_DIR: &str = "..objects";
+/// Content-addressed tree nodes (leaves and middle nodes).
+pub const TREE_DIR: &str = "..tree";
 /// Temporary name used to replace a visible link atomically.
 const LINK_TMP: &str = "..link_tmp";
-/// Files written before their fsyncs are issued (bounds open fds during a swap).
-const FSYNC_BATCH: usize = 256;
+/// Prefix of the view a validation command reads (`<entry> -> ../<root>/…`).
+const VIEW_PREFIX: &str = "..staged-";
+/// Up to this many new files are fdatasynced one by one; more take one `syncfs`.
+pub const SYNC_BATCH: usize = 64;
 
 /// A failed filesystem step; the current snapshot is left as it was.
 #[derive(Debug, Error)]
@@ -45,14 +102,13 @@ pub enum Error {
     /// `..data` exists but does not point at a snapshot dir of ours.
     #[error("{DATA_LINK} points at {0:?}, which is not a configsnap snapshot directory")]
     ForeignData(String),
-    /// The snapshot on disk does not match its manifest.
-    #[error("snapshot {dir} is damaged: {source}")]
+    /// The snapshot on disk does not match its manifests.
+    #[error("snapshot {dir} is damaged: {reason}")]
     Damaged {
-        /// The snapshot dir.
+        /// The snapshot root dir.
         dir: String,
         /// What does not match.
-        #[source]
-        source: crate::snapshot::manifest::Error,
+        reason: String,
     },
 }
 
@@ -64,15 +120,27 @@ fn io_std(action: impl Into<String>) -> impl FnOnce(std::io::Error) -> Error {
     move |source| Error::Io { action: action.into(), source }
 }
 
+/// How directory entries are made durable before `..data` is renamed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// The filesystem commits metadata in order (ext4, xfs, tmpfs): file data is synced,
+    /// directory entries ride on the ordered journal.
+    Ordered,
+    /// Every new directory and its parent are fsynced too.
+    Strict,
+    /// Nothing is synced (tests and benchmarks of the non-durable cost only).
+    Off,
+}
+
 /// Time spent in each part of a swap.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct SwapTimings {
-    /// Creating and writing files.
+    /// Creating and writing files, links and dirs.
     pub write: Duration,
-    /// fsync of files and directories.
+    /// fdatasync/fsync/syncfs before the rename.
     pub fsync: Duration,
-    /// Visible links, the `..data` rename and the old dir's removal (no fsync: see
-    /// [`Writer::commit`]).
+    /// Visible links and the `..data` rename (the durable fsync comes later: see
+    /// [`Writer::persist`]).
     pub rename: Duration,
 }
 
@@ -84,19 +152,23 @@ impl SwapTimings {
     }
 }
 
-/// A snapshot dir written and fsynced but not yet swapped in.
+/// A snapshot root written and synced but not yet swapped in.
 #[derive(Debug)]
 #[must_use = "a staged snapshot must be committed or discarded"]
 pub struct Staged {
-    name: String,
+    root: String,
+    snapshot: Snapshot,
+    /// Nodes this stage created (removed again if it is discarded).
+    created: Vec<Node>,
+    view: Option<String>,
     timings: SwapTimings,
 }
 
 impl Staged {
-    /// Name of the staged dir inside the target dir (`..<timestamp>.<random>`).
+    /// Name of the staged root inside the target dir (`..<timestamp>.<random>`).
     #[must_use]
     pub fn name(&self) -> &str {
-        &self.name
+        &self.root
     }
 }
 
@@ -106,8 +178,28 @@ impl Staged {
 pub struct Committed {
     /// Time spent so far.
     pub timings: SwapTimings,
-    /// The snapshot dir it replaced, removed by [`Writer::persist`].
+    /// The root it replaced, removed by [`Writer::persist`].
     previous: Option<String>,
+    /// Nodes only the replaced generation used.
+    garbage: Vec<build::Garbage>,
+}
+
+/// A content-addressed dir: an object's or a tree node's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Node {
+    Object(Digest32),
+    Tree(Digest32),
+}
+
+/// What the writer knows of the target dir.
+#[derive(Debug, Default)]
+struct State {
+    /// The snapshot `..data` points at, and its root dir.
+    current: Option<(Snapshot, String)>,
+    /// Complete nodes on disk.
+    present: HashSet<Node>,
+    /// Something could not be tidied: sweep after the next durable swap.
+    dirty: bool,
 }
 
 /// Writes snapshots into one target directory.
@@ -115,29 +207,59 @@ pub struct Committed {
 pub struct Writer {
     path: PathBuf,
     dir: OwnedFd,
-    fsync: bool,
+    objects: OwnedFd,
+    tree: OwnedFd,
+    origin: Origin,
+    durability: Durability,
+    visible_links: bool,
+    state: Mutex<State>,
 }
 
 // === impl Writer ===
 
 impl Writer {
-    /// Opens (creating if needed) the target dir and clears leftovers of a crash:
-    /// `..data_tmp`, snapshot dirs that `..data` does not point at, and visible links
-    /// of ours that point at nothing.
-    pub fn open(path: &Path) -> Result<Self, Error> {
+    /// Opens (creating if needed) the target dir for snapshots of `origin` and removes
+    /// leftovers of an interrupted swap that need no knowledge of the current snapshot.
+    pub fn open(path: &Path, origin: Origin) -> Result<Self, Error> {
         std::fs::create_dir_all(path).map_err(io_std(format!("create {}", path.display())))?;
         let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
         let dir =
             nix::fcntl::open(path, flags, Mode::empty()).map_err(io(format!("open {}", path.display())))?;
-        let writer = Self { path: path.to_owned(), dir, fsync: true };
-        writer.clean_leftovers()?;
+        let objects =
+            fsops::open_or_make_dir(&dir, OBJECTS_DIR, 0o755).map_err(io(format!("open {OBJECTS_DIR}")))?;
+        let tree = fsops::open_or_make_dir(&dir, TREE_DIR, 0o755).map_err(io(format!("open {TREE_DIR}")))?;
+        let durability = detect_durability(&dir);
+        let writer = Self {
+            path: path.to_owned(),
+            dir,
+            objects,
+            tree,
+            origin,
+            durability,
+            visible_links: true,
+            state: Mutex::new(State { dirty: true, ..State::default() }),
+        };
+        writer.remove_temporaries()?;
         Ok(writer)
     }
 
     /// Turns fsync off (only for tests and benchmarks of the non-durable cost).
     #[must_use]
-    pub fn without_fsync(mut self) -> Self {
-        self.fsync = false;
+    pub fn without_fsync(self) -> Self {
+        self.with_durability(Durability::Off)
+    }
+
+    /// Overrides the durability detected from the filesystem type.
+    #[must_use]
+    pub fn with_durability(mut self, durability: Durability) -> Self {
+        self.durability = durability;
+        self
+    }
+
+    /// No visible links (the last-good store keeps only the tree).
+    #[must_use]
+    pub fn without_visible_links(mut self) -> Self {
+        self.visible_links = false;
         self
     }
 
@@ -147,202 +269,192 @@ impl Writer {
         &self.path
     }
 
+    /// How directory entries are made durable here.
+    #[must_use]
+    pub fn durability(&self) -> Durability {
+        self.durability
+    }
+
     /// Name of the snapshot dir `..data` points at, if any.
     pub fn current_dir_name(&self) -> Result<Option<String>, Error> {
-        match readlinkat(&self.dir, DATA_LINK) {
-            Ok(target) => {
-                let target = target.to_string_lossy().into_owned();
-                if is_snapshot_dir_name(&target) { Ok(Some(target)) } else { Err(Error::ForeignData(target)) }
+        current_dir_name(&self.dir)
+    }
+
+    /// Reads and verifies the current snapshot, adopts it as the base of the next swaps,
+    /// and removes everything it does not reference (orphan roots and nodes, stale links).
+    /// Returns it with the origin its manifest records. `Ok(None)` when there is none;
+    /// `Err` when it is damaged or foreign (the next swap replaces it).
+    pub fn load_current(&self) -> Result<Option<(Snapshot, Origin)>, Error> {
+        let loaded = read::read_tree(&self.dir, &self.objects, &self.tree)?;
+        let mut state = self.lock();
+        match loaded {
+            Some(read::Loaded { snapshot, root, nodes, origin }) => {
+                state.present = nodes;
+                state.current = Some((snapshot.clone(), root));
+                state.dirty = false;
+                self.sweep(&mut state)?;
+                Ok(Some((snapshot, origin)))
             }
-            Err(Errno::ENOENT) => Ok(None),
-            Err(err) => Err(io(format!("read link {DATA_LINK}"))(err)),
+            None => {
+                state.dirty = false;
+                self.sweep(&mut state)?;
+                Ok(None)
+            }
         }
     }
 
-    /// Loads and verifies the current snapshot against its manifest.
-    pub fn load_current(&self) -> Result<Option<(Snapshot, Manifest)>, Error> {
-        let Some(name) = self.current_dir_name()? else {
-            return Ok(None);
-        };
-        let snap_dir = fsops::open_dir(&self.dir, &name).map_err(io(format!("open {name}")))?;
-        let damaged = |source| Error::Damaged { dir: name.clone(), source };
-        let raw = fsops::read_file(&snap_dir, MANIFEST_FILE)
-            .map_err(io_std(format!("read {name}/{MANIFEST_FILE}")))?;
-        let manifest = Manifest::parse(&raw).map_err(damaged)?;
-        let snapshot =
-            manifest.verify(|path| fsops::read_file(&snap_dir, path).map(Bytes::from)).map_err(damaged)?;
-        Ok(Some((snapshot, manifest)))
-    }
-
-    /// Writes `snapshot` as a new snapshot dir, swaps `..data` to it and makes that durable.
-    pub fn swap(&self, snapshot: &Snapshot, manifest: &Manifest) -> Result<SwapTimings, Error> {
-        let staged = self.stage(snapshot, manifest)?;
-        let committed = self.commit(staged, snapshot)?;
+    /// Writes `snapshot`, swaps `..data` to it and makes that durable.
+    pub fn swap(&self, snapshot: &Snapshot) -> Result<SwapTimings, Error> {
+        let staged = self.stage(snapshot)?;
+        let committed = self.commit(staged)?;
         let timings = committed.timings;
         self.persist(committed)?;
         Ok(timings)
     }
 
-    /// Writes `snapshot` as a new, fsynced snapshot dir that nothing points at yet, so it
-    /// can be validated in place before [`Writer::commit`] or [`Writer::discard`].
-    pub fn stage(&self, snapshot: &Snapshot, manifest: &Manifest) -> Result<Staged, Error> {
-        let mut timings = SwapTimings::default();
-        let name = self.create_snapshot_dir(snapshot, manifest, &mut timings)?;
-        Ok(Staged { name, timings })
+    /// Writes what `snapshot` has that is not on disk yet, and a new root for it that
+    /// nothing points at yet, so it can be validated before [`Writer::commit`] or
+    /// [`Writer::discard`].
+    pub fn stage(&self, snapshot: &Snapshot) -> Result<Staged, Error> {
+        let mut state = self.lock();
+        build::stage(self, &mut state, snapshot)
     }
 
-    /// Swaps `..data` to a staged dir and updates the visible links. Readers see the new
+    /// A directory showing the staged snapshot at its visible paths (one link per
+    /// top-level entry), for a validation command; removed at commit or discard.
+    pub fn staged_view(&self, staged: &mut Staged) -> Result<PathBuf, Error> {
+        if staged.view.is_none() {
+            staged.view = Some(self.make_view(&staged.root, &staged.snapshot)?);
+        }
+        Ok(self.path.join(staged.view.as_deref().unwrap_or_default()))
+    }
+
+    /// Swaps `..data` to a staged root and updates the visible links. Readers see the new
     /// snapshot at once; the switch survives a power loss only after [`Writer::persist`],
-    /// which also removes the old dir. Until then a crash leaves the old snapshot,
-    /// complete (the staged files and dirs were fsynced before the rename, and the old dir
-    /// is still there). Keeping that fsync off this path takes one journal commit out of
-    /// the update → reload latency.
-    pub fn commit(&self, staged: Staged, snapshot: &Snapshot) -> Result<Committed, Error> {
-        let Staged { name, mut timings } = staged;
-        let previous = self.current_dir_name().ok().flatten().filter(|p| *p != name);
+    /// which also removes the old generation. Keeping that fsync off this path takes one
+    /// journal commit out of the update → reload latency.
+    pub fn commit(&self, staged: Staged) -> Result<Committed, Error> {
+        let mut state = self.lock();
+        let Staged { root, snapshot, created, view, mut timings } = staged;
+        self.remove_view(view);
         let started = Instant::now();
-        if let Err(err) = self.add_visible_links(snapshot).and_then(|()| self.switch_data_link(&name)) {
-            let _ = fsops::remove_tree(&self.dir, &name);
+        let previous = state.current.as_ref().map(|(s, _)| s.clone());
+        let switched =
+            self.add_visible_links(&snapshot, previous.as_ref()).and_then(|()| self.switch_data_link(&root));
+        if let Err(err) = switched {
+            self.remove_nodes(&mut state, &created);
+            let _ = fsops::remove_tree(&self.dir, &root);
             return Err(err);
         }
         // The swap happened: a failure to tidy up must not make the caller think it did not.
-        if let Err(error) = self.remove_stale_links(&snapshot.top_level()) {
+        if let Err(error) = self.remove_stale_links(&snapshot, previous.as_ref()) {
             tracing::warn!(%error, "removing stale visible links failed; the next swap retries");
+            state.dirty = true;
         }
+        let garbage = previous.as_ref().map(|old| build::garbage(old, &snapshot)).unwrap_or_default();
+        let previous_root =
+            state.current.replace((snapshot, root.clone())).map(|(_, r)| r).filter(|r| *r != root);
         timings.rename = started.elapsed();
-        Ok(Committed { timings, previous })
+        Ok(Committed { timings, previous: previous_root, garbage })
     }
 
-    /// Makes a commit durable (fsync of the target dir), then removes the snapshot dir it
-    /// replaced. A crash before that removal leaves an orphan that [`Writer::open`] clears.
+    /// Makes a commit durable (fsync of the target dir), then removes the root it
+    /// replaced and the nodes only that generation used. A crash before that removal
+    /// leaves garbage that the next sweep clears.
     pub fn persist(&self, committed: Committed) -> Result<(), Error> {
-        if self.fsync {
+        if self.durability != Durability::Off {
             fsops::sync_dir(&self.dir).map_err(io("fsync the target dir"))?;
         }
-        if let Some(previous) = committed.previous {
-            fsops::remove_tree(&self.dir, &previous).map_err(io(format!("remove {previous}")))?;
+        let mut state = self.lock();
+        if let Some(previous) = committed.previous
+            && let Err(err) = fsops::remove_tree(&self.dir, &previous)
+        {
+            tracing::warn!(error = %err, previous, "removing the previous snapshot root failed; the next sweep retries");
+            state.dirty = true;
+        }
+        let current = state.current.as_ref().map(|(s, _)| s.clone());
+        let unused: Vec<Node> = committed
+            .garbage
+            .iter()
+            .filter(|g| current.as_ref().is_none_or(|c| !g.in_use(c)))
+            .map(|g| g.node)
+            .collect();
+        self.remove_nodes(&mut state, &unused);
+        if state.dirty {
+            state.dirty = false;
+            self.sweep(&mut state)?;
         }
         Ok(())
     }
 
-    /// Removes visible links of ours that `snapshot` (the current one) does not have, e.g.
-    /// left dangling by a crash between adding a link and the `..data` rename.
-    pub fn tidy_links(&self, snapshot: &Snapshot) -> Result<(), Error> {
-        self.remove_stale_links(&snapshot.top_level())
-    }
-
-    /// Removes a staged dir that will not be committed.
+    /// Removes a staged root that will not be committed, and the nodes it created.
     pub fn discard(&self, staged: Staged) -> Result<(), Error> {
-        fsops::remove_tree(&self.dir, &staged.name).map_err(io(format!("remove {}", staged.name)))
-    }
-
-    fn create_snapshot_dir(
-        &self,
-        snapshot: &Snapshot,
-        manifest: &Manifest,
-        timings: &mut SwapTimings,
-    ) -> Result<String, Error> {
-        let (name, root) = self.make_unique_dir()?;
-        let result = self.fill_snapshot_dir(&root, snapshot, manifest, timings);
-        if let Err(err) = result {
-            let _ = fsops::remove_tree(&self.dir, &name);
-            return Err(err);
-        }
-        Ok(name)
-    }
-
-    fn make_unique_dir(&self) -> Result<(String, OwnedFd), Error> {
-        for _ in 0..16 {
-            let name = new_snapshot_dir_name();
-            match fsops::make_dir(&self.dir, &name, 0o755) {
-                Ok(fd) => return Ok((name, fd)),
-                Err(Errno::EEXIST) => continue,
-                Err(err) => return Err(io(format!("create {name}"))(err)),
-            }
-        }
-        Err(io("create a unique snapshot dir")(Errno::EEXIST))
-    }
-
-    fn fill_snapshot_dir(
-        &self,
-        root: &OwnedFd,
-        snapshot: &Snapshot,
-        manifest: &Manifest,
-        timings: &mut SwapTimings,
-    ) -> Result<(), Error> {
-        let mut dirs: HashMap<String, OwnedFd> = HashMap::new();
-        let mut unsynced = Vec::new();
-        for (path, file) in &snapshot.files {
-            let started = Instant::now();
-            let (parent_fd, leaf) = match path.rsplit_once('/') {
-                Some((parent, leaf)) => (Self::ensure_dir(root, parent, &mut dirs)?, leaf),
-                None => (root.as_fd(), path.as_str()),
-            };
-            let written = fsops::create_file(parent_fd, leaf, &file.content, file.mode)
-                .map_err(io_std(format!("write {path}")))?;
-            unsynced.push(written);
-            timings.write += started.elapsed();
-            // Bounded open fds: fsync in batches rather than holding one fd per file.
-            if unsynced.len() >= FSYNC_BATCH {
-                self.sync_files(&mut unsynced, timings)?;
-            }
-        }
-        let started = Instant::now();
-        let written = fsops::create_file(root, MANIFEST_FILE, &manifest.to_json(), 0o644)
-            .map_err(io_std(format!("write {MANIFEST_FILE}")))?;
-        unsynced.push(written);
-        timings.write += started.elapsed();
-        self.sync_files(&mut unsynced, timings)?;
-        let started = Instant::now();
-        if self.fsync {
-            for fd in dirs.values() {
-                fsops::sync_dir(fd).map_err(io("fsync a snapshot subdir"))?;
-            }
-            fsops::sync_dir(root).map_err(io("fsync the snapshot dir"))?;
-        }
-        timings.fsync += started.elapsed();
-        Ok(())
-    }
-
-    fn sync_files(&self, files: &mut Vec<std::fs::File>, timings: &mut SwapTimings) -> Result<(), Error> {
-        let started = Instant::now();
-        if self.fsync {
-            for file in files.iter() {
-                file.sync_all().map_err(io_std("fsync a snapshot file"))?;
-            }
-        }
-        files.clear();
-        timings.fsync += started.elapsed();
-        Ok(())
-    }
-
-    /// Opens (creating) the nested dir `path` under `root`, caching fds by path.
-    fn ensure_dir<'a>(
-        root: &OwnedFd,
-        path: &str,
-        dirs: &'a mut HashMap<String, OwnedFd>,
-    ) -> Result<std::os::fd::BorrowedFd<'a>, Error> {
-        if !dirs.contains_key(path) {
-            let fd = match path.rsplit_once('/') {
-                Some((parent, leaf)) => {
-                    let parent_fd = Self::ensure_dir(root, parent, dirs)?;
-                    fsops::make_dir(parent_fd, leaf, 0o755)
-                }
-                None => fsops::make_dir(root, path, 0o755),
-            }
-            .map_err(io(format!("create dir {path}")))?;
-            dirs.insert(path.to_owned(), fd);
-        }
-        Ok(dirs[path].as_fd())
+        let mut state = self.lock();
+        self.remove_view(staged.view);
+        self.remove_nodes(&mut state, &staged.created);
+        fsops::remove_tree(&self.dir, &staged.root).map_err(io(format!("remove {}", staged.root)))
     }
 
     fn switch_data_link(&self, name: &str) -> Result<(), Error> {
         fsops::remove_entry(&self.dir, DATA_TMP_LINK).map_err(io(format!("remove {DATA_TMP_LINK}")))?;
-        symlinkat(name, &self.dir, DATA_TMP_LINK).map_err(io(format!("link {DATA_TMP_LINK}")))?;
+        fsops::symlink(name, &self.dir, DATA_TMP_LINK).map_err(io(format!("link {DATA_TMP_LINK}")))?;
         renameat(&self.dir, DATA_TMP_LINK, &self.dir, DATA_LINK)
             .map_err(io(format!("rename {DATA_TMP_LINK} over {DATA_LINK}")))?;
         Ok(())
     }
+
+    /// Removes nodes (best effort: a failure leaves garbage for the next sweep).
+    fn remove_nodes(&self, state: &mut State, nodes: &[Node]) {
+        for node in nodes {
+            let (parent, name) = self.node_location(*node);
+            if let Err(err) = fsops::remove_tree(parent, &name) {
+                tracing::warn!(error = %err, name, "removing an unused node failed; the next sweep retries");
+                state.dirty = true;
+            }
+            state.present.remove(node);
+        }
+    }
+
+    fn node_location(&self, node: Node) -> (&OwnedFd, String) {
+        match node {
+            Node::Object(id) => (&self.objects, hex::encode(id)),
+            Node::Tree(id) => (&self.tree, hex::encode(id)),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// Name of the snapshot dir `..data` points at in `dir`, if any.
+fn current_dir_name(dir: &OwnedFd) -> Result<Option<String>, Error> {
+    match readlinkat(dir, DATA_LINK) {
+        Ok(target) => {
+            let target = target.to_string_lossy().into_owned();
+            if is_snapshot_dir_name(&target) { Ok(Some(target)) } else { Err(Error::ForeignData(target)) }
+        }
+        Err(Errno::ENOENT) => Ok(None),
+        Err(err) => Err(io(format!("read link {DATA_LINK}"))(err)),
+    }
+}
+
+/// Ordered for the filesystems known to commit metadata in order, strict elsewhere.
+fn detect_durability(dir: &OwnedFd) -> Durability {
+    use nix::sys::statfs::{EXT4_SUPER_MAGIC, TMPFS_MAGIC, XFS_SUPER_MAGIC, fstatfs};
+    match fstatfs(dir).map(|s| s.filesystem_type()) {
+        Ok(kind) if kind == EXT4_SUPER_MAGIC || kind == XFS_SUPER_MAGIC || kind == TMPFS_MAGIC => {
+            Durability::Ordered
+        }
+        _ => Durability::Strict,
+    }
+}
+
+/// The target of the visible link of a top-level entry: `..data/<h0>/<h1>/<entry>`.
+#[must_use]
+pub fn visible_link_target(entry: &str) -> String {
+    let (h0, h1) = crate::snapshot::tree::Tree::slot(entry);
+    format!("{DATA_LINK}/{h0:x}/{h1:x}/{entry}")
 }
 
 /// `..YYYY_MM_DD_HH_MM_SS.NNNNNNNNN`: UTC time, then nine random digits.

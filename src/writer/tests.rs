@@ -1,82 +1,106 @@
 //! Tests of the atomic writer on real directories.
 
 use super::*;
-use crate::snapshot::manifest::Origin;
-use crate::snapshot::{File as SnapFile, SourceRef};
-use crate::source::SourceKind;
-use std::collections::BTreeMap;
-use std::os::unix::fs::PermissionsExt;
+use crate::snapshot::tests::{object, snapshot_of};
+use crate::snapshot::{Layout, Snapshot};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::sync::Arc;
 
-fn snapshot(files: &[(&str, &str, u32)]) -> Snapshot {
-    let files: BTreeMap<_, _> = files
-        .iter()
-        .map(|(path, content, mode)| {
-            let file =
-                SnapFile { content: Bytes::copy_from_slice(content.as_bytes()), mode: *mode, source: 0 };
-            ((*path).to_string(), file)
-        })
-        .collect();
-    let source = SourceRef {
-        kind: SourceKind::ConfigMap,
-        namespace: "ns".into(),
-        name: "web".into(),
-        uid: "u".into(),
-        resource_version: "1".into(),
-    };
-    Snapshot::new(files, vec![source])
+fn open(dir: &Path) -> Writer {
+    Writer::open(dir, Origin::default()).expect("open")
 }
 
 fn swap(writer: &Writer, snap: &Snapshot) {
-    writer.swap(snap, &Manifest::describe(snap, &Origin::default())).expect("swap succeeds");
+    writer.swap(snap).expect("swap succeeds");
 }
 
-fn snapshot_dirs(dir: &Path) -> Vec<String> {
+fn names(dir: &Path) -> Vec<String> {
     let mut names: Vec<_> = std::fs::read_dir(dir)
         .expect("list")
         .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
-        .filter(|n| is_snapshot_dir_name(n))
         .collect();
     names.sort();
     names
 }
 
+fn snapshot_dirs(dir: &Path) -> Vec<String> {
+    names(dir).into_iter().filter(|n| is_snapshot_dir_name(n)).collect()
+}
+
+fn many(n: usize, changed: Option<(usize, &[u8])>) -> Snapshot {
+    let objects = (0..n).map(|i| {
+        let content: &[u8] = match changed {
+            Some((at, content)) if at == i => content,
+            _ => b"v",
+        };
+        Arc::new(object(&format!("cm{i:04}"), &[("k", content, 0o644)]))
+    });
+    Snapshot::from_objects(Layout::ByName, objects)
+}
+
 #[test]
 fn swap_writes_exact_bytes_and_modes_through_visible_links() {
     let tmp = tempfile::tempdir().expect("tempdir");
-    let writer = Writer::open(tmp.path()).expect("open");
-    swap(&writer, &snapshot(&[("web/nginx.conf", "a", 0o640), ("web/sub/x", "b", 0o600)]));
+    let writer = open(tmp.path());
+    swap(&writer, &snapshot_of(&[("web/nginx.conf", b"a", 0o640), ("web/sub/x", b"b", 0o600)]));
     let conf = tmp.path().join("web/nginx.conf");
     assert_eq!(std::fs::read_to_string(&conf).expect("read"), "a");
     assert_eq!(std::fs::metadata(&conf).expect("stat").permissions().mode() & 0o777, 0o640);
     assert_eq!(std::fs::read_to_string(tmp.path().join("web/sub/x")).expect("read"), "b");
-    assert_eq!(std::fs::read_link(tmp.path().join("web")).expect("link"), Path::new("..data/web"));
+    let link = std::fs::read_link(tmp.path().join("web")).expect("link");
+    assert_eq!(link, Path::new(&visible_link_target("web")));
+    assert!(link.starts_with(DATA_LINK));
     assert_eq!(snapshot_dirs(tmp.path()).len(), 1);
 }
 
 #[test]
-fn second_swap_replaces_the_dir_removes_stale_links_and_old_dir() {
+fn a_swap_writes_only_what_changed_and_collects_the_rest_after_persist() {
     let tmp = tempfile::tempdir().expect("tempdir");
-    let writer = Writer::open(tmp.path()).expect("open");
-    swap(&writer, &snapshot(&[("a/k", "1", 0o644), ("b/k", "1", 0o644)]));
-    let first = snapshot_dirs(tmp.path());
-    swap(&writer, &snapshot(&[("a/k", "2", 0o644)]));
-    let second = snapshot_dirs(tmp.path());
-    assert_eq!(second.len(), 1);
-    assert_ne!(first, second);
-    assert!(!tmp.path().join("b").exists() && std::fs::symlink_metadata(tmp.path().join("b")).is_err());
-    assert_eq!(std::fs::read_to_string(tmp.path().join("a/k")).expect("read"), "2");
+    let writer = open(tmp.path());
+    swap(&writer, &many(300, None));
+    let objects = tmp.path().join(OBJECTS_DIR);
+    let inode = |name: &str| std::fs::metadata(tmp.path().join(name).join("k")).expect("stat").ino();
+    let untouched = inode("cm0100");
+    let before = names(&objects);
+    let next = many(300, Some((7, b"changed")));
+    let staged = writer.stage(&next).expect("stage");
+    assert_eq!(staged.created.iter().filter(|n| matches!(n, Node::Object(_))).count(), 1);
+    assert_eq!(staged.created.len(), 3, "one object, one leaf, one middle node");
+    let committed = writer.commit(staged).expect("commit");
+    assert_eq!(names(&objects).len(), 301, "the old object stays until the switch is durable");
+    writer.persist(committed).expect("persist");
+    let after = names(&objects);
+    assert_eq!(after.len(), 300);
+    assert_eq!(before.iter().filter(|n| !after.contains(n)).count(), 1);
+    assert_eq!(inode("cm0100"), untouched, "an unchanged object is not rewritten");
+    assert_eq!(std::fs::read_to_string(tmp.path().join("cm0007/k")).expect("read"), "changed");
+    assert_eq!(read_current(tmp.path()).expect("read").expect("present"), next);
 }
 
 #[test]
-fn load_current_verifies_against_the_manifest() {
+fn a_removed_entry_loses_its_link_and_a_new_one_gets_one() {
     let tmp = tempfile::tempdir().expect("tempdir");
-    let writer = Writer::open(tmp.path()).expect("open");
+    let writer = open(tmp.path());
+    swap(&writer, &snapshot_of(&[("a/k", b"1", 0o644), ("b/k", b"1", 0o644)]));
+    let first = snapshot_dirs(tmp.path());
+    swap(&writer, &snapshot_of(&[("a/k", b"2", 0o644), ("c/k", b"3", 0o644)]));
+    assert_ne!(first, snapshot_dirs(tmp.path()));
+    assert_eq!(snapshot_dirs(tmp.path()).len(), 1);
+    assert!(std::fs::symlink_metadata(tmp.path().join("b")).is_err());
+    assert_eq!(std::fs::read_to_string(tmp.path().join("a/k")).expect("read"), "2");
+    assert_eq!(std::fs::read_to_string(tmp.path().join("c/k")).expect("read"), "3");
+}
+
+#[test]
+fn load_current_verifies_every_file_against_the_manifests() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let writer = open(tmp.path());
     assert!(writer.load_current().expect("empty ok").is_none());
-    let snap = snapshot(&[("web/a", "x", 0o644)]);
+    let snap = snapshot_of(&[("web/a", b"x", 0o644)]);
     swap(&writer, &snap);
-    let (loaded, manifest) = writer.load_current().expect("load").expect("present");
+    let (loaded, origin) = writer.load_current().expect("load").expect("present");
     assert_eq!(loaded, snap);
-    assert_eq!(manifest.hash, snap.hash.to_string());
+    assert_eq!(origin, Origin::default());
     let real = std::fs::canonicalize(tmp.path().join("web/a")).expect("resolve");
     std::fs::set_permissions(&real, std::fs::Permissions::from_mode(0o644)).expect("chmod");
     std::fs::write(&real, "tampered").expect("tamper");
@@ -84,14 +108,27 @@ fn load_current_verifies_against_the_manifest() {
 }
 
 #[test]
+fn strict_durability_writes_and_reads_back_the_same() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let writer = open(tmp.path()).with_durability(Durability::Strict);
+    swap(&writer, &many(80, None));
+    swap(&writer, &many(80, Some((3, b"x"))));
+    assert_eq!(read_current(tmp.path()).expect("read").expect("present"), many(80, Some((3, b"x"))));
+}
+
+#[test]
 fn a_planted_symlink_is_replaced_not_followed() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let outside = tempfile::tempdir().expect("outside");
     std::os::unix::fs::symlink(outside.path(), tmp.path().join("web")).expect("plant");
-    let writer = Writer::open(tmp.path()).expect("open");
-    swap(&writer, &snapshot(&[("web/nginx.conf", "ours", 0o644)]));
-    assert_eq!(std::fs::read_dir(outside.path()).expect("list").count(), 0, "wrote through the planted link");
-    assert_eq!(std::fs::read_link(tmp.path().join("web")).expect("link"), Path::new("..data/web"));
+    std::os::unix::fs::symlink(outside.path(), tmp.path().join(OBJECTS_DIR)).expect("plant");
+    let writer = open(tmp.path());
+    swap(&writer, &snapshot_of(&[("web/nginx.conf", b"ours", 0o644)]));
+    assert_eq!(std::fs::read_dir(outside.path()).expect("list").count(), 0, "wrote through a planted link");
+    assert_eq!(
+        std::fs::read_link(tmp.path().join("web")).expect("link"),
+        Path::new(&visible_link_target("web"))
+    );
     assert_eq!(std::fs::read_to_string(tmp.path().join("web/nginx.conf")).expect("read"), "ours");
 }
 
@@ -101,9 +138,9 @@ fn a_planted_data_link_to_another_dir_is_never_read_or_deleted_through() {
     let outside = tempfile::tempdir().expect("outside");
     std::fs::write(outside.path().join("keep"), "x").expect("write");
     std::os::unix::fs::symlink(outside.path(), tmp.path().join(DATA_LINK)).expect("plant");
-    let writer = Writer::open(tmp.path()).expect("open");
+    let writer = open(tmp.path());
     assert!(matches!(writer.load_current(), Err(Error::ForeignData(_))));
-    swap(&writer, &snapshot(&[("web/a", "ours", 0o644)]));
+    swap(&writer, &snapshot_of(&[("web/a", b"ours", 0o644)]));
     assert!(outside.path().join("keep").exists());
     assert_eq!(std::fs::read_to_string(tmp.path().join("web/a")).expect("read"), "ours");
 }
@@ -113,37 +150,43 @@ fn files_configsnap_did_not_create_are_left_alone() {
     let tmp = tempfile::tempdir().expect("tempdir");
     std::fs::write(tmp.path().join("web"), "app's own file").expect("write");
     std::fs::write(tmp.path().join("..notes"), "x").expect("write");
-    let writer = Writer::open(tmp.path()).expect("open");
-    swap(&writer, &snapshot(&[("web/a", "ours", 0o644)]));
-    swap(&writer, &snapshot(&[("other/a", "ours", 0o644)]));
+    let writer = open(tmp.path());
+    swap(&writer, &snapshot_of(&[("web/a", b"ours", 0o644)]));
+    swap(&writer, &snapshot_of(&[("other/a", b"ours", 0o644)]));
     assert_eq!(std::fs::read_to_string(tmp.path().join("web")).expect("read"), "app's own file");
     assert!(tmp.path().join("..notes").exists());
 }
 
 #[test]
-fn open_clears_leftovers_of_an_interrupted_swap() {
+fn loading_sweeps_what_an_interrupted_swap_left() {
     let tmp = tempfile::tempdir().expect("tempdir");
     {
-        let writer = Writer::open(tmp.path()).expect("open");
-        swap(&writer, &snapshot(&[("web/a", "1", 0o644)]));
+        let writer = open(tmp.path());
+        swap(&writer, &snapshot_of(&[("web/a", b"1", 0o644)]));
     }
     let orphan = tmp.path().join("..2020_01_01_00_00_00.123456789");
-    std::fs::create_dir_all(orphan.join("web")).expect("orphan");
-    std::fs::write(orphan.join("web/a"), "half").expect("write");
+    std::fs::create_dir_all(&orphan).expect("orphan");
+    let half_object = tmp.path().join(OBJECTS_DIR).join("ab".repeat(32));
+    std::fs::create_dir_all(&half_object).expect("half object");
+    std::fs::write(half_object.join("k"), "half").expect("write");
     std::os::unix::fs::symlink("..2020_01_01_00_00_00.123456789", tmp.path().join(DATA_TMP_LINK))
-        .expect("tmp link");
-    let writer = Writer::open(tmp.path()).expect("reopen");
-    assert!(!orphan.exists());
+        .expect("tmp");
+    std::os::unix::fs::symlink(visible_link_target("gone"), tmp.path().join("gone")).expect("dangling link");
+    let writer = open(tmp.path());
     assert!(std::fs::symlink_metadata(tmp.path().join(DATA_TMP_LINK)).is_err());
-    assert_eq!(snapshot_dirs(tmp.path()).len(), 1);
     assert!(writer.load_current().expect("load").is_some());
+    assert!(!orphan.exists());
+    assert!(!half_object.exists());
+    assert!(std::fs::symlink_metadata(tmp.path().join("gone")).is_err());
+    assert_eq!(snapshot_dirs(tmp.path()).len(), 1);
+    assert_eq!(std::fs::read_to_string(tmp.path().join("web/a")).expect("read"), "1");
 }
 
 #[test]
 fn modes_are_exact_whatever_the_umask() {
     let tmp = tempfile::tempdir().expect("tempdir");
-    let writer = Writer::open(tmp.path()).expect("open");
-    swap(&writer, &snapshot(&[("w/a", "1", 0o777), ("w/b", "1", 0o400)]));
+    let writer = open(tmp.path());
+    swap(&writer, &snapshot_of(&[("w/a", b"1", 0o777), ("w/b", b"1", 0o400)]));
     for (name, mode) in [("w/a", 0o777), ("w/b", 0o400)] {
         let meta = std::fs::metadata(tmp.path().join(name)).expect("stat");
         assert_eq!(meta.permissions().mode() & 0o777, mode, "{name}");
@@ -165,31 +208,65 @@ fn snapshot_dir_names_are_recognised_exactly() {
 }
 
 #[test]
-fn the_old_dir_stays_until_the_commit_is_persisted() {
+fn the_old_root_stays_until_the_commit_is_persisted() {
     let tmp = tempfile::tempdir().expect("tempdir");
-    let writer = Writer::open(tmp.path()).expect("open");
-    swap(&writer, &snapshot(&[("web/a", "1", 0o644)]));
+    let writer = open(tmp.path());
+    swap(&writer, &snapshot_of(&[("web/a", b"1", 0o644)]));
     let old = snapshot_dirs(tmp.path());
-    let next = snapshot(&[("web/a", "2", 0o644)]);
-    let staged = writer.stage(&next, &Manifest::describe(&next, &Origin::default())).expect("stage");
-    let committed = writer.commit(staged, &next).expect("commit");
+    let staged = writer.stage(&snapshot_of(&[("web/a", b"2", 0o644)])).expect("stage");
+    let committed = writer.commit(staged).expect("commit");
     assert_eq!(std::fs::read_to_string(tmp.path().join("web/a")).expect("read"), "2", "visible at once");
     assert_eq!(snapshot_dirs(tmp.path()).len(), 2, "the old snapshot must survive until persist");
     assert!(snapshot_dirs(tmp.path()).contains(&old[0]));
     writer.persist(committed).expect("persist");
+    assert_eq!(
+        snapshot_dirs(tmp.path()),
+        snapshot_dirs(tmp.path()).into_iter().filter(|d| *d != old[0]).collect::<Vec<_>>()
+    );
     assert_eq!(snapshot_dirs(tmp.path()).len(), 1);
-    assert!(!snapshot_dirs(tmp.path()).contains(&old[0]));
 }
 
 #[test]
-fn tidy_links_removes_a_link_left_dangling_by_a_crash() {
+fn a_discarded_stage_removes_what_it_created_and_nothing_shared() {
     let tmp = tempfile::tempdir().expect("tempdir");
-    let writer = Writer::open(tmp.path()).expect("open");
-    let current = snapshot(&[("web/a", "1", 0o644)]);
-    swap(&writer, &current);
-    // A crash after adding the link for a new entry, before the rename.
-    std::os::unix::fs::symlink("..data/extra", tmp.path().join("extra")).expect("dangling link");
-    writer.tidy_links(&current).expect("tidy");
-    assert!(std::fs::symlink_metadata(tmp.path().join("extra")).is_err());
-    assert!(std::fs::symlink_metadata(tmp.path().join("web")).is_ok());
+    let writer = open(tmp.path());
+    swap(&writer, &many(50, None));
+    let objects_before = names(&tmp.path().join(OBJECTS_DIR));
+    let tree_before = names(&tmp.path().join(TREE_DIR));
+    let mut staged = writer.stage(&many(50, Some((1, b"refused")))).expect("stage");
+    let view = writer.staged_view(&mut staged).expect("view");
+    assert_eq!(std::fs::read_to_string(view.join("cm0001/k")).expect("read view"), "refused");
+    assert_eq!(std::fs::read_to_string(view.join("cm0002/k")).expect("read view"), "v");
+    writer.discard(staged).expect("discard");
+    assert!(!view.exists());
+    assert_eq!(names(&tmp.path().join(OBJECTS_DIR)), objects_before);
+    assert_eq!(names(&tmp.path().join(TREE_DIR)), tree_before);
+    assert_eq!(snapshot_dirs(tmp.path()).len(), 1);
+    assert_eq!(std::fs::read_to_string(tmp.path().join("cm0001/k")).expect("read"), "v");
+}
+
+#[test]
+fn going_back_to_an_earlier_content_rebuilds_collected_nodes() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let writer = open(tmp.path());
+    let (a, b) = (many(20, None), many(20, Some((5, b"b"))));
+    swap(&writer, &a);
+    swap(&writer, &b);
+    swap(&writer, &a);
+    assert_eq!(read_current(tmp.path()).expect("read").expect("present"), a);
+    assert_eq!(names(&tmp.path().join(OBJECTS_DIR)).len(), 20);
+}
+
+#[test]
+fn a_rollback_before_the_bad_commit_is_persisted_keeps_the_good_nodes() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let writer = open(tmp.path());
+    let (good, bad) = (many(30, None), many(30, Some((4, b"bad"))));
+    swap(&writer, &good);
+    let committed_bad = writer.commit(writer.stage(&bad).expect("stage")).expect("commit");
+    swap(&writer, &good);
+    writer.persist(committed_bad).expect("persist the bad commit after the rollback");
+    assert_eq!(read_current(tmp.path()).expect("read").expect("present"), good);
+    assert_eq!(std::fs::read_to_string(tmp.path().join("cm0004/k")).expect("read"), "v");
+    assert_eq!(names(&tmp.path().join(OBJECTS_DIR)).len(), 30);
 }

@@ -53,11 +53,17 @@ async fn initial_sync_writes_selected_configmaps_with_exact_bytes_and_modes() {
     assert_eq!(mode("private/token.txt"), 0o600);
     assert_eq!(mode("web/nginx.conf"), 0o644);
     assert!(!ws.dir().join("other").exists(), "an unselected ConfigMap was written");
-    let manifest = std::fs::read_to_string(ws.dir().join("..data/..manifest.json")).expect("manifest");
-    let manifest: serde_json::Value = serde_json::from_str(&manifest).expect("manifest json");
-    assert_eq!(manifest["sources"].as_array().map(Vec::len), Some(3));
-    assert_eq!(manifest["sources"][0]["namespace"], NS);
-    assert!(manifest["hash"].as_str().is_some_and(|h| h.starts_with("sha256:")));
+    let json = |path: &str| -> serde_json::Value {
+        let text = std::fs::read_to_string(ws.dir().join(path)).expect("manifest");
+        serde_json::from_str(&text).expect("manifest json")
+    };
+    let root = json("..data/..manifest.json");
+    assert_eq!(root["objects"], 3);
+    assert!(root["hash"].as_str().is_some_and(|h| h.starts_with("sha256:")));
+    let web = json("web/..manifest.json");
+    assert_eq!(web["source"]["namespace"], NS);
+    assert_eq!(web["source"]["name"], "web");
+    assert_eq!(web["files"].as_array().map(Vec::len), Some(2));
     drop(sidecar);
 }
 
@@ -128,8 +134,10 @@ async fn a_reader_never_sees_a_mixed_snapshot_during_200_swaps() {
                 }
                 // Through one resolved ..data: both files are of the same version.
                 if let Ok(target) = std::fs::read_link(dir.join("..data")) {
-                    let a = std::fs::read_to_string(dir.join(&target).join("app/a.conf"));
-                    let b = std::fs::read_to_string(dir.join(&target).join("app/b.conf"));
+                    let slot = configsnap::writer::visible_link_target("app");
+                    let app = dir.join(&target).join(slot.trim_start_matches("..data/"));
+                    let a = std::fs::read_to_string(app.join("a.conf"));
+                    let b = std::fs::read_to_string(app.join("b.conf"));
                     if let (Ok(a), Ok(b)) = (a, b) {
                         assert_eq!(a, b, "mixed snapshot in {target:?}");
                         pairs += 1;
@@ -184,7 +192,8 @@ async fn a_symlink_planted_in_the_target_dir_is_not_followed() {
     let _sidecar = ws.start(&[]);
     wait_for("swap", WAIT, || ws.data_target().is_some()).await;
     wait_for("visible link replaced", WAIT, || {
-        std::fs::read_link(ws.dir().join("web")).is_ok_and(|t| t == std::path::Path::new("..data/web"))
+        std::fs::read_link(ws.dir().join("web"))
+            .is_ok_and(|t| t == std::path::Path::new(&configsnap::writer::visible_link_target("web")))
     })
     .await;
     assert_eq!(std::fs::read_dir(&outside).expect("outside").count(), 0, "wrote through a planted link");

@@ -22,7 +22,7 @@ async fn a_restart_during_an_outage_restores_last_good_then_follows_the_api() {
     let state = format!("--state-dir={}", ws.state().display());
     {
         let _first = ws.start(&[&state]);
-        wait_for("last-good saved", WAIT, || ws.state().join("snapshot.v1").exists()).await;
+        wait_for("last-good saved", WAIT, || ws.state().join("..data").exists()).await;
     }
     std::fs::remove_dir_all(ws.dir()).expect("empty the target dir");
     std::fs::create_dir(ws.dir()).expect("target dir");
@@ -60,12 +60,14 @@ async fn a_restart_during_an_outage_restores_last_good_then_follows_the_api() {
 async fn a_corrupt_state_dir_is_ignored_with_a_warning() {
     let api = FakeApiServer::start().await.expect("fake api");
     let ws = Workspace::new(&api);
-    std::fs::create_dir(ws.state()).expect("state dir");
-    std::fs::write(ws.state().join("snapshot.v1"), b"CSNAPLG1\0\0\0\0\0\0\0\x09{\"format\"")
-        .expect("truncated copy");
+    let root = "..2020_01_01_00_00_00.000000001";
+    std::fs::create_dir_all(ws.state().join(root)).expect("state dir");
+    std::fs::write(ws.state().join(root).join("..manifest.json"), b"{\"format\"")
+        .expect("truncated manifest");
+    std::os::unix::fs::symlink(root, ws.state().join("..data")).expect("data link");
     api.faults().set_refuse(true).await.expect("refuse");
     let sidecar = ws.start(&[&format!("--state-dir={}", ws.state().display()), "--startup-timeout=200ms"]);
-    wait_for("warning", WAIT, || sidecar.log().contains("ignoring a corrupt last-good copy")).await;
+    wait_for("warning", WAIT, || sidecar.log().contains("ignoring a damaged last-good copy")).await;
     assert!(ws.data_target().is_none(), "a corrupt copy must not be restored");
     assert_eq!(sidecar.get("/readyz").await.map(|r| r.0), Some(503));
 }
@@ -181,8 +183,17 @@ async fn invalid_json_is_never_swapped_in_and_a_failing_validate_cmd_swaps_nothi
     let refusing = other.start(&["--validate-cmd=false"]);
     refusing.wait_metric("configsnap_snapshots_refused_total{reason=\"command\"}", 1.0).await;
     assert!(other.data_target().is_none(), "--validate-cmd false must swap nothing");
-    let leftovers: Vec<_> = std::fs::read_dir(other.dir()).expect("list").collect();
-    assert!(leftovers.is_empty(), "the refused staged dir must be removed: {leftovers:?}");
+    let listing = |dir: std::path::PathBuf| -> Vec<String> {
+        let names = std::fs::read_dir(dir).expect("list").flatten();
+        names.map(|e| e.file_name().to_string_lossy().into_owned()).collect()
+    };
+    let leftovers: Vec<String> =
+        listing(other.dir()).into_iter().filter(|n| n != "..objects" && n != "..tree").collect();
+    assert!(leftovers.is_empty(), "the refused staged root must be removed: {leftovers:?}");
+    for store in ["..objects", "..tree"] {
+        let nodes = listing(other.dir().join(store));
+        assert!(nodes.is_empty(), "the refused snapshot's nodes must be removed from {store}: {nodes:?}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -232,11 +243,66 @@ async fn a_failed_verification_rolls_back_reloads_and_blocks_the_bad_content() {
 }
 
 /// True when every selected ConfigMap's value in the API is what the files show.
-fn converged(api: &FakeApiServer, ws: &Workspace, count: usize) -> bool {
-    (0..count).all(|cm| {
-        let object = api.get("configmaps", crate::support::NS, &format!("cm{cm}")).expect("cm");
-        ws.read(&format!("cm{cm}/k")).as_deref() == object["data"]["k"].as_str()
-    })
+/// The selected objects the crash test expects: name → key → value.
+type Expected = std::collections::BTreeMap<String, std::collections::BTreeMap<String, String>>;
+
+/// True when the verified snapshot on disk holds exactly the expected files.
+fn converged(expected: &Expected, ws: &Workspace) -> bool {
+    let Ok(Some(snapshot)) = configsnap::writer::read_current(&ws.dir()) else {
+        return false;
+    };
+    let on_disk: Vec<(String, Vec<u8>)> =
+        snapshot.files().map(|(path, object, file)| (path, object.content(file).to_vec())).collect();
+    let wanted: Vec<(String, Vec<u8>)> = expected
+        .iter()
+        .flat_map(|(name, data)| {
+            data.iter().map(move |(k, v)| (format!("{name}/{k}"), v.clone().into_bytes()))
+        })
+        .collect();
+    let mut on_disk = on_disk;
+    on_disk.sort();
+    on_disk == wanted
+}
+
+/// One step of the crash test's workload: updates of several objects at once, creates,
+/// deletes and key renames, applied to the API and to `expected` together.
+fn crash_workload_step(api: &FakeApiServer, expected: &mut Expected, n: usize) {
+    let value = |tag: &str| format!("{n}-{tag}-{}", "x".repeat(2048));
+    let put = |expected: &mut Expected, name: String, data: Vec<(String, String)>| {
+        let pairs: Vec<(&str, &str)> = data.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        if api.apply("configmaps", configmap(&name, &pairs)).is_ok() {
+            expected.insert(name, data.into_iter().collect());
+        }
+    };
+    match n % 10 {
+        // Several objects in one burst.
+        0..=5 | 9 => {
+            let count = if n % 10 == 9 { 3 } else { 2 };
+            for i in 0..count {
+                let name = format!("cm{}", (n + i) % 4);
+                let keys: Vec<String> =
+                    expected.get(&name).map(|d| d.keys().cloned().collect()).unwrap_or_default();
+                let data = keys.into_iter().map(|k| (k, value("u"))).collect::<Vec<_>>();
+                let data = if data.is_empty() { vec![("k".to_owned(), value("u"))] } else { data };
+                put(expected, name, data);
+            }
+        }
+        // A new object.
+        6 => put(expected, format!("extra{n}"), vec![("a".into(), value("new")), ("b".into(), value("new"))]),
+        // The oldest extra object goes.
+        7 => {
+            if let Some(name) = expected.keys().find(|k| k.starts_with("extra")).cloned()
+                && api.delete("configmaps", crate::support::NS, &name).is_some()
+            {
+                expected.remove(&name);
+            }
+        }
+        // A key renamed.
+        _ => {
+            let name = format!("cm{}", n % 4);
+            put(expected, name, vec![(format!("r{}", n % 3), value("renamed"))]);
+        }
+    }
 }
 
 /// Leftovers only an interrupted swap leaves: a snapshot dir `..data` does not point at,
@@ -252,45 +318,49 @@ fn interrupted_swap_leftovers(ws: &Workspace) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_at_300_random_instants_always_leaves_a_complete_snapshot() {
     const KILLS: usize = 300;
-    const OBJECTS: usize = 4;
     /// Every this many kills, updates pause and a restart must converge.
     const CONVERGE_EVERY: usize = 50;
     let api = FakeApiServer::start().await.expect("fake api");
-    for cm in 0..OBJECTS {
-        api.apply("configmaps", configmap(&format!("cm{cm}"), &[("k", "0")])).expect("cm");
+    let expected = std::sync::Arc::new(std::sync::Mutex::new(Expected::new()));
+    for cm in 0..4 {
+        let name = format!("cm{cm}");
+        api.apply("configmaps", configmap(&name, &[("k", "0")])).expect("cm");
+        expected.lock().expect("lock").insert(name, [("k".to_owned(), "0".to_owned())].into());
     }
     let ws = Workspace::new(&api);
+    // A first snapshot, so that every kill below finds one.
+    {
+        let first = ws.start(&["--debounce=0", "--max-wait=0"]);
+        wait_for("the first snapshot", WAIT, || ws.data_target().is_some()).await;
+        first.signal(nix::sys::signal::Signal::SIGKILL);
+    }
     let paused = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let streaming = {
-        let (api, paused) = (api.clone(), paused.clone());
+        let (api, paused, expected) = (api.clone(), paused.clone(), expected.clone());
         tokio::spawn(async move {
             for n in 1..=200_000_usize {
                 if !paused.load(std::sync::atomic::Ordering::SeqCst) {
-                    let value = format!("{n}-{}", "x".repeat(2048));
-                    let _ =
-                        api.apply("configmaps", configmap(&format!("cm{}", n % OBJECTS), &[("k", &value)]));
+                    crash_workload_step(&api, &mut expected.lock().expect("lock"), n);
                 }
                 tokio::time::sleep(Duration::from_millis(3)).await;
             }
         })
     };
-    let (mut complete, mut mid_swap, mut convergences) = (0, 0, 0);
+    let (mut mid_swap, mut convergences) = (0, 0);
     for kill in 1..=KILLS {
         let sidecar: Sidecar = ws.start(&["--debounce=0", "--max-wait=0"]);
         tokio::time::sleep(Duration::from_millis(rand::random_range(0..120))).await;
         sidecar.signal(nix::sys::signal::Signal::SIGKILL);
         drop(sidecar);
-        if ws.data_target().is_some() {
-            assert_complete_snapshot(&ws.dir());
-            complete += 1;
-        }
+        assert_complete_snapshot(&ws.dir());
         if interrupted_swap_leftovers(&ws) {
             mid_swap += 1;
         }
         if kill % CONVERGE_EVERY == 0 {
             paused.store(true, std::sync::atomic::Ordering::SeqCst);
             let restarted = ws.start(&["--debounce=0", "--max-wait=0"]);
-            wait_for("a restart converges to the API state", WAIT, || converged(&api, &ws, OBJECTS)).await;
+            let expected = expected.lock().expect("lock").clone();
+            wait_for("a restart converges to the API state", WAIT, || converged(&expected, &ws)).await;
             assert_complete_snapshot(&ws.dir());
             drop(restarted);
             convergences += 1;
@@ -300,18 +370,26 @@ async fn kill_9_at_300_random_instants_always_leaves_a_complete_snapshot() {
     streaming.abort();
     let _ = streaming.await;
     eprintln!(
-        "crash test: {KILLS} kills, {complete} left a complete snapshot (the others came before the \
-         first swap), {mid_swap} interrupted a swap, {convergences} restarts converged"
+        "crash test: {KILLS} kills, each left a complete snapshot; {mid_swap} interrupted a swap, \
+         {convergences} restarts converged"
     );
-    assert!(complete >= KILLS - 1, "only the very first kill may come before any swap: {complete}");
     assert!(mid_swap > 0, "no kill landed inside a swap: the test proves nothing");
     let _sidecar = ws.start(&[]);
-    wait_for("converged to the API state", WAIT, || converged(&api, &ws, OBJECTS)).await;
+    let expected = expected.lock().expect("lock").clone();
+    wait_for("converged to the API state", WAIT, || converged(&expected, &ws)).await;
     assert_complete_snapshot(&ws.dir());
-    // The converging swap removes the previous dir once the switch is durable.
-    let snapshot_dirs = || {
-        let names = std::fs::read_dir(ws.dir()).expect("list").flatten();
-        names.filter(|e| e.file_name().to_string_lossy().starts_with("..2")).count()
+    // The converging swap removes the previous root and every unused node once durable.
+    let names = |dir: std::path::PathBuf| -> Vec<String> {
+        let entries = std::fs::read_dir(dir).expect("list").flatten();
+        entries.map(|e| e.file_name().to_string_lossy().into_owned()).collect()
     };
-    wait_for("one snapshot dir left", WAIT, || snapshot_dirs() == 1).await;
+    wait_for("one snapshot root left", WAIT, || {
+        names(ws.dir()).iter().filter(|n| n.starts_with("..2")).count() == 1
+    })
+    .await;
+    wait_for("no unused object dir left", WAIT, || {
+        let objects = configsnap::writer::read_current(&ws.dir()).ok().flatten().map(|s| s.object_count());
+        objects.is_some_and(|n| n as usize == names(ws.dir().join("..objects")).len())
+    })
+    .await;
 }

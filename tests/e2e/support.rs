@@ -1,7 +1,6 @@
 //! Test support: run the real `configsnap` binary against the fake API server, and wait
 //! on conditions with bounded timeouts.
 
-use configsnap::snapshot::manifest::Manifest;
 use fake_apiserver::FakeApiServer;
 use std::fs::File;
 use std::io::Read;
@@ -21,14 +20,12 @@ pub const SELECTOR: &str = "configsnap.io/include=true";
 /// entry links into it.
 pub fn assert_complete_snapshot(dir: &Path) {
     let target = std::fs::read_link(dir.join("..data")).expect("..data exists");
-    let snapshot = dir.join(&target);
-    let raw = std::fs::read(snapshot.join("..manifest.json")).expect("manifest");
-    let manifest = Manifest::parse(&raw).expect("manifest parses");
-    let verified = manifest.verify(|path| std::fs::read(snapshot.join(path)).map(bytes::Bytes::from));
-    let verified = verified.unwrap_or_else(|e| panic!("{target:?} does not match its manifest: {e}"));
+    let verified = configsnap::writer::read_current(dir)
+        .unwrap_or_else(|e| panic!("{target:?} does not match its manifests: {e}"))
+        .expect("..data names a snapshot");
     for top in verified.top_level() {
         let link = std::fs::read_link(dir.join(top)).unwrap_or_else(|e| panic!("visible link {top}: {e}"));
-        assert_eq!(link, Path::new("..data").join(top));
+        assert_eq!(link, Path::new(&configsnap::writer::visible_link_target(top)));
     }
 }
 
@@ -108,6 +105,11 @@ impl Workspace {
 
     /// Starts the sidecar with the common flags plus `extra`.
     pub fn start(&self, extra: &[&str]) -> Sidecar {
+        self.start_with_fd_limit(None, extra)
+    }
+
+    /// Like [`Workspace::start`], under `ulimit -n fds` when given.
+    pub fn start_with_fd_limit(&self, fds: Option<u32>, extra: &[&str]) -> Sidecar {
         let port = free_port();
         let mut args: Vec<String> = vec![
             format!("--dir={}", self.dir().display()),
@@ -116,7 +118,7 @@ impl Workspace {
             "--log-format=json".into(),
         ];
         args.extend(extra.iter().map(|s| (*s).to_owned()));
-        Sidecar::spawn(&args, &self.tmp.path().join("kubeconfig"), self.tmp.path(), port)
+        Sidecar::spawn_limited(&args, &self.tmp.path().join("kubeconfig"), self.tmp.path(), port, fds)
     }
 }
 
@@ -131,9 +133,30 @@ pub struct Sidecar {
 impl Sidecar {
     /// Spawns the binary with `args`, logging to a file in `log_dir`.
     pub fn spawn(args: &[String], kubeconfig: &Path, log_dir: &Path, port: u16) -> Self {
+        Self::spawn_limited(args, kubeconfig, log_dir, port, None)
+    }
+
+    /// Like [`Sidecar::spawn`], under `ulimit -n fds` (set by `sh`, which then `exec`s
+    /// the binary: the pid is configsnap's) when given.
+    pub fn spawn_limited(
+        args: &[String],
+        kubeconfig: &Path,
+        log_dir: &Path,
+        port: u16,
+        fds: Option<u32>,
+    ) -> Self {
         let log = log_dir.join(format!("configsnap-{port}.log"));
         let stderr = File::create(&log).expect("log file");
-        let child = Command::new(env!("CARGO_BIN_EXE_configsnap"))
+        let binary = env!("CARGO_BIN_EXE_configsnap");
+        let mut command = match fds {
+            Some(fds) => {
+                let mut sh = Command::new("sh");
+                sh.args(["-c", &format!("ulimit -n {fds} && exec \"$0\" \"$@\""), binary]);
+                sh
+            }
+            None => Command::new(binary),
+        };
+        let child = command
             .args(args)
             .env("KUBECONFIG", kubeconfig)
             .env_remove("KUBERNETES_SERVICE_HOST")

@@ -1,0 +1,120 @@
+//! One rendered object: its files (keys, modes, sizes, digests) and a handle on the
+//! source's own cached object, whose bytes are borrowed, never copied.
+
+use super::{Layout, SourceRef, top_of};
+use crate::source::{Input, ObjectId};
+use sha2::{Digest, Sha256};
+use std::collections::BTreeSet;
+
+/// A SHA-256 digest.
+pub type Digest32 = [u8; 32];
+
+/// One file of an object: a key (a relative path inside the object) and what it holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectFile {
+    /// The key: a file name, or a relative path for directory sources.
+    pub key: String,
+    /// Permission bits, applied regardless of umask.
+    pub mode: u32,
+    /// Size in bytes.
+    pub size: u64,
+    /// SHA-256 of the bytes.
+    pub sha256: Digest32,
+}
+
+/// One object version, laid out as files.
+#[derive(Debug)]
+pub struct Object {
+    /// Kind and name.
+    pub id: ObjectId,
+    /// Where it came from.
+    pub source: SourceRef,
+    /// Its files, sorted by key.
+    pub files: Vec<ObjectFile>,
+    /// Digest of kind, name and every file (key, mode, size, digest): the name of its
+    /// content-addressed directory on disk.
+    pub digest: Digest32,
+    input: Input,
+}
+
+// === impl Object ===
+
+impl Object {
+    /// An object whose bytes live in `input` (the source's cache) under each file's key.
+    #[must_use]
+    pub fn new(id: ObjectId, source: SourceRef, mut files: Vec<ObjectFile>, input: Input) -> Self {
+        files.sort_unstable_by(|a, b| a.key.cmp(&b.key));
+        let digest = object_digest(&id, &files);
+        Self { id, source, files, digest, input }
+    }
+
+    /// The bytes of `file` (one of [`Object::files`]).
+    #[must_use]
+    pub fn content(&self, file: &ObjectFile) -> &[u8] {
+        self.input.value(&file.key).unwrap_or_default()
+    }
+
+    /// Total bytes of its files.
+    #[must_use]
+    pub fn bytes(&self) -> u64 {
+        self.files.iter().map(|f| f.size).sum()
+    }
+
+    /// Hex name of its directory on disk.
+    #[must_use]
+    pub fn dir_name(&self) -> String {
+        hex::encode(self.digest)
+    }
+
+    /// The path of one of its keys in the snapshot.
+    #[must_use]
+    pub fn path_of(&self, key: &str, layout: Layout) -> String {
+        match layout {
+            Layout::ByName => format!("{}/{key}", self.id.name),
+            Layout::Flat => key.to_owned(),
+        }
+    }
+
+    /// The entries it shows at the top of the target dir (none when it has no files).
+    #[must_use]
+    pub fn tops(&self, layout: Layout) -> BTreeSet<&str> {
+        if self.files.is_empty() {
+            return BTreeSet::new();
+        }
+        match layout {
+            Layout::ByName => BTreeSet::from([self.id.name.as_str()]),
+            Layout::Flat => self.files.iter().map(|f| top_of(&f.key)).collect(),
+        }
+    }
+}
+
+impl PartialEq for Object {
+    fn eq(&self, other: &Self) -> bool {
+        self.digest == other.digest && self.source == other.source
+    }
+}
+
+impl Eq for Object {}
+
+/// SHA-256 of `content`.
+#[must_use]
+pub fn sha256(content: &[u8]) -> Digest32 {
+    Sha256::digest(content).into()
+}
+
+fn object_digest(id: &ObjectId, files: &[ObjectFile]) -> Digest32 {
+    let mut hasher = Sha256::new();
+    hasher.update(b"configsnap object\0");
+    hasher.update(id.kind.to_string().as_bytes());
+    hasher.update([0]);
+    hasher.update(id.name.as_bytes());
+    hasher.update([0]);
+    for file in files {
+        hasher.update(file.key.as_bytes());
+        hasher.update([0]);
+        hasher.update(file.mode.to_be_bytes());
+        hasher.update(file.size.to_be_bytes());
+        hasher.update(file.sha256);
+    }
+    hasher.finalize().into()
+}

@@ -1,0 +1,233 @@
+//! The snapshot's shape: a fixed two-level hash trie over the top-level entries, so a
+//! change touches one leaf, one middle node and the root, whatever the number of objects.
+//!
+//! Every top-level entry (`web` in by-name layout, `nginx.conf` in flat) sits in leaf
+//! `(h0, h1)`, the first two hex digits of the SHA-256 of its name: a position that
+//! depends on the name only, so the app's visible link `web -> ..data/<h0>/<h1>/web`
+//! never changes. 16 × 16 leaves keep every node small: at 5,000 entries a leaf holds
+//! about 20, and the root and a middle node at most 16 each.
+//!
+//! Node ids are Merkle digests (a leaf over its entries' names and objects' digests, a
+//! middle node over its leaves' ids, the root over the middle nodes' ids), so the root id
+//! is the content hash of the whole snapshot and equal ids mean equal subtrees: the
+//! writer reuses every node whose id is already on disk. Pure: no I/O.
+
+use super::object::{Digest32, Object};
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// Children of the root and of each middle node.
+pub const FANOUT: usize = 16;
+
+/// One top-level entry: the object that provides it.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    /// The object.
+    pub object: Arc<Object>,
+    /// True when the entry is the object's whole directory (by-name layout); false when
+    /// it is one top-level name inside it (flat layout).
+    pub whole: bool,
+    /// True for exactly one entry of each object (for counting and listing objects).
+    pub primary: bool,
+}
+
+/// A leaf: the entries whose names hash to its position.
+#[derive(Debug, Clone, Default)]
+pub struct Leaf {
+    /// Entry name → entry.
+    pub entries: BTreeMap<String, Entry>,
+    /// Merkle id (meaningless when empty).
+    pub id: Digest32,
+}
+
+/// The trie. Cloning is cheap (shared leaves); a change copies only the leaves it touches.
+#[derive(Debug, Clone)]
+pub struct Tree {
+    leaves: Vec<Arc<Leaf>>,
+    mids: [Option<Digest32>; FANOUT],
+    root: Digest32,
+    totals: Totals,
+}
+
+/// Running counts over every object of a tree.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Totals {
+    /// Objects.
+    pub objects: u64,
+    /// Files.
+    pub files: u64,
+    /// Bytes of file content.
+    pub bytes: u64,
+}
+
+// === impl Tree ===
+
+impl Default for Tree {
+    fn default() -> Self {
+        // One shared empty leaf: a leaf is copied when it is first changed.
+        let empty = Arc::new(Leaf::default());
+        let mut tree = Self {
+            leaves: (0..FANOUT * FANOUT).map(|_| Arc::clone(&empty)).collect(),
+            mids: [None; FANOUT],
+            root: [0; 32],
+            totals: Totals::default(),
+        };
+        tree.root = tree.root_digest();
+        tree
+    }
+}
+
+impl Tree {
+    /// The leaf position of an entry name: `(h0, h1)`.
+    #[must_use]
+    pub fn slot(name: &str) -> (usize, usize) {
+        let first = Sha256::digest(name.as_bytes())[0];
+        (usize::from(first >> 4), usize::from(first & 0x0f))
+    }
+
+    /// Applies entry changes (`None` removes) and recomputes the ids they touch.
+    pub fn apply(&mut self, changes: impl IntoIterator<Item = (String, Option<Entry>)>) {
+        let mut dirty = [false; FANOUT * FANOUT];
+        for (name, entry) in changes {
+            let (h0, h1) = Self::slot(&name);
+            let index = h0 * FANOUT + h1;
+            let leaf = Arc::make_mut(&mut self.leaves[index]);
+            if let Some(old) = leaf.entries.remove(&name) {
+                self.totals.count(&old, false);
+            }
+            if let Some(entry) = entry {
+                self.totals.count(&entry, true);
+                leaf.entries.insert(name, entry);
+            }
+            dirty[index] = true;
+        }
+        let mut dirty_mids = [false; FANOUT];
+        for (index, _) in dirty.iter().enumerate().filter(|(_, d)| **d) {
+            let leaf = Arc::make_mut(&mut self.leaves[index]);
+            leaf.id = leaf_digest(leaf);
+            dirty_mids[index / FANOUT] = true;
+        }
+        for (h0, _) in dirty_mids.iter().enumerate().filter(|(_, d)| **d) {
+            self.mids[h0] = self.mid_digest(h0);
+        }
+        self.root = self.root_digest();
+    }
+
+    /// The root id: the content hash of the snapshot.
+    #[must_use]
+    pub fn root(&self) -> Digest32 {
+        self.root
+    }
+
+    /// Counts over every object.
+    #[must_use]
+    pub fn totals(&self) -> Totals {
+        self.totals
+    }
+
+    /// Middle node `h0`'s id, if it has any entry.
+    #[must_use]
+    pub fn mid(&self, h0: usize) -> Option<Digest32> {
+        self.mids[h0]
+    }
+
+    /// Leaf `(h0, h1)`.
+    #[must_use]
+    pub fn leaf(&self, h0: usize, h1: usize) -> &Leaf {
+        &self.leaves[h0 * FANOUT + h1]
+    }
+
+    /// Every entry, leaf by leaf.
+    pub fn entries(&self) -> impl Iterator<Item = (&String, &Entry)> {
+        self.leaves.iter().flat_map(|leaf| leaf.entries.iter())
+    }
+
+    /// The entry of that name.
+    #[must_use]
+    pub fn get(&self, name: &str) -> Option<&Entry> {
+        let (h0, h1) = Self::slot(name);
+        self.leaf(h0, h1).entries.get(name)
+    }
+
+    /// Positions whose leaf differs between `self` and `other` (O(1) per unchanged leaf:
+    /// shared leaves compare by pointer, others by id).
+    pub fn changed_leaves<'a>(&'a self, other: &'a Self) -> impl Iterator<Item = (usize, usize)> + 'a {
+        (0..FANOUT * FANOUT)
+            .filter(move |&i| {
+                let (a, b) = (&self.leaves[i], &other.leaves[i]);
+                !Arc::ptr_eq(a, b) && (a.entries.is_empty() != b.entries.is_empty() || a.id != b.id)
+            })
+            .map(|i| (i / FANOUT, i % FANOUT))
+    }
+
+    fn mid_digest(&self, h0: usize) -> Option<Digest32> {
+        let mut hasher = Sha256::new();
+        hasher.update(b"configsnap mid\0");
+        let mut any = false;
+        for h1 in 0..FANOUT {
+            let leaf = self.leaf(h0, h1);
+            if !leaf.entries.is_empty() {
+                any = true;
+                hasher.update([h1 as u8]);
+                hasher.update(leaf.id);
+            }
+        }
+        any.then(|| hasher.finalize().into())
+    }
+
+    fn root_digest(&self) -> Digest32 {
+        let mut hasher = Sha256::new();
+        hasher.update(b"configsnap root\0");
+        for (h0, mid) in self.mids.iter().enumerate() {
+            if let Some(id) = mid {
+                hasher.update([h0 as u8]);
+                hasher.update(id);
+            }
+        }
+        hasher.finalize().into()
+    }
+}
+
+// === impl Totals ===
+
+impl Totals {
+    fn count(&mut self, entry: &Entry, add: bool) {
+        if !entry.primary {
+            return;
+        }
+        let (files, bytes) = (entry.object.files.len() as u64, entry.object.bytes());
+        if add {
+            self.objects += 1;
+            self.files += files;
+            self.bytes += bytes;
+        } else {
+            self.objects -= 1;
+            self.files -= files;
+            self.bytes -= bytes;
+        }
+    }
+}
+
+fn leaf_digest(leaf: &Leaf) -> Digest32 {
+    let mut hasher = Sha256::new();
+    hasher.update(b"configsnap leaf\0");
+    for (name, entry) in &leaf.entries {
+        hasher.update(name.as_bytes());
+        hasher.update([0, u8::from(entry.whole)]);
+        hasher.update(entry.object.digest);
+    }
+    hasher.finalize().into()
+}
+
+/// Hex name of a node's directory on disk.
+#[must_use]
+pub fn node_name(id: &Digest32) -> String {
+    hex::encode(id)
+}
+
+/// The hex digit naming child `index` of the root or of a middle node.
+#[must_use]
+pub fn digit(index: usize) -> char {
+    char::from_digit(index as u32, 16).unwrap_or('0')
+}

@@ -1,0 +1,342 @@
+//! Staging: write the nodes a snapshot needs that are not on disk yet (objects, leaves,
+//! middle nodes, children before parents), then a new root, and sync them.
+
+use super::{
+    Durability, Error, Node, OBJECTS_DIR, SYNC_BATCH, Staged, State, SwapTimings, TREE_DIR, Writer, fsops,
+    io, io_std, new_snapshot_dir_name,
+};
+use crate::snapshot::manifest::{MANIFEST_FILE, ObjectManifest, RootManifest};
+use crate::snapshot::object::Object;
+use crate::snapshot::tree::{self, FANOUT, Leaf};
+use crate::snapshot::{Snapshot, SourceRef};
+use crate::source::SourceKind;
+use nix::errno::Errno;
+use std::collections::{HashMap, HashSet};
+use std::os::fd::{AsFd, OwnedFd};
+use std::sync::Arc;
+use tokio::time::Instant;
+
+/// Mode of every directory configsnap creates in the target dir.
+const DIR_MODE: u32 = 0o755;
+
+/// What one stage writes.
+struct Plan<'a> {
+    objects: Vec<&'a Arc<Object>>,
+    leaves: Vec<(usize, usize)>,
+    mids: Vec<usize>,
+}
+
+/// The sync work of one stage.
+struct Syncer {
+    durability: Durability,
+    /// More new files than [`SYNC_BATCH`]: one `syncfs` at the end instead of one each.
+    batch: bool,
+    timings: SwapTimings,
+}
+
+pub(super) fn stage(writer: &Writer, state: &mut State, snapshot: &Snapshot) -> Result<Staged, Error> {
+    let plan = plan(state, snapshot);
+    let new_files: usize = plan.objects.iter().map(|o| o.files.len() + 1).sum::<usize>() + 1;
+    let mut syncer = Syncer {
+        durability: writer.durability,
+        batch: new_files > SYNC_BATCH,
+        timings: SwapTimings::default(),
+    };
+    let mut created = Vec::new();
+    let started = Instant::now();
+    let result = write_plan(writer, snapshot, &plan, &mut syncer, &mut created)
+        .and_then(|()| write_root(writer, snapshot, &mut syncer));
+    syncer.timings.write = started.elapsed().saturating_sub(syncer.timings.fsync);
+    let root = match result {
+        Ok(root) => root,
+        Err(err) => {
+            writer.remove_nodes(state, &created);
+            return Err(err);
+        }
+    };
+    state.present.extend(created.iter().copied());
+    Ok(Staged { root, snapshot: snapshot.clone(), created, view: None, timings: syncer.timings })
+}
+
+/// The nodes of `snapshot` not on disk, found top-down: a present node's subtree is.
+fn plan<'a>(state: &State, snapshot: &'a Snapshot) -> Plan<'a> {
+    let tree = snapshot.tree();
+    let mut plan = Plan { objects: Vec::new(), leaves: Vec::new(), mids: Vec::new() };
+    let mut planned = HashSet::new();
+    for h0 in 0..FANOUT {
+        let Some(mid) = tree.mid(h0) else { continue };
+        if state.present.contains(&Node::Tree(mid)) {
+            continue;
+        }
+        plan.mids.push(h0);
+        for h1 in 0..FANOUT {
+            let leaf = tree.leaf(h0, h1);
+            if leaf.entries.is_empty() || state.present.contains(&Node::Tree(leaf.id)) {
+                continue;
+            }
+            plan.leaves.push((h0, h1));
+            for entry in leaf.entries.values() {
+                let node = Node::Object(entry.object.digest);
+                if !state.present.contains(&node) && planned.insert(node) {
+                    plan.objects.push(&entry.object);
+                }
+            }
+        }
+    }
+    plan
+}
+
+fn write_plan(
+    writer: &Writer,
+    snapshot: &Snapshot,
+    plan: &Plan<'_>,
+    syncer: &mut Syncer,
+    created: &mut Vec<Node>,
+) -> Result<(), Error> {
+    for object in &plan.objects {
+        write_object(writer, object, syncer)?;
+        created.push(Node::Object(object.digest));
+    }
+    let tree = snapshot.tree();
+    for &(h0, h1) in &plan.leaves {
+        let leaf = tree.leaf(h0, h1);
+        write_leaf(writer, leaf, syncer)?;
+        created.push(Node::Tree(leaf.id));
+    }
+    for &h0 in &plan.mids {
+        let Some(id) = tree.mid(h0) else { continue };
+        let dir = make_node_dir(&writer.tree, &tree::node_name(&id))?;
+        for h1 in 0..FANOUT {
+            let leaf = tree.leaf(h0, h1);
+            if !leaf.entries.is_empty() {
+                let target = format!("../{}", tree::node_name(&leaf.id));
+                link(&dir, &target, &tree::digit(h1).to_string())?;
+            }
+        }
+        syncer.strict_dir(&dir)?;
+        created.push(Node::Tree(id));
+    }
+    if !plan.objects.is_empty() {
+        syncer.strict_dir(&writer.objects)?;
+    }
+    if !plan.leaves.is_empty() || !plan.mids.is_empty() {
+        syncer.strict_dir(&writer.tree)?;
+    }
+    Ok(())
+}
+
+fn write_object(writer: &Writer, object: &Object, syncer: &mut Syncer) -> Result<(), Error> {
+    let name = object.dir_name();
+    let dir = make_node_dir(&writer.objects, &name)?;
+    let mut subdirs: HashMap<String, OwnedFd> = HashMap::new();
+    for file in &object.files {
+        let (parent, leaf) = match file.key.rsplit_once('/') {
+            Some((parent, leaf)) => (ensure_dir(&dir, parent, &mut subdirs)?, leaf),
+            None => (dir.as_fd(), file.key.as_str()),
+        };
+        let written = fsops::create_file(parent, leaf, object.content(file), file.mode)
+            .map_err(io_std(format!("write {}/{}", object.id.name, file.key)))?;
+        syncer.file(&written)?;
+    }
+    let manifest = ObjectManifest::describe(object).to_json();
+    let written = fsops::create_file(&dir, MANIFEST_FILE, &manifest, manifest_mode(&object.source))
+        .map_err(io_std(format!("write {OBJECTS_DIR}/{name}/{MANIFEST_FILE}")))?;
+    syncer.file(&written)?;
+    for sub in subdirs.values() {
+        syncer.strict_dir(sub)?;
+    }
+    syncer.strict_dir(&dir)
+}
+
+fn write_leaf(writer: &Writer, leaf: &Leaf, syncer: &mut Syncer) -> Result<(), Error> {
+    let dir = make_node_dir(&writer.tree, &tree::node_name(&leaf.id))?;
+    for (name, entry) in &leaf.entries {
+        let object = entry.object.dir_name();
+        let target = if entry.whole {
+            format!("../../{OBJECTS_DIR}/{object}")
+        } else {
+            format!("../../{OBJECTS_DIR}/{object}/{name}")
+        };
+        link(&dir, &target, name)?;
+    }
+    syncer.strict_dir(&dir)
+}
+
+/// Creates the root: one link per middle node, and the root manifest; syncs what the
+/// rename will depend on.
+fn write_root(writer: &Writer, snapshot: &Snapshot, syncer: &mut Syncer) -> Result<String, Error> {
+    let (name, dir) = make_unique_root(writer)?;
+    let result = (|| {
+        let tree = snapshot.tree();
+        for h0 in 0..FANOUT {
+            if let Some(mid) = tree.mid(h0) {
+                link(
+                    &dir,
+                    &format!("../{TREE_DIR}/{}", tree::node_name(&mid)),
+                    &tree::digit(h0).to_string(),
+                )?;
+            }
+        }
+        let manifest = RootManifest::describe(snapshot, &writer.origin).to_json();
+        let written = fsops::create_file(&dir, MANIFEST_FILE, &manifest, 0o644)
+            .map_err(io_std(format!("write {name}/{MANIFEST_FILE}")))?;
+        syncer.file(&written)?;
+        syncer.strict_dir(&dir)?;
+        syncer.strict_dir(&writer.dir)?;
+        syncer.finish(&writer.dir)
+    })();
+    if let Err(err) = result {
+        let _ = fsops::remove_tree(&writer.dir, &name);
+        return Err(err);
+    }
+    Ok(name)
+}
+
+fn make_unique_root(writer: &Writer) -> Result<(String, OwnedFd), Error> {
+    for _ in 0..16 {
+        let name = new_snapshot_dir_name();
+        match fsops::make_dir(&writer.dir, &name, DIR_MODE) {
+            Ok(fd) => return Ok((name, fd)),
+            Err(Errno::EEXIST) => continue,
+            Err(err) => return Err(io(format!("create {name}"))(err)),
+        }
+    }
+    Err(io("create a unique snapshot dir")(Errno::EEXIST))
+}
+
+/// Creates a node dir; one left by an interrupted stage under that name (not known to
+/// be complete) is removed first.
+fn make_node_dir(parent: &OwnedFd, name: &str) -> Result<OwnedFd, Error> {
+    match fsops::make_dir(parent, name, DIR_MODE) {
+        Err(Errno::EEXIST) => {
+            fsops::remove_tree(parent, name).map_err(io(format!("remove the incomplete {name}")))?;
+            fsops::make_dir(parent, name, DIR_MODE)
+        }
+        other => other,
+    }
+    .map_err(io(format!("create {name}")))
+}
+
+fn link(dir: &OwnedFd, target: &str, name: &str) -> Result<(), Error> {
+    fsops::symlink(target, dir, name).map_err(io(format!("link {name}")))
+}
+
+/// Opens (creating) the nested dir `path` under `root`, caching fds by path.
+fn ensure_dir<'a>(
+    root: &OwnedFd,
+    path: &str,
+    dirs: &'a mut HashMap<String, OwnedFd>,
+) -> Result<std::os::fd::BorrowedFd<'a>, Error> {
+    if !dirs.contains_key(path) {
+        let fd = match path.rsplit_once('/') {
+            Some((parent, leaf)) => {
+                let parent_fd = ensure_dir(root, parent, dirs)?;
+                fsops::make_dir(parent_fd, leaf, DIR_MODE)
+            }
+            None => fsops::make_dir(root, path, DIR_MODE),
+        }
+        .map_err(io(format!("create dir {path}")))?;
+        dirs.insert(path.to_owned(), fd);
+    }
+    Ok(dirs[path].as_fd())
+}
+
+/// Secret objects' manifests list digests of secret values: readable by the sidecar only.
+fn manifest_mode(source: &SourceRef) -> u32 {
+    if source.kind == SourceKind::Secret { 0o600 } else { 0o644 }
+}
+
+/// Nodes `old` uses that `new` does not: the old tree's nodes at every position whose
+/// id changed (leaves, middle nodes) and the objects only those old leaves referenced.
+pub(super) fn garbage(old: &Snapshot, new: &Snapshot) -> Vec<Garbage> {
+    let (before, after) = (old.tree(), new.tree());
+    let mut nodes = Vec::new();
+    for h0 in 0..FANOUT {
+        if let Some(mid) = before.mid(h0)
+            && after.mid(h0) != Some(mid)
+        {
+            nodes.push(Garbage { node: Node::Tree(mid), slot: (h0, None) });
+        }
+    }
+    let mut old_objects = HashMap::new();
+    let mut kept_objects = HashSet::new();
+    for (h0, h1) in after.changed_leaves(before) {
+        let (was, is) = (before.leaf(h0, h1), after.leaf(h0, h1));
+        if !was.entries.is_empty() {
+            nodes.push(Garbage { node: Node::Tree(was.id), slot: (h0, Some(h1)) });
+        }
+        old_objects.extend(was.entries.values().map(|e| (e.object.digest, (h0, h1))));
+        kept_objects.extend(is.entries.values().map(|e| e.object.digest));
+    }
+    nodes.extend(
+        old_objects
+            .into_iter()
+            .filter(|(digest, _)| !kept_objects.contains(digest))
+            .map(|(digest, (h0, h1))| Garbage { node: Node::Object(digest), slot: (h0, Some(h1)) }),
+    );
+    nodes
+}
+
+/// A node an earlier generation used, with the position it had there.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Garbage {
+    pub(super) node: Node,
+    /// The middle node (and leaf) it sat in.
+    slot: (usize, Option<usize>),
+}
+
+impl Garbage {
+    /// True when `current` uses the node again (a rollback to content seen before, while
+    /// the swap away from it was not persisted yet): it must stay.
+    pub(super) fn in_use(&self, current: &Snapshot) -> bool {
+        let tree = current.tree();
+        match (self.node, self.slot) {
+            (Node::Tree(id), (h0, None)) => tree.mid(h0) == Some(id),
+            (Node::Tree(id), (h0, Some(h1))) => {
+                let leaf = tree.leaf(h0, h1);
+                !leaf.entries.is_empty() && leaf.id == id
+            }
+            (Node::Object(digest), (h0, Some(h1))) => {
+                tree.leaf(h0, h1).entries.values().any(|e| e.object.digest == digest)
+            }
+            (Node::Object(_), (_, None)) => false,
+        }
+    }
+}
+
+// === impl Syncer ===
+
+impl Syncer {
+    /// A new file was written: fdatasync it now unless the stage batches.
+    fn file(&mut self, file: &std::fs::File) -> Result<(), Error> {
+        if self.durability == Durability::Off || self.batch {
+            return Ok(());
+        }
+        let started = Instant::now();
+        fsops::sync_data(file).map_err(io_std("fdatasync a snapshot file"))?;
+        self.timings.fsync += started.elapsed();
+        Ok(())
+    }
+
+    /// A new dir (or a parent of new entries): fsynced only under strict durability.
+    fn strict_dir(&mut self, dir: &OwnedFd) -> Result<(), Error> {
+        if self.durability != Durability::Strict || self.batch {
+            return Ok(());
+        }
+        let started = Instant::now();
+        fsops::sync_dir(dir).map_err(io("fsync a snapshot directory"))?;
+        self.timings.fsync += started.elapsed();
+        Ok(())
+    }
+
+    /// The end of a batched stage: one `syncfs` covers every file and directory.
+    fn finish(&mut self, dir: &OwnedFd) -> Result<(), Error> {
+        if self.durability == Durability::Off || !self.batch {
+            return Ok(());
+        }
+        let started = Instant::now();
+        fsops::sync_filesystem(dir).map_err(io("syncfs the target filesystem"))?;
+        self.timings.fsync += started.elapsed();
+        Ok(())
+    }
+}
