@@ -247,8 +247,9 @@ pub fn rss_kib(pid: u32) -> Option<(u64, u64)> {
     Some((field("VmRSS:")?, field("VmHWM:")?))
 }
 
-/// CPU time of `pid`: (utime+stime in seconds at the clock-tick resolution, on-CPU time
-/// from `schedstat` in seconds, nanosecond resolution).
+/// CPU time of `pid`: (utime+stime of all its threads in seconds at the clock-tick
+/// resolution, on-CPU time of its live threads from their `schedstat` in seconds,
+/// nanosecond resolution; `/proc/<pid>/schedstat` alone covers only the main thread).
 pub fn cpu_seconds(pid: u32) -> Option<(f64, f64)> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // Fields after the `(comm)`, which may contain spaces: state is field 3, utime 14, stime 15.
@@ -256,8 +257,12 @@ pub fn cpu_seconds(pid: u32) -> Option<(f64, f64)> {
     let fields: Vec<&str> = rest.split_whitespace().collect();
     let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
     let hz = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK).ok().flatten().unwrap_or(100) as f64;
-    let sched = std::fs::read_to_string(format!("/proc/{pid}/schedstat")).ok();
-    let on_cpu_ns: u64 = sched.and_then(|s| s.split_whitespace().next()?.parse().ok()).unwrap_or(0);
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).ok()?;
+    let on_cpu_ns: u64 = tasks
+        .filter_map(Result::ok)
+        .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
+        .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+        .sum();
     Some((ticks as f64 / hz, on_cpu_ns as f64 / 1e9))
 }
 
