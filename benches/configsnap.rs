@@ -1,6 +1,7 @@
 //! `cargo bench --bench configsnap [-- [--quick] [SCENARIO...]]`: runs the release
 //! binary against the fake API server on loopback and measures latency, swap cost,
-//! memory, idle CPU, bursts, start-up and fleet recovery. Prints a table and writes
+//! memory, idle CPU, bursts, start-up, fleet recovery and how an update's cost scales with
+//! the number of ConfigMaps. Prints a table and writes
 //! `target/bench/results.json`. See `docs/benchmarks.md`.
 //!
 //! Wall-clock `std::time::Instant` is right here (the style guide bans it in library code
@@ -16,6 +17,10 @@ mod latency;
 mod memory;
 #[path = "configsnap/report.rs"]
 mod report;
+#[path = "configsnap/scale.rs"]
+mod scale;
+#[path = "configsnap/strace.rs"]
+mod strace;
 #[path = "configsnap/support.rs"]
 mod support;
 
@@ -26,7 +31,7 @@ use std::sync::{Arc, Mutex, mpsc};
 use std::time::Instant;
 
 /// Every scenario, in the order they run.
-const SCENARIOS: [&str; 7] = ["latency", "swap", "memory", "cpu", "burst", "startup", "fleet"];
+const SCENARIOS: [&str; 8] = ["latency", "swap", "memory", "cpu", "burst", "startup", "fleet", "scale"];
 
 /// What every scenario shares.
 pub struct Ctx {
@@ -111,6 +116,7 @@ async fn run(quick: bool, chosen: &[&str]) {
             "burst" => burst::burst(&ctx, &mut report).await,
             "startup" => memory::startup(&ctx, &mut report).await,
             "fleet" => fleet::fleet(&ctx, &mut report).await,
+            "scale" => scale::scale(&ctx, &mut report).await,
             _ => unreachable!("scenario names are checked"),
         }
         eprintln!("== {name} done in {:.1} s", started.elapsed().as_secs_f64());

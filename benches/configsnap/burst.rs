@@ -3,9 +3,8 @@
 
 use crate::Ctx;
 use crate::report::{Report, Target};
-use crate::support::{DirWatch, Sidecar, configmap, ms, seq_on_disk};
+use crate::support::{self, DirWatch, Sidecar, configmap, ms, seq_on_disk};
 use fake_apiserver::{FakeApiServer, Options};
-use std::io::Write;
 use std::time::{Duration, Instant};
 
 const UPDATES: u64 = 1000;
@@ -17,9 +16,7 @@ pub async fn burst(ctx: &Ctx, report: &mut Report) {
     let api = FakeApiServer::start_with(opts).await.expect("fake API");
     api.apply("configmaps", configmap("app", 0, 4096, true)).expect("apply");
     let root = ctx.scratch("burst");
-    let pid_file = root.join("bench.pid");
-    std::fs::File::create(&pid_file).and_then(|mut f| write!(f, "{}", std::process::id())).expect("pid file");
-    let extra = vec!["--signal=USR1".to_owned(), format!("--pid-file={}", pid_file.display())];
+    let extra = support::signal_flags(&root);
     let sidecar = Sidecar::spawn(&api, &root, "burst", &extra);
     let signals = ctx.signals.clone();
     let joined = tokio::task::spawn_blocking(move || {

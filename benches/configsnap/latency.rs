@@ -3,9 +3,13 @@
 
 use crate::Ctx;
 use crate::report::{Report, Target};
-use crate::support::{self, DirWatch, Sidecar, configmap, ms, seq_on_disk, summary};
+use crate::support::{
+    self, DirWatch, Layout, Sidecar, configmap, configmap_in, ms, seq_in, seq_on_disk, summary,
+};
 use fake_apiserver::{FakeApiServer, Options};
-use std::io::Write;
+use std::ops::RangeInclusive;
+use std::path::Path;
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 /// Size of the ConfigMap's one key.
@@ -32,45 +36,20 @@ pub async fn run_updates(ctx: &Ctx, n: usize) -> UpdateRun {
     let api = FakeApiServer::start_with(opts).await.expect("fake API");
     api.apply("configmaps", configmap("app", 0, SIZE, true)).expect("apply");
     let root = ctx.scratch("latency");
-    let pid_file = root.join("bench.pid");
-    std::fs::File::create(&pid_file).and_then(|mut f| write!(f, "{}", std::process::id())).expect("pid file");
-    let extra = vec![
-        "--debounce=0".to_owned(),
-        "--signal=USR1".to_owned(),
-        format!("--pid-file={}", pid_file.display()),
-    ];
+    let mut extra = support::signal_flags(&root);
+    extra.push("--debounce=0".to_owned());
     let sidecar = Sidecar::spawn(&api, &root, "latency", &extra);
     let signals = ctx.signals.clone();
     let run = tokio::task::spawn_blocking(move || {
         let watch = DirWatch::new(&sidecar.dir);
-        let mut run = UpdateRun::default();
         if watch.wait(Duration::from_secs(20), || seq_on_disk(&sidecar.dir, "app") == Some(0)).is_none() {
             eprintln!("latency: the first snapshot never appeared");
-            run.missed = n;
-            return (run, sidecar);
+            return (UpdateRun { missed: n, ..UpdateRun::default() }, sidecar);
         }
         let signals = signals.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        for seq in 1..=n as u64 {
-            while signals.try_recv().is_ok() {}
-            let started = Instant::now();
-            api.apply("configmaps", configmap("app", seq, SIZE, true)).expect("apply");
-            let seen = watch.wait(WAIT, || seq_on_disk(&sidecar.dir, "app") == Some(seq));
-            let signalled = signals.recv_timeout(WAIT).ok();
-            match (seen, signalled) {
-                (Some(file), Some(signal)) => {
-                    run.file_ms.push(ms(file - started));
-                    run.signal_ms.push(ms(signal.saturating_duration_since(started)));
-                }
-                _ => {
-                    run.missed += 1;
-                    if run.missed >= 5 {
-                        eprintln!("latency: 5 updates missed, stopping early");
-                        break;
-                    }
-                }
-            }
-        }
-        (run, sidecar)
+        let objects = ["app".to_owned()];
+        let updates = Updates { layout: Layout::ByName, objects: &objects, seqs: 1..=n as u64 };
+        (timed_updates(&api, &watch, &sidecar.dir, &signals, updates, "latency"), sidecar)
     })
     .await;
     let (mut run, sidecar) = run.expect("latency loop must not panic");
@@ -78,6 +57,53 @@ pub async fn run_updates(ctx: &Ctx, n: usize) -> UpdateRun {
         for (i, field) in ["write_ms", "fsync_ms", "rename_ms"].iter().enumerate() {
             if let Some(v) = line[*field].as_f64() {
                 run.parts[i].push(v);
+            }
+        }
+    }
+    run
+}
+
+/// Which sequential single-object updates [`timed_updates`] applies.
+pub struct Updates<'a> {
+    /// Where the objects' files are.
+    pub layout: Layout,
+    /// The objects, updated in turn (update `seq` goes to `objects[seq % len]`).
+    pub objects: &'a [String],
+    /// The `seq` of each update, written into the object's one 4 KiB key.
+    pub seqs: RangeInclusive<u64>,
+}
+
+/// Applies `updates` one at a time, each waited for: update → new `seq` visible in the
+/// object's file under `dir` (woken by `watch`), and update → SIGUSR1 on `signals`.
+/// Stops after 5 misses (no file or signal within 5 s); `tag` prefixes that message.
+pub fn timed_updates(
+    api: &FakeApiServer,
+    watch: &DirWatch,
+    dir: &Path,
+    signals: &mpsc::Receiver<Instant>,
+    updates: Updates<'_>,
+    tag: &str,
+) -> UpdateRun {
+    let mut run = UpdateRun::default();
+    for seq in updates.seqs {
+        let name = &updates.objects[seq as usize % updates.objects.len()];
+        let file = updates.layout.file(dir, name);
+        while signals.try_recv().is_ok() {}
+        let started = Instant::now();
+        api.apply("configmaps", configmap_in(updates.layout, name, seq, SIZE, true)).expect("apply");
+        let seen = watch.wait(WAIT, || seq_in(&file) == Some(seq));
+        let signalled = signals.recv_timeout(WAIT).ok();
+        match (seen, signalled) {
+            (Some(file), Some(signal)) => {
+                run.file_ms.push(ms(file - started));
+                run.signal_ms.push(ms(signal.saturating_duration_since(started)));
+            }
+            _ => {
+                run.missed += 1;
+                if run.missed >= 5 {
+                    eprintln!("{tag}: 5 updates missed, stopping early");
+                    break;
+                }
             }
         }
     }
@@ -116,7 +142,7 @@ pub fn report_swap(ctx: &Ctx, run: &mut UpdateRun, report: &mut Report) {
     report.add(s, "sidecar whole swap p50", p50, "ms");
     report.add(s, "sidecar whole swap p99", p99, "ms");
     let reps = if ctx.quick { 100 } else { 400 };
-    match disk_floor(&ctx.scratch("floor"), reps) {
+    match support::disk_floor(&ctx.scratch("floor"), reps) {
         Ok(mut floor) => {
             let (p50, _, p99, _) = summary(&mut floor);
             report.add(s, "disk floor: write 4K+fsync+rename+dir fsync p50", p50, "ms");
@@ -124,23 +150,4 @@ pub fn report_swap(ctx: &Ctx, run: &mut UpdateRun, report: &mut Report) {
         }
         Err(e) => report.note(format!("swap: disk floor failed: {e}")),
     }
-}
-
-/// `reps` times: write 4 KiB to a temp file, fsync it, rename it over the live name,
-/// fsync the directory. Milliseconds per rep.
-fn disk_floor(dir: &std::path::Path, reps: usize) -> std::io::Result<Vec<f64>> {
-    let data = support::payload(0, SIZE);
-    let dir_fd = std::fs::File::open(dir)?;
-    let mut out = Vec::with_capacity(reps);
-    for _ in 0..reps {
-        let started = Instant::now();
-        let tmp = dir.join("tmp");
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(data.as_bytes())?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, dir.join("live"))?;
-        dir_fd.sync_all()?;
-        out.push(ms(started.elapsed()));
-    }
-    Ok(out)
 }

@@ -3,21 +3,13 @@
 
 use crate::Ctx;
 use crate::report::{Report, Target};
-use crate::support::{Sidecar, configmap, cpu_seconds, ms, poll, rss_kib, visible_entries};
-use fake_apiserver::{FakeApiServer, Options};
+use crate::support::{self, Layout, Sidecar, cpu_seconds, ms, poll, rss_kib, visible_entries};
+use fake_apiserver::FakeApiServer;
 use std::time::{Duration, Instant};
 
-const SIZE: usize = 4096;
-
-/// A fake API holding `total` ConfigMaps of 4 KiB, the first `selected` carrying the label.
+/// A fake API holding `total` by-name ConfigMaps of 4 KiB, the first `selected` selected.
 async fn api_with(total: usize, selected: usize, bookmarks: Duration) -> FakeApiServer {
-    let capacity = (total + 1000).max(10_000);
-    let opts = Options { bookmark_interval: bookmarks, history_capacity: capacity, ..Options::default() };
-    let api = FakeApiServer::start_with(opts).await.expect("fake API");
-    for i in 0..total {
-        api.apply("configmaps", configmap(&format!("cm-{i:05}"), 0, SIZE, i < selected)).expect("apply");
-    }
-    api
+    support::api_with(total, selected, bookmarks, Layout::ByName, 0).await
 }
 
 /// Waits until the sidecar shows `n` visible entries; the time it took from `since`.

@@ -26,6 +26,9 @@ pub struct Row {
     pub unit: &'static str,
     /// The target, when the issue sets one.
     pub target: Option<Target>,
+    /// Shown in the printed table (else only in the JSON, e.g. figures a scenario prints
+    /// in its own compact table).
+    pub printed: bool,
 }
 
 impl Row {
@@ -49,12 +52,25 @@ pub struct Report {
     pub rows: Vec<Row>,
     /// Free-form notes (e.g. a scenario that failed), shown under the table.
     pub notes: Vec<String>,
+    /// Scenarios' own tables, printed after the main one.
+    pub blocks: Vec<String>,
 }
 
 impl Report {
     /// Adds a figure without a target.
     pub fn add(&mut self, scenario: &'static str, metric: impl Into<String>, value: f64, unit: &'static str) {
-        self.rows.push(Row { scenario, metric: metric.into(), value, unit, target: None });
+        self.rows.push(Row { scenario, metric: metric.into(), value, unit, target: None, printed: true });
+    }
+
+    /// Adds a figure without a target to the JSON only (not to the printed table).
+    pub fn detail(
+        &mut self,
+        scenario: &'static str,
+        metric: impl Into<String>,
+        value: f64,
+        unit: &'static str,
+    ) {
+        self.rows.push(Row { scenario, metric: metric.into(), value, unit, target: None, printed: false });
     }
 
     /// Adds a figure with a target.
@@ -66,7 +82,14 @@ impl Report {
         unit: &'static str,
         target: Target,
     ) {
-        self.rows.push(Row { scenario, metric: metric.into(), value, unit, target: Some(target) });
+        self.rows.push(Row {
+            scenario,
+            metric: metric.into(),
+            value,
+            unit,
+            target: Some(target),
+            printed: true,
+        });
     }
 
     /// Adds a note.
@@ -76,7 +99,12 @@ impl Report {
         self.notes.push(text);
     }
 
-    /// The table, as printed.
+    /// Adds a scenario's own table, printed after the main one.
+    pub fn block(&mut self, text: impl Into<String>) {
+        self.blocks.push(text.into());
+    }
+
+    /// The table (then the scenarios' own tables and the notes), as printed.
     pub fn table(&self) -> String {
         let mut out = format!(
             "{:<9} {:<52} {:>12} {:<6} {:>10} {:<5} {:>10}\n",
@@ -84,7 +112,7 @@ impl Report {
         );
         out.push_str(&"-".repeat(110));
         out.push('\n');
-        for row in &self.rows {
+        for row in self.rows.iter().filter(|r| r.printed) {
             let (target, verdict, margin) = match (row.target, row.verdict()) {
                 (Some(Target::AtMost(t)), Some((v, m))) => (format!("<= {}", num(t)), v, num(m)),
                 (Some(Target::Equals(t)), Some((v, m))) => (format!("== {}", num(t)), v, num(m)),
@@ -100,6 +128,10 @@ impl Report {
                 verdict,
                 margin
             ));
+        }
+        for block in &self.blocks {
+            out.push('\n');
+            out.push_str(block);
         }
         for note in &self.notes {
             out.push_str(&format!("note: {note}\n"));

@@ -1,7 +1,8 @@
 //! Process and measurement helpers: the sidecar child (killed on drop and on panic),
-//! bounded waits, percentiles, `/proc` readings and a tiny loopback HTTP client.
+//! the ConfigMaps and where they land, bounded waits, percentiles, `/proc` readings, the
+//! disk's floor and a tiny loopback HTTP client.
 
-use fake_apiserver::FakeApiServer;
+use fake_apiserver::{FakeApiServer, Options};
 use std::fs::File;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -25,6 +26,37 @@ pub fn kill_all_children() {
     for pid in pids {
         let _ =
             nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGKILL);
+    }
+}
+
+/// A child process registered for [`kill_all_children`]; SIGKILLed and reaped on drop.
+pub struct Tracked(Child);
+
+impl Tracked {
+    /// Spawns `command` and registers the child.
+    pub fn spawn(command: &mut Command) -> std::io::Result<Self> {
+        let child = command.spawn()?;
+        CHILDREN.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(child.id());
+        Ok(Self(child))
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.0.id()
+    }
+
+    /// The child, e.g. for `try_wait`.
+    pub fn child(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+impl Drop for Tracked {
+    fn drop(&mut self) {
+        let pid = self.0.id();
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+        CHILDREN.lock().unwrap_or_else(std::sync::PoisonError::into_inner).retain(|p| *p != pid);
     }
 }
 
@@ -63,22 +95,100 @@ pub fn payload(seq: u64, n: usize) -> String {
     s
 }
 
-/// A ConfigMap `name` with one 4 KiB-ish key `k` carrying `seq`; selected when `selected`.
-pub fn configmap(name: &str, seq: u64, size: usize, selected: bool) -> serde_json::Value {
+/// The sidecar's `--layout`, and where each ConfigMap's one key lands under it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layout {
+    /// `<dir>/<name>/k`: every ConfigMap has the key `k`.
+    ByName,
+    /// `<dir>/k-<name>`: keys share the top level, so each ConfigMap needs its own.
+    Flat,
+}
+
+impl Layout {
+    /// The value of `--layout`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::ByName => "by-name",
+            Self::Flat => "flat",
+        }
+    }
+
+    /// The one key of ConfigMap `cm`.
+    pub fn key(self, cm: &str) -> String {
+        match self {
+            Self::ByName => "k".to_owned(),
+            Self::Flat => format!("k-{cm}"),
+        }
+    }
+
+    /// The file that key appears as under `dir`.
+    pub fn file(self, dir: &Path, cm: &str) -> PathBuf {
+        match self {
+            Self::ByName => dir.join(cm).join("k"),
+            Self::Flat => dir.join(self.key(cm)),
+        }
+    }
+}
+
+/// A ConfigMap `name` with one key (`layout.key(name)`) of `size` bytes carrying `seq`;
+/// selected when `selected`.
+pub fn configmap_in(layout: Layout, name: &str, seq: u64, size: usize, selected: bool) -> serde_json::Value {
     let mut b = FakeApiServer::configmap(NS, name);
     if selected {
         b = b.label(LABEL.0, LABEL.1);
     }
-    b.data("k", payload(seq, size)).build()
+    b.data(&layout.key(name), payload(seq, size)).build()
+}
+
+/// A ConfigMap `name` with one 4 KiB-ish key `k` carrying `seq`; selected when `selected`.
+pub fn configmap(name: &str, seq: u64, size: usize, selected: bool) -> serde_json::Value {
+    configmap_in(Layout::ByName, name, seq, size, selected)
+}
+
+/// A fake API (bookmarks every `bookmarks`) holding `total` ConfigMaps `cm-00000`... of
+/// 4 KiB at `seq` 0, the first `selected` carrying the label; room in its history for
+/// `total` plus `updates` more events.
+pub async fn api_with(
+    total: usize,
+    selected: usize,
+    bookmarks: Duration,
+    layout: Layout,
+    updates: usize,
+) -> FakeApiServer {
+    let capacity = (total + updates + 1000).max(10_000);
+    let opts = Options { bookmark_interval: bookmarks, history_capacity: capacity, ..Options::default() };
+    let api = FakeApiServer::start_with(opts).await.expect("fake API");
+    for i in 0..total {
+        api.apply("configmaps", configmap_in(layout, &cm_name(i), 0, 4096, i < selected)).expect("apply");
+    }
+    api
+}
+
+/// The name of the `i`th ConfigMap [`api_with`] creates.
+pub fn cm_name(i: usize) -> String {
+    format!("cm-{i:05}")
 }
 
 /// The `seq` of the file `<dir>/<cm>/k`, if present and readable.
 pub fn seq_on_disk(dir: &Path, cm: &str) -> Option<u64> {
+    seq_in(&Layout::ByName.file(dir, cm))
+}
+
+/// The `seq` on the first line of `file`, if present and readable.
+pub fn seq_in(file: &Path) -> Option<u64> {
     let mut head = [0u8; 24];
-    let mut f = File::open(dir.join(cm).join("k")).ok()?;
+    let mut f = File::open(file).ok()?;
     let n = f.read(&mut head).ok()?;
     let text = std::str::from_utf8(&head[..n]).ok()?;
     text.strip_prefix("seq=")?.split('\n').next()?.parse().ok()
+}
+
+/// Writes the bench's own pid to `<root>/bench.pid`; the flags that make a sidecar signal
+/// the bench with SIGUSR1 (received in [`crate::Ctx::signals`]).
+pub fn signal_flags(root: &Path) -> Vec<String> {
+    let pid_file = root.join("bench.pid");
+    File::create(&pid_file).and_then(|mut f| write!(f, "{}", std::process::id())).expect("pid file");
+    vec!["--signal=USR1".to_owned(), format!("--pid-file={}", pid_file.display())]
 }
 
 /// Number of visible top-level entries (one per ConfigMap in the by-name layout).
@@ -144,7 +254,7 @@ pub async fn poll(timeout: Duration, every: Duration, mut cond: impl FnMut() -> 
 
 /// A running `configsnap`; SIGKILLed on drop.
 pub struct Sidecar {
-    child: Child,
+    child: Tracked,
     /// Its stderr (JSON log lines).
     pub log: PathBuf,
     /// Admin port.
@@ -173,23 +283,23 @@ impl Sidecar {
             "--log-format=json".to_owned(),
         ];
         args.extend(extra.iter().cloned());
-        let child = Command::new(bin)
-            .args(&args)
-            .env("KUBECONFIG", &kubeconfig)
-            .env_remove("KUBERNETES_SERVICE_HOST")
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(stderr)
-            .spawn()
-            .expect("spawn configsnap");
-        CHILDREN.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(child.id());
+        let child = Tracked::spawn(
+            Command::new(bin)
+                .args(&args)
+                .env("KUBECONFIG", &kubeconfig)
+                .env_remove("KUBERNETES_SERVICE_HOST")
+                .env("RUST_LOG", "info")
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(stderr),
+        )
+        .expect("spawn configsnap");
         Self { child, log, port, dir }
     }
 
     /// The process id.
     pub fn pid(&self) -> u32 {
-        self.child.id()
+        self.child.pid()
     }
 
     /// JSON log lines whose `message` is `message`.
@@ -210,18 +320,23 @@ impl Sidecar {
         })
     }
 
+    /// The sum of every series of the counter or gauge `name` on `/metrics` (all label
+    /// sets); `None` when `/metrics` does not answer or has no such series.
+    pub fn metric_sum(&self, name: &str) -> Option<f64> {
+        let body = http_get(self.port, "/metrics")?;
+        let values: Vec<f64> = body
+            .lines()
+            .filter_map(|l| {
+                let (series, value) = l.rsplit_once(' ')?;
+                (series.split('{').next() == Some(name)).then(|| value.parse().ok()).flatten()
+            })
+            .collect();
+        (!values.is_empty()).then(|| values.iter().sum())
+    }
+
     /// True while the process runs.
     pub fn running(&mut self) -> bool {
-        matches!(self.child.try_wait(), Ok(None))
-    }
-}
-
-impl Drop for Sidecar {
-    fn drop(&mut self) {
-        let pid = self.child.id();
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        CHILDREN.lock().unwrap_or_else(std::sync::PoisonError::into_inner).retain(|p| *p != pid);
+        matches!(self.child.child().try_wait(), Ok(None))
     }
 }
 
@@ -247,8 +362,9 @@ pub fn rss_kib(pid: u32) -> Option<(u64, u64)> {
     Some((field("VmRSS:")?, field("VmHWM:")?))
 }
 
-/// CPU time of `pid`: (utime+stime in seconds at the clock-tick resolution, on-CPU time
-/// from `schedstat` in seconds, nanosecond resolution).
+/// CPU time of `pid`: (utime+stime of all its threads in seconds at the clock-tick
+/// resolution, on-CPU time of its live threads from their `schedstat` in seconds,
+/// nanosecond resolution; `/proc/<pid>/schedstat` alone covers only the main thread).
 pub fn cpu_seconds(pid: u32) -> Option<(f64, f64)> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // Fields after the `(comm)`, which may contain spaces: state is field 3, utime 14, stime 15.
@@ -256,8 +372,12 @@ pub fn cpu_seconds(pid: u32) -> Option<(f64, f64)> {
     let fields: Vec<&str> = rest.split_whitespace().collect();
     let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
     let hz = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK).ok().flatten().unwrap_or(100) as f64;
-    let sched = std::fs::read_to_string(format!("/proc/{pid}/schedstat")).ok();
-    let on_cpu_ns: u64 = sched.and_then(|s| s.split_whitespace().next()?.parse().ok()).unwrap_or(0);
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).ok()?;
+    let on_cpu_ns: u64 = tasks
+        .filter_map(Result::ok)
+        .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
+        .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+        .sum();
     Some((ticks as f64 / hz, on_cpu_ns as f64 / 1e9))
 }
 
@@ -274,6 +394,25 @@ pub fn pct(sorted: &[f64], p: f64) -> f64 {
 pub fn summary(v: &mut [f64]) -> (f64, f64, f64, f64) {
     v.sort_by(f64::total_cmp);
     (pct(v, 50.0), pct(v, 90.0), pct(v, 99.0), v.last().copied().unwrap_or(0.0))
+}
+
+/// The disk's floor in `dir`, `reps` times: write 4 KiB to a temp file, fsync it, rename
+/// it over the live name, fsync the directory. Milliseconds per rep.
+pub fn disk_floor(dir: &Path, reps: usize) -> std::io::Result<Vec<f64>> {
+    let data = payload(0, 4096);
+    let dir_fd = File::open(dir)?;
+    let mut out = Vec::with_capacity(reps);
+    for _ in 0..reps {
+        let started = Instant::now();
+        let tmp = dir.join("tmp");
+        let mut f = File::create(&tmp)?;
+        f.write_all(data.as_bytes())?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, dir.join("live"))?;
+        dir_fd.sync_all()?;
+        out.push(ms(started.elapsed()));
+    }
+    Ok(out)
 }
 
 /// Milliseconds in a duration.
