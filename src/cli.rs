@@ -3,6 +3,7 @@
 
 mod values;
 
+use crate::reload::signal::SignalTarget;
 use crate::snapshot::Layout;
 use clap::Parser;
 use std::net::SocketAddr;
@@ -133,6 +134,21 @@ pub struct Args {
     /// How long --verify-url may take to answer 2xx
     #[arg(long, env = "CONFIGSNAP_VERIFY_TIMEOUT", default_value = "10s", help_heading = "Safety")]
     pub verify_timeout: DurationArg,
+    /// When the app refuses a reload (HTTP error status, non-zero exit), restore the last good snapshot
+    #[arg(
+        long,
+        env = "CONFIGSNAP_ROLLBACK_ON_REFUSAL",
+        default_value_t = true,
+        action = clap::ArgAction::Set,
+        num_args = 0..=1,
+        default_missing_value = "true",
+        value_name = "BOOL",
+        help_heading = "Safety"
+    )]
+    pub rollback_on_refusal: bool,
+    /// Swap in a selection with no object at all (default: keep the previous files)
+    #[arg(long, env = "CONFIGSNAP_ALLOW_EMPTY", help_heading = "Safety")]
+    pub allow_empty: bool,
     /// Wait this long for the API before restoring the last-good copy
     #[arg(long, env = "CONFIGSNAP_STARTUP_TIMEOUT", default_value = "5s", help_heading = "Safety")]
     pub startup_timeout: DurationArg,
@@ -150,15 +166,6 @@ pub struct Args {
     /// Time to finish in-flight work after SIGTERM
     #[arg(long, env = "CONFIGSNAP_SHUTDOWN_GRACE", default_value = "10s", help_heading = "Run")]
     pub shutdown_grace: DurationArg,
-}
-
-/// Where the reload goes.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SignalTarget {
-    /// The top process whose name matches.
-    ProcessName(String),
-    /// The pid in this file.
-    PidFile(PathBuf),
 }
 
 /// Validated, ready-to-use settings.
@@ -208,6 +215,10 @@ pub struct Config {
     pub log_format: LogFormat,
     /// Shutdown grace period.
     pub shutdown_grace: Duration,
+    /// Roll back when the app refuses a reload.
+    pub rollback_on_refusal: bool,
+    /// Swap in an empty selection.
+    pub allow_empty: bool,
 }
 
 /// A flag combination or value that cannot work.
@@ -263,6 +274,18 @@ impl Args {
             .map_err(|e| Error::Invalid { flag: "webhook-method", reason: e.to_string() })?;
         let verify_url =
             self.verify_url.as_deref().map(|url| parse_http_url("verify-url", url)).transpose()?;
+        let reloads = self.process_name.is_some()
+            || self.pid_file.is_some()
+            || !self.webhook_urls.is_empty()
+            || self.exec.is_some();
+        if verify_url.is_some() && !reloads {
+            return Err(Error::Invalid {
+                flag: "verify-url",
+                reason: "verifies the app after a reload, so it needs a reload method: \
+                         --process-name, --pid-file, --webhook-url or --exec"
+                    .into(),
+            });
+        }
         let target = match (self.process_name, self.pid_file) {
             (Some(name), None) => Some(SignalTarget::ProcessName(name)),
             (None, Some(path)) => Some(SignalTarget::PidFile(path)),
@@ -302,6 +325,8 @@ impl Args {
             validate_timeout: self.validate_timeout.0,
             verify_url,
             verify_timeout: self.verify_timeout.0,
+            rollback_on_refusal: self.rollback_on_refusal,
+            allow_empty: self.allow_empty,
             startup_timeout: self.startup_timeout.0,
             once: self.once,
             listen: self.listen,

@@ -2,7 +2,7 @@
 //! metric and updates the status in one place, so logs, metrics and probes never disagree.
 
 use crate::metrics::{Metrics, ReasonLabel, ReloadLabels};
-use crate::reload::Attempt;
+use crate::pipeline::policy::Hold;
 use crate::snapshot::{ContentHash, Rejection, Snapshot};
 use crate::status::{Origin, StatusHandle};
 use crate::writer::SwapTimings;
@@ -29,6 +29,8 @@ pub struct Events {
 struct RateLimit {
     last_logged: Option<Instant>,
     suppressed: u64,
+    /// The content last reported as held (reported once).
+    held: Option<ContentHash>,
 }
 
 // === impl Events ===
@@ -126,12 +128,67 @@ impl Events {
         self.status.update(|s| s.last_error = Some(message.clone()));
     }
 
-    /// A snapshot was not swapped in (validation) or was rolled back (verification).
+    /// A snapshot was not swapped in (validation) or the app refused it (reload,
+    /// verification): the files stay behind the source until the content changes.
     pub fn refused(&self, hash: ContentHash, reason: &'static str, detail: &str) {
         tracing::warn!(%hash, reason, error = %detail, "snapshot refused; the current one stays");
         self.metrics.snapshots_refused.get_or_create(&ReasonLabel { reason }).inc();
-        let message = format!("snapshot {hash} refused ({reason}): {detail}");
-        self.status.update(|s| s.last_error = Some(message.clone()));
+        self.behind(format!("snapshot {hash} refused ({reason}): {detail}"));
+    }
+
+    /// A snapshot is held back (see [`Hold`]); `had` is the object count on disk. Logged
+    /// and counted once per held content.
+    pub fn held(&self, hold: Hold, hash: ContentHash, had: Option<u64>) {
+        if hold == Hold::Blocked {
+            tracing::debug!(%hash, "this content was refused before; waiting for a change");
+            return;
+        }
+        let first = self.lock_errors().held.replace(hash) != Some(hash);
+        if !first {
+            return;
+        }
+        let message = match had {
+            Some(had) if had > 0 => format!(
+                "every selected object is gone (deleted or no longer matching the selector); the {had} previous \
+                 object(s) stay on disk; pass --allow-empty to accept an empty selection"
+            ),
+            _ => "no object matches the selection; nothing is written until one does (check --selector, \
+                  --name and --namespace, or pass --allow-empty)"
+                .to_owned(),
+        };
+        tracing::warn!(%hash, "{message}");
+        self.metrics.snapshots_refused.get_or_create(&ReasonLabel { reason: "empty_selection" }).inc();
+        self.behind(message);
+    }
+
+    /// Writing a snapshot failed; the previous one stays and the write is retried.
+    pub fn swap_failed(&self, error: &crate::writer::Error) {
+        self.metrics.swap_failures.get_or_create(&ReasonLabel { reason: error.label() }).inc();
+        self.behind(format!("writing the snapshot failed: {error}"));
+    }
+
+    /// The files are behind the source for `reason`.
+    fn behind(&self, reason: String) {
+        let now = Utc::now();
+        self.status.update(|s| {
+            let since = s.behind.as_ref().map_or(now, |(_, since)| *since);
+            s.behind = Some((reason.clone(), since));
+            s.last_error = Some(reason.clone());
+        });
+    }
+
+    /// The files match the source again: the errors that kept them behind are over.
+    pub fn caught_up(&self) {
+        self.lock_errors().held = None;
+        if self.status.get().behind.is_none() && self.status.get().last_error.is_none() {
+            return;
+        }
+        self.status.update(|s| {
+            s.behind = None;
+            if s.source_error.is_none() {
+                s.last_error = None;
+            }
+        });
     }
 
     /// The target dir went back to the last good snapshot.
@@ -140,11 +197,16 @@ impl Events {
         self.metrics.rollbacks.inc();
     }
 
-    /// One reload method finished (after its retries).
-    pub fn reload_attempted(&self, attempt: &Attempt, hash: ContentHash) {
-        let method = attempt.method.label();
-        let duration_ms = ms(attempt.duration);
-        let result = match &attempt.result {
+    /// One reload method (`signal`, `webhook`, `exec`) finished, after its retries.
+    pub fn reload_attempted(
+        &self,
+        method: &'static str,
+        hash: ContentHash,
+        took: Duration,
+        result: Result<(), &str>,
+    ) {
+        let duration_ms = ms(took);
+        let result = match result {
             Ok(()) => {
                 tracing::info!(method, %hash, duration_ms, "app reloaded");
                 "success"

@@ -43,6 +43,8 @@ pub struct Metrics {
     pub rejected: Family<ReasonLabel, Counter>,
     /// Snapshots refused by validation or verification, by reason.
     pub snapshots_refused: Family<ReasonLabel, Counter>,
+    /// Swaps that failed (the previous snapshot stayed), by reason.
+    pub swap_failures: Family<ReasonLabel, Counter>,
     /// Swaps back to the last good snapshot after a failed verification.
     pub rollbacks: Counter,
     /// Errors from the watch (API unreachable, 5xx, 410, decode).
@@ -95,6 +97,12 @@ impl Metrics {
         );
         let rollbacks = Counter::default();
         registry.register("rollbacks", "Swaps back to the last good snapshot", rollbacks.clone());
+        let swap_failures = Family::<ReasonLabel, Counter>::default();
+        registry.register(
+            "swap_failures",
+            "Swaps that failed while writing the target dir (the previous snapshot stayed)",
+            swap_failures.clone(),
+        );
         let watch_errors = Counter::default();
         registry.register("watch_errors", "Errors from the Kubernetes watch", watch_errors.clone());
         let degraded = Gauge::default();
@@ -135,6 +143,7 @@ impl Metrics {
             rejected,
             snapshots_refused,
             rollbacks,
+            swap_failures,
             watch_errors,
             degraded,
             last_sync_timestamp,

@@ -96,8 +96,16 @@ pub async fn run(config: Config) -> Result<(), Error> {
         debounce: Debounce { quiet: config.debounce, max_wait: config.max_wait },
         startup_timeout: config.startup_timeout,
         origin,
-        reload_on_start: config.reload.reload_on_start,
-        verify: config.verify_url.clone().map(|url| (url, config.verify_timeout)),
+        rules: pipeline::policy::Rules {
+            allow_empty: config.allow_empty,
+            reload_on_start: config.reload.reload_on_start,
+            reload_configured: config.reload.is_configured(),
+            rollback_on_refusal: config.rollback_on_refusal,
+        },
+        verify: config
+            .verify_url
+            .clone()
+            .map(|url| crate::reload::verify::Verify { url, timeout: config.verify_timeout }),
     };
     let parts = Parts {
         inventory: sources.inventory,
@@ -135,18 +143,25 @@ pub async fn run(config: Config) -> Result<(), Error> {
     });
     let mut pipeline_task =
         tokio::spawn(pipeline.run(work.clone()).instrument(tracing::info_span!("pipeline")));
-    tokio::select! {
+    // The pipeline ends only when shutdown began (it drains), or when it failed.
+    let pipeline_ended = tokio::select! {
         result = &mut pipeline_task => {
-            let cause = result.err().map_or_else(|| "returned".to_owned(), |e| e.to_string());
-            events.task_failed("pipeline", &cause);
-            work.cancelled().await;
+            if !work.is_cancelled() {
+                let cause = result.err().map_or_else(|| "returned".to_owned(), |e| e.to_string());
+                events.task_failed("pipeline", &cause);
+                work.cancelled().await;
+            }
+            true
         }
-        () = work.cancelled() => {}
-    }
+        () = work.cancelled() => false,
+    };
     // Unready already; the admin server keeps answering until the work is done.
     tracker.close();
     let work_done = async {
-        let _ = pipeline_task.await;
+        // A finished JoinHandle must not be polled again.
+        if !pipeline_ended {
+            let _ = pipeline_task.await;
+        }
         tracker.wait().await;
     };
     if tokio::time::timeout(config.shutdown_grace, work_done).await.is_err() {

@@ -38,6 +38,14 @@ pub enum State {
     },
     /// Files restored from the last-good copy, source not synced yet.
     Restored,
+    /// The source is fine but the files are behind it: a write failed, a snapshot was
+    /// refused or rolled back, or an emptied selection is held.
+    Stale {
+        /// Why, in plain words.
+        reason: String,
+        /// Since when (RFC 3339).
+        since: String,
+    },
 }
 
 /// Everything the probes and the status body report.
@@ -55,6 +63,8 @@ pub struct Status {
     pub last_error: Option<String>,
     /// Source error and when the outage began, while the source is failing.
     pub source_error: Option<(String, DateTime<Utc>)>,
+    /// Why the files are behind the source, and since when.
+    pub behind: Option<(String, DateTime<Utc>)>,
     /// Set when shutdown began: not ready any more.
     pub shutting_down: bool,
     /// A task that ended unexpectedly (unhealthy).
@@ -71,6 +81,12 @@ impl Status {
     pub fn state(&self) -> State {
         if let Some((reason, since)) = &self.source_error {
             return State::Degraded {
+                reason: reason.clone(),
+                since: since.to_rfc3339_opts(SecondsFormat::Secs, true),
+            };
+        }
+        if let Some((reason, since)) = &self.behind {
+            return State::Stale {
                 reason: reason.clone(),
                 since: since.to_rfc3339_opts(SecondsFormat::Secs, true),
             };
@@ -147,6 +163,10 @@ mod tests {
         status.update(|s| s.source_error = Some(("connection refused".into(), Utc::now())));
         assert!(matches!(status.get().state(), State::Degraded { .. }));
         assert_eq!(status.get().to_json()["status"]["state"], "degraded");
+        status.update(|s| s.source_error = None);
+        status.update(|s| s.behind = Some(("no space left on device".into(), Utc::now())));
+        assert_eq!(status.get().to_json()["status"]["state"], "stale");
+        assert!(status.get().ready(), "stale files are still a complete snapshot");
         status.update(|s| s.shutting_down = true);
         assert!(!status.get().ready());
     }

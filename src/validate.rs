@@ -264,7 +264,10 @@ impl Validator {
         };
         let env =
             [(STAGED_DIR_ENV, OsString::from(staged_dir)), (HASH_ENV, OsString::from(hash.to_string()))];
-        exec::run("validation", command, &env, self.timeout).await.map(drop).map_err(Error::Command)
+        exec::run("validation", command, &env, self.timeout)
+            .await
+            .map(drop)
+            .map_err(|f| Error::Command(f.message))
     }
 }
 

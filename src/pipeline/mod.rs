@@ -1,23 +1,27 @@
 //! The pipeline: one task that turns source changes into rendered, validated, atomically
 //! swapped and reloaded snapshots, and that keeps the last good one.
 //!
+//! What to do at each step is decided by the pure [`policy`]; this module carries it out.
 //! Start-up (keep what is on disk, or restore last-good when the source is late) is in
-//! [`startup`]; reload, verification and rollback in [`reload`].
+//! [`startup`]; telling the app, verifying and rolling back in [`reload`].
 
 pub mod debounce;
+pub mod policy;
 mod reload;
 mod startup;
 
 use crate::events::Events;
 use crate::lastgood;
 use crate::reload::Reloader;
+use crate::reload::verify::Verify;
 use crate::snapshot::manifest::Origin;
-use crate::snapshot::{ContentHash, Renderer, Snapshot};
+use crate::snapshot::{Renderer, Snapshot};
 use crate::source::{Change, SharedInventory};
 use crate::status;
 use crate::validate::Validator;
 use crate::writer::{self, Writer};
 use debounce::Debounce;
+use policy::{AfterSwap, Decision, Hold, Policy};
 use std::sync::Arc;
 use std::time::Duration;
 use thiserror::Error;
@@ -25,9 +29,10 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-/// First delay before retrying a failed write; doubles up to [`MAX_RETRY`].
+/// First delay before retrying a failed write or an unreachable app; doubles up to
+/// [`MAX_RETRY`].
 const FIRST_RETRY: Duration = Duration::from_millis(500);
-/// Longest delay between two write retries.
+/// Longest delay between two retries.
 const MAX_RETRY: Duration = Duration::from_secs(30);
 
 /// Pipeline settings.
@@ -39,10 +44,10 @@ pub struct Settings {
     pub startup_timeout: Duration,
     /// What produced the snapshots (written in manifests, checked on restore).
     pub origin: Origin,
-    /// Reload after the first sync too.
-    pub reload_on_start: bool,
+    /// The decision rules.
+    pub rules: policy::Rules,
     /// After a reload, this URL must answer 2xx within the timeout, or roll back.
-    pub verify: Option<(hyper::Uri, Duration)>,
+    pub verify: Option<Verify>,
 }
 
 /// Why a sync did not complete.
@@ -54,9 +59,17 @@ pub enum Error {
     /// Validation refused the snapshot; the previous one stays.
     #[error("failed to validate the snapshot: {0}")]
     Refused(#[from] crate::validate::Error),
-    /// The app could not be told to reload.
-    #[error("failed to reload the app: {0}")]
-    Reload(String),
+    /// The app refused the snapshot or could not be told.
+    #[error("failed to reload the app: {message}")]
+    Reload {
+        /// The causes.
+        message: String,
+        /// The app could not be reached: worth retrying.
+        retry: bool,
+    },
+    /// The snapshot was held (an emptied selection).
+    #[error("the snapshot was held: {0}")]
+    Held(String),
     /// `--once` found neither the source nor a snapshot to fall back on.
     #[error(
         "failed to get a first state from the source within {waited:?} and no last-good copy exists: {last_error}"
@@ -67,6 +80,13 @@ pub enum Error {
         /// The last source error, if any.
         last_error: String,
     },
+}
+
+impl Error {
+    /// True when the same sync is worth trying again later with no new change.
+    fn retryable(&self) -> bool {
+        matches!(self, Self::Write(_) | Self::Reload { retry: true, .. })
+    }
 }
 
 /// The pipeline task's state.
@@ -80,18 +100,13 @@ pub struct Pipeline {
     store: Option<Arc<lastgood::Store>>,
     reloader: Reloader,
     events: Events,
+    policy: Policy,
     /// The snapshot `..data` points at.
     current: Option<Snapshot>,
-    /// The last snapshot that was reloaded successfully (the rollback target).
+    /// The last snapshot the app accepted (the rollback target).
     last_good: Option<Snapshot>,
-    /// A snapshot whose verification failed: not retried until the content changes.
-    blocked: Option<ContentHash>,
-    /// A swapped snapshot whose reload did not complete (superseded or failed).
-    reload_pending: Option<ContentHash>,
     /// Source generation last rendered.
     seen: u64,
-    /// True once a snapshot was on disk, so the app may have read files already.
-    app_has_files: bool,
 }
 
 /// Everything a [`Pipeline`] works with.
@@ -121,6 +136,7 @@ impl Pipeline {
     #[must_use]
     pub fn new(settings: Settings, parts: Parts) -> Self {
         Self {
+            policy: Policy::new(settings.rules),
             settings,
             inventory: parts.inventory,
             changes: parts.changes,
@@ -132,10 +148,7 @@ impl Pipeline {
             events: parts.events,
             current: None,
             last_good: None,
-            blocked: None,
-            reload_pending: None,
             seen: 0,
-            app_has_files: false,
         }
     }
 
@@ -187,18 +200,21 @@ impl Pipeline {
         self.sync(None).await
     }
 
-    /// Syncs; a write error is retried with backoff until it succeeds or a newer change
-    /// comes (which the next sync carries anyway).
+    /// Syncs; a write error or an unreachable app is retried with backoff until it
+    /// succeeds or a newer change comes (which the next sync carries anyway).
     async fn sync_with_retries(&mut self, first_change: Option<Instant>, cancel: &CancellationToken) {
         let mut delay = FIRST_RETRY;
         loop {
             self.events.busy(true);
             let result = self.sync(first_change).await;
             self.events.busy(false);
-            let Err(Error::Write(error)) = result else {
+            let Err(error) = result else {
                 return;
             };
-            tracing::error!(%error, retry_in_ms = delay.as_millis(), "writing the snapshot failed; the previous one stays");
+            if !error.retryable() {
+                return;
+            }
+            tracing::warn!(%error, retry_in_ms = delay.as_millis(), "retrying; the files on disk stay as they are");
             let seen = self.seen;
             let mut changes = self.changes.clone();
             tokio::select! {
@@ -210,30 +226,49 @@ impl Pipeline {
         }
     }
 
-    /// Renders the current objects; swaps, reloads and records the result if the content
-    /// changed.
+    /// Renders the current objects and does what the policy decides for them.
     async fn sync(&mut self, first_change: Option<Instant>) -> Result<(), Error> {
         self.seen = self.changes.borrow_and_update().generation;
         let snapshot = self.render();
-        if self.current.as_ref().is_some_and(|c| c.hash == snapshot.hash) {
-            self.events.on_disk(&snapshot, status::Origin::Live);
-            if self.reload_pending == Some(snapshot.hash) {
-                return self.reload(snapshot).await;
+        match self.policy.decide(snapshot.hash, snapshot.object_count()) {
+            Decision::UpToDate => {
+                tracing::debug!(hash = %snapshot.hash, "content unchanged; nothing to do");
+                self.events.on_disk(&snapshot, status::Origin::Live);
+                self.events.caught_up();
+                Ok(())
             }
-            tracing::debug!(hash = %snapshot.hash, "content unchanged; nothing to do");
-            return Ok(());
+            Decision::Reload => {
+                self.events.on_disk(&snapshot, status::Origin::Live);
+                let result = self.tell_app(snapshot).await;
+                if result.is_ok() {
+                    self.events.caught_up();
+                }
+                result
+            }
+            Decision::Hold(hold) => {
+                self.events.held(hold, snapshot.hash, self.current.as_ref().map(Snapshot::object_count));
+                self.deliver_pending_reload().await?;
+                match hold {
+                    Hold::EmptySelection => Err(Error::Held("the selection is empty".into())),
+                    Hold::Blocked => Ok(()),
+                }
+            }
+            Decision::Swap => {
+                let result = self.swap(snapshot, first_change).await;
+                if result.is_ok() {
+                    self.events.caught_up();
+                }
+                result
+            }
         }
-        if self.blocked == Some(snapshot.hash) {
-            tracing::debug!(hash = %snapshot.hash, "content failed verification before; waiting for a change");
-            return self.deliver_pending_reload().await;
-        }
-        self.blocked = None;
+    }
+
+    /// Validates, swaps in and tells the app about a new snapshot.
+    async fn swap(&mut self, snapshot: Snapshot, first_change: Option<Instant>) -> Result<(), Error> {
         let changed = snapshot.changed_since(self.current.as_ref());
         let (validator, layout, objects) = (self.validator.clone(), snapshot.layout(), changed.clone());
         if let Err(error) = blocking(move || validator.check_syntax(&objects, layout)).await {
-            self.events.refused(snapshot.hash, error.label(), &error.to_string());
-            self.deliver_pending_reload().await?;
-            return Err(error.into());
+            return self.refused_before_swap(&snapshot, error).await;
         }
         let mut names: Vec<&str> = changed.iter().map(|o| o.id.name.as_str()).collect();
         let removed = self.current.as_ref().map(|c| snapshot.removed_since(c)).unwrap_or_default();
@@ -241,19 +276,18 @@ impl Pipeline {
         let names = names.join(",");
         let committed = match self.swap_in(&snapshot, &names, first_change).await {
             Ok(committed) => committed,
-            Err(refused @ Error::Refused(_)) => {
-                self.deliver_pending_reload().await?;
-                return Err(refused);
-            }
+            Err(Error::Refused(error)) => return self.refused_before_swap(&snapshot, error).await,
             Err(other) => return Err(other),
         };
-        let app_had_files = std::mem::replace(&mut self.app_has_files, true);
-        let result = if app_had_files || self.settings.reload_on_start {
-            self.reload(snapshot).await
-        } else {
-            tracing::info!("first snapshot: the app reads it at start, so no reload");
-            self.mark_good(snapshot).await;
-            Ok(())
+        let result = match self.policy.swapped(snapshot.hash, snapshot.object_count()) {
+            AfterSwap::Reload => self.tell_app(snapshot).await,
+            AfterSwap::Good => {
+                if self.last_good.is_none() {
+                    tracing::info!("first snapshot: the app reads it at start, so no reload");
+                }
+                self.mark_good(snapshot).await;
+                Ok(())
+            }
         };
         // Durability of the switch comes after the reload: it is not on the latency path.
         let writer = Arc::clone(&self.writer);
@@ -261,25 +295,37 @@ impl Pipeline {
         result
     }
 
+    async fn refused_before_swap(
+        &mut self,
+        snapshot: &Snapshot,
+        error: crate::validate::Error,
+    ) -> Result<(), Error> {
+        self.policy.refused_before_swap(snapshot.hash);
+        self.events.refused(snapshot.hash, error.label(), &error.to_string());
+        self.deliver_pending_reload().await?;
+        Err(error.into())
+    }
+
     /// Renders the current objects, reporting rejections.
     fn render(&mut self) -> Snapshot {
-        let rendered = self.renderer.render(&self.inventory.current());
+        let rendered = self.renderer.render_delta(self.inventory.take_delta());
         for rejection in &rendered.rejections {
             self.events.rejected(rejection);
         }
         rendered.snapshot
     }
 
-    /// The hash the current objects would render to, reporting and remembering nothing.
-    fn peek_hash(&self) -> ContentHash {
-        self.renderer.clone().render(&self.inventory.current()).snapshot.hash
+    /// True when the source changed the content since the last render (reporting and
+    /// remembering nothing).
+    fn content_changed(&self) -> bool {
+        self.renderer.would_change(&self.inventory.peek_delta())
     }
 
     /// Tells the app about the snapshot on disk if that was left undone (superseded or
-    /// failed), before a newer content is refused and nothing else would.
+    /// failed), before a newer content is refused or held and nothing else would.
     async fn deliver_pending_reload(&mut self) -> Result<(), Error> {
-        match self.current.clone() {
-            Some(current) if self.reload_pending == Some(current.hash) => self.reload(current).await,
+        match (self.policy.pending_reload(), self.current.clone()) {
+            (Some(pending), Some(current)) if pending == current.hash => self.tell_app(current).await,
             _ => Ok(()),
         }
     }
@@ -294,7 +340,8 @@ impl Pipeline {
     ) -> Result<writer::Committed, Error> {
         let writer = Arc::clone(&self.writer);
         let snap = snapshot.clone();
-        let mut staged = blocking(move || writer.stage(&snap)).await?;
+        let staged = blocking(move || writer.stage(&snap)).await;
+        let mut staged = staged.inspect_err(|error| self.events.swap_failed(error))?;
         if self.validator.has_command() {
             let writer = Arc::clone(&self.writer);
             let (view, back) = blocking(move || (writer.staged_view(&mut staged), staged)).await;
@@ -310,12 +357,12 @@ impl Pipeline {
                 if let Err(discard) = blocking(move || writer.discard(staged)).await {
                     tracing::warn!(error = %discard, "removing the refused staged snapshot failed; it is cleaned at the next start");
                 }
-                self.events.refused(snapshot.hash, error.label(), &error.to_string());
                 return Err(error.into());
             }
         }
         let writer = Arc::clone(&self.writer);
-        let committed = blocking(move || writer.commit(staged)).await?;
+        let committed = blocking(move || writer.commit(staged)).await;
+        let committed = committed.inspect_err(|error| self.events.swap_failed(error))?;
         self.events.swapped(snapshot, changed, committed.timings, first_change.map(|t| t.elapsed()));
         self.current = Some(snapshot.clone());
         Ok(committed)

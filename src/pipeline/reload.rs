@@ -1,22 +1,46 @@
-//! After a swap: tell the app, verify it still works, and roll back to the last good
-//! snapshot when it does not.
+//! After a swap: tell the app, verify it still works, and carry out the policy's verdict —
+//! remember it as good, retry, or roll back to the last good snapshot.
 
+use super::policy::{AfterReload, Verdict};
 use super::{Error, Pipeline, blocking};
 use crate::snapshot::Snapshot;
 use crate::status;
-use std::time::Duration;
-use tokio::time::Instant;
-
-/// Pause between two verification requests.
-const VERIFY_INTERVAL: Duration = Duration::from_millis(200);
 
 impl Pipeline {
-    /// Reloads the app for `snapshot` (superseded by a newer change), verifies, and either
-    /// records it as good or rolls back.
-    pub(super) async fn reload(&mut self, snapshot: Snapshot) -> Result<(), Error> {
+    /// Tells the app about `snapshot` (on disk), verifies, and does what the policy says.
+    pub(super) async fn tell_app(&mut self, snapshot: Snapshot) -> Result<(), Error> {
+        let hash = snapshot.hash;
+        let (verdict, cause) = self.reload_and_verify(&snapshot).await;
+        match self.policy.reloaded(hash, &verdict) {
+            AfterReload::Good => {
+                self.mark_good(snapshot).await;
+                Ok(())
+            }
+            AfterReload::Pending if verdict == Verdict::Superseded => Ok(()),
+            AfterReload::Pending | AfterReload::Retry => {
+                Err(Error::Reload { message: cause, retry: verdict == Verdict::Unreachable })
+            }
+            AfterReload::Blocked => {
+                self.events.refused(
+                    hash,
+                    "reload",
+                    &format!("{cause}; there is no earlier good snapshot to roll back to"),
+                );
+                Err(Error::Reload { message: cause, retry: false })
+            }
+            AfterReload::RollBack(good) => {
+                self.events.refused(hash, "reload", &cause);
+                self.roll_back(&snapshot, good).await;
+                Err(Error::Reload { message: cause, retry: false })
+            }
+        }
+    }
+
+    /// Runs the reload methods (cancelled when a newer content arrives) and, when they
+    /// succeed, the verification.
+    async fn reload_and_verify(&mut self, snapshot: &Snapshot) -> (Verdict, String) {
         if !self.reloader.settings().is_configured() {
-            self.mark_good(snapshot).await;
-            return Ok(());
+            return (Verdict::Accepted, String::new());
         }
         let hash = snapshot.hash;
         let mut seen = self.seen;
@@ -34,10 +58,9 @@ impl Pipeline {
                             Err(_) => watching = false,
                         }
                         // A relist or a metadata-only update changes nothing: keep going.
-                        if watching && self.peek_hash() != hash {
+                        if watching && self.content_changed() {
                             tracing::debug!(%hash, "a newer snapshot supersedes this reload");
-                            self.reload_pending = Some(hash);
-                            return Ok(());
+                            return (Verdict::Superseded, String::new());
                         }
                         tracing::debug!(%hash, "a change during the reload left the content as it is");
                     }
@@ -45,70 +68,41 @@ impl Pipeline {
             }
         };
         if !outcome.succeeded() {
-            // Retried at the next change, even one that leaves the content as it is.
-            self.reload_pending = Some(hash);
-            let causes: Vec<String> = outcome.attempts.into_iter().filter_map(|a| a.result.err()).collect();
-            return Err(Error::Reload(causes.join("; ")));
+            let verdict = if outcome.refused() { Verdict::Refused } else { Verdict::Unreachable };
+            return (verdict, outcome.causes());
         }
-        self.reload_pending = None;
-        if let Err(cause) = self.verify(&snapshot).await {
-            self.roll_back(&snapshot, &cause).await;
-            return Err(Error::Reload(cause));
-        }
-        self.mark_good(snapshot).await;
-        Ok(())
-    }
-
-    /// `--verify-url` must answer 2xx in time, and a signalled process must still be alive.
-    async fn verify(&self, snapshot: &Snapshot) -> Result<(), String> {
-        let Some((url, timeout)) = self.settings.verify.clone() else {
-            return Ok(());
-        };
-        let deadline = Instant::now() + timeout;
-        let http = crate::reload::webhook::Client::new();
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match http
-                .call(hyper::Method::GET, &url, Some(snapshot.hash), left.max(Duration::from_millis(1)))
-                .await
-            {
-                Ok(()) => break,
-                Err(error) if Instant::now() + VERIFY_INTERVAL >= deadline => {
-                    let url = crate::reload::redact_url(&url.to_string());
-                    return Err(format!("{url} did not answer 2xx within {timeout:?}: {error}"));
-                }
-                Err(_) => tokio::time::sleep(VERIFY_INTERVAL).await,
-            }
-        }
-        if let Some(target) = self.reloader.settings().target.clone()
-            && !crate::reload::signal::alive(&target).await
+        if let Some(verify) = self.settings.verify.clone()
+            && let Err(failure) = self.reloader.verify(&verify, hash).await
         {
-            return Err("the signalled process is gone after the reload".into());
+            return (Verdict::Refused, failure.message);
         }
-        Ok(())
+        (Verdict::Accepted, String::new())
     }
 
-    /// Swaps the last good snapshot back in and reloads the app with it; the bad content
-    /// stays blocked until it changes.
-    async fn roll_back(&mut self, bad: &Snapshot, cause: &str) {
-        self.events.refused(bad.hash, "verify", cause);
-        self.blocked = Some(bad.hash);
-        let Some(good) = self.last_good.clone().filter(|g| g.hash != bad.hash) else {
-            tracing::error!(hash = %bad.hash, "verification failed and there is no earlier good snapshot to roll back to");
+    /// Swaps the good snapshot back in and tells the app; the bad content stays blocked
+    /// until it changes.
+    async fn roll_back(&mut self, bad: &Snapshot, good: crate::snapshot::ContentHash) {
+        let Some(snapshot) = self.last_good.clone().filter(|g| g.hash == good) else {
+            tracing::error!(hash = %bad.hash, "the last good snapshot is not at hand; the refused one stays");
             return;
         };
         let writer = std::sync::Arc::clone(&self.writer);
-        let snap = good.clone();
+        let snap = snapshot.clone();
         if let Err(error) = blocking(move || writer.swap(&snap)).await {
-            tracing::error!(%error, "rolling back failed; the unverified snapshot stays");
+            self.events.swap_failed(&error);
+            tracing::error!(%error, "rolling back failed; the refused snapshot stays");
             return;
         }
-        self.events.rolled_back(bad.hash, &good);
-        self.events.on_disk(&good, status::Origin::Live);
-        self.current = Some(good.clone());
-        let outcome = self.reloader.reload(good.hash, self.writer.path().to_owned()).await;
-        if !outcome.succeeded() {
-            self.reload_pending = Some(good.hash);
+        self.policy.rolled_back(good, snapshot.object_count());
+        self.events.rolled_back(bad.hash, &snapshot);
+        self.events.on_disk(&snapshot, status::Origin::Live);
+        self.current = Some(snapshot.clone());
+        let (verdict, cause) = self.reload_and_verify(&snapshot).await;
+        match self.policy.reloaded(good, &verdict) {
+            AfterReload::Good => self.last_good = Some(snapshot),
+            _ => {
+                tracing::warn!(hash = %good, error = %cause, "reloading the rolled-back snapshot failed; retried at the next change")
+            }
         }
     }
 }

@@ -58,6 +58,7 @@ impl Pipeline {
                 if let Some(store) = self.store.clone()
                     && let Ok(Some(good)) = blocking(move || store.load()).await
                 {
+                    self.policy.known_good(good.hash);
                     self.last_good = Some(good);
                 }
             }
@@ -98,8 +99,8 @@ impl Pipeline {
 
     /// A snapshot on disk that the app may already have read.
     fn adopt(&mut self, snapshot: crate::snapshot::Snapshot) {
+        self.policy.adopt(snapshot.hash, snapshot.object_count());
         self.current = Some(snapshot.clone());
         self.last_good = Some(snapshot);
-        self.app_has_files = true;
     }
 }

@@ -1,5 +1,6 @@
 //! Running a shell command with a time limit, its output sent to the log.
 
+use super::Failure;
 use std::ffi::OsString;
 use std::process::Stdio;
 use std::time::Duration;
@@ -9,13 +10,15 @@ use tokio::process::Command;
 const OUTPUT_LIMIT: usize = 4096;
 
 /// Runs `sh -c command` with extra environment, killing it after `timeout`.
-/// Returns its (truncated) combined output on exit 0; a readable cause otherwise.
+/// Returns its (truncated) combined output on exit 0; a readable cause otherwise, marked
+/// refused when the command ran and exited non-zero (it said no), not when it could not
+/// start, timed out or was killed.
 pub async fn run(
     purpose: &'static str,
     command: &str,
     env: &[(&str, OsString)],
     timeout: Duration,
-) -> Result<String, String> {
+) -> Result<String, Failure> {
     let mut cmd = Command::new("sh");
     cmd.arg("-c")
         .arg(command)
@@ -29,7 +32,8 @@ pub async fn run(
     for (key, value) in env {
         cmd.env(key, value);
     }
-    let child = cmd.spawn().map_err(|e| format!("{purpose} command could not start: {e}"))?;
+    let child =
+        cmd.spawn().map_err(|e| Failure::unreachable(format!("{purpose} command could not start: {e}")))?;
     let mut group = child.id().map(ProcessGroup);
     let output = match tokio::time::timeout(timeout, child.wait_with_output()).await {
         Ok(Ok(output)) => {
@@ -37,17 +41,25 @@ pub async fn run(
             std::mem::forget(group.take());
             output
         }
-        Ok(Err(e)) => return Err(format!("{purpose} command failed: {e}")),
-        Err(_) => return Err(format!("{purpose} command timed out after {timeout:?} and was killed")),
+        Ok(Err(e)) => return Err(Failure::unreachable(format!("{purpose} command failed: {e}"))),
+        Err(_) => {
+            return Err(Failure::unreachable(format!(
+                "{purpose} command timed out after {timeout:?} and was killed"
+            )));
+        }
     };
     let text = combine(&output.stdout, &output.stderr);
     let code = output.status.code();
     tracing::info!(purpose, exit_code = ?code, output = %text, "command finished");
-    if output.status.success() {
-        Ok(text)
-    } else {
-        let status = code.map_or_else(|| "was killed by a signal".to_owned(), |c| format!("exited with {c}"));
-        Err(format!("{purpose} command {status}: {}", last_line(&text)))
+    match code {
+        Some(0) => Ok(text),
+        Some(code) => {
+            Err(Failure::refused(format!("{purpose} command exited with {code}: {}", last_line(&text))))
+        }
+        None => Err(Failure::unreachable(format!(
+            "{purpose} command was killed by a signal: {}",
+            last_line(&text)
+        ))),
     }
 }
 
@@ -93,7 +105,8 @@ mod tests {
         let err = run("exec", "echo first; echo oops >&2; exit 3", &[], Duration::from_secs(5))
             .await
             .expect_err("exit 3");
-        assert!(err.contains("exited with 3") && err.contains("oops"), "{err}");
+        assert!(err.message.contains("exited with 3") && err.message.contains("oops"), "{err}");
+        assert!(err.refused, "a command that ran and said no refuses the content");
     }
 
     #[tokio::test]
@@ -103,7 +116,8 @@ mod tests {
         let pid_file = tmp.path().join("child.pid");
         let command = format!("sleep 30 & echo $! > {}; wait", pid_file.display());
         let err = run("exec", &command, &[], Duration::from_millis(300)).await.expect_err("timeout");
-        assert!(err.contains("timed out"), "{err}");
+        assert!(err.message.contains("timed out"), "{err}");
+        assert!(!err.refused, "a timeout says nothing about the content");
         assert!(started.elapsed() < Duration::from_secs(10));
         let pid = std::fs::read_to_string(&pid_file).expect("child pid").trim().to_owned();
         // Gone, or a zombie waiting for its new parent to reap it: not running either way.

@@ -3,12 +3,13 @@
 
 pub mod exec;
 pub mod signal;
+pub mod verify;
 pub mod webhook;
 
-use crate::cli::SignalTarget;
 use crate::events::Events;
 use crate::snapshot::ContentHash;
 use nix::sys::signal::Signal;
+use signal::SignalTarget;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -68,13 +69,44 @@ impl Method {
     }
 }
 
+/// Why a reload method failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    /// A human-readable cause.
+    pub message: String,
+    /// The app answered and said no (an HTTP error status, a non-zero exit): the content
+    /// is refused. Otherwise the app could not be reached (connection error, timeout, no
+    /// process), which says nothing about the content.
+    pub refused: bool,
+}
+
+impl Failure {
+    /// The app refused.
+    #[must_use]
+    pub fn refused(message: impl Into<String>) -> Self {
+        Self { message: message.into(), refused: true }
+    }
+
+    /// The app could not be reached.
+    #[must_use]
+    pub fn unreachable(message: impl Into<String>) -> Self {
+        Self { message: message.into(), refused: false }
+    }
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
 /// One reload attempt (after retries, for webhooks).
 #[derive(Debug, Clone)]
 pub struct Attempt {
     /// Method.
     pub method: Method,
-    /// `Err` carries a human-readable cause.
-    pub result: Result<(), String>,
+    /// The failure, if it failed.
+    pub result: Result<(), Failure>,
     /// Time taken.
     pub duration: Duration,
 }
@@ -93,6 +125,24 @@ impl Outcome {
     #[must_use]
     pub fn succeeded(&self) -> bool {
         self.attempts.iter().all(|a| a.result.is_ok())
+    }
+
+    /// True when a method was answered with a refusal.
+    #[must_use]
+    pub fn refused(&self) -> bool {
+        self.attempts.iter().any(|a| a.result.as_ref().is_err_and(|f| f.refused))
+    }
+
+    /// Every failure's cause, joined.
+    #[must_use]
+    pub fn causes(&self) -> String {
+        let causes: Vec<&str> = self
+            .attempts
+            .iter()
+            .filter_map(|a| a.result.as_ref().err())
+            .map(|f| f.message.as_str())
+            .collect();
+        causes.join("; ")
     }
 }
 
@@ -125,7 +175,7 @@ impl Reloader {
         let signal = async {
             let target = self.settings.target.clone()?;
             let started = Instant::now();
-            let result = signal::send(target, self.settings.signal).await;
+            let result = signal::send(target, self.settings.signal).await.map_err(Failure::unreachable);
             Some(self.record(Method::Signal, hash, started, result))
         };
         let exec = async {
@@ -153,10 +203,11 @@ impl Reloader {
         method: Method,
         hash: ContentHash,
         started: Instant,
-        result: Result<(), String>,
+        result: Result<(), Failure>,
     ) -> Attempt {
         let attempt = Attempt { method, result, duration: started.elapsed() };
-        self.events.reload_attempted(&attempt, hash);
+        let outcome = attempt.result.as_ref().map_err(|f| f.message.as_str()).copied();
+        self.events.reload_attempted(method.label(), hash, attempt.duration, outcome);
         attempt
     }
 }

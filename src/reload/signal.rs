@@ -1,12 +1,20 @@
 //! Signal reload: find the app's main process in the shared process namespace (by name,
 //! the top of the matching tree, or by pidfile) and send it a signal with `kill(2)`.
 
-use crate::cli::SignalTarget;
 use nix::errno::Errno;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use std::collections::HashMap;
 use std::path::Path;
+
+/// Where the reload signal goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SignalTarget {
+    /// The top process whose name matches.
+    ProcessName(String),
+    /// The pid in this file.
+    PidFile(std::path::PathBuf),
+}
 
 /// Finds the target and signals it. Blocking `/proc` reads run off the async threads.
 pub async fn send(target: SignalTarget, signal: Signal) -> Result<(), String> {

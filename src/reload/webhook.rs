@@ -2,6 +2,7 @@
 //! with jittered exponential backoff. Credentials in the URL become a Basic header and are
 //! never logged.
 
+use super::Failure;
 use super::Settings;
 use crate::snapshot::ContentHash;
 use base64::Engine;
@@ -49,7 +50,7 @@ impl Client {
     }
 
     /// Calls `url` until it answers 2xx or the retries are spent.
-    pub async fn deliver(&self, url: &Uri, settings: &Settings, hash: ContentHash) -> Result<(), String> {
+    pub async fn deliver(&self, url: &Uri, settings: &Settings, hash: ContentHash) -> Result<(), Failure> {
         let mut delay = FIRST_BACKOFF;
         let mut attempt = 0;
         loop {
@@ -59,10 +60,9 @@ impl Client {
             match result {
                 Ok(()) => return Ok(()),
                 Err(error) if attempt > settings.webhook_retries => {
-                    return Err(format!(
-                        "{} after {attempt} attempts: {error}",
-                        super::redact_url(&url.to_string())
-                    ));
+                    let message =
+                        format!("{} after {attempt} attempts: {error}", super::redact_url(&url.to_string()));
+                    return Err(Failure { message, refused: error.refused });
                 }
                 Err(error) => {
                     tracing::debug!(url = %super::redact_url(&url.to_string()), attempt, %error, "webhook failed; retrying");
@@ -80,8 +80,8 @@ impl Client {
         url: &Uri,
         hash: Option<ContentHash>,
         timeout: Duration,
-    ) -> Result<(), String> {
-        let (uri, authorization) = split_credentials(url)?;
+    ) -> Result<(), Failure> {
+        let (uri, authorization) = split_credentials(url).map_err(Failure::unreachable)?;
         let mut request = hyper::Request::builder()
             .method(method)
             .uri(uri)
@@ -92,17 +92,22 @@ impl Client {
         if let Some(hash) = hash {
             request = request.header(HASH_HEADER, hash.to_string());
         }
-        let request = request.body(Empty::new()).map_err(|e| format!("bad request: {e}"))?;
+        let request =
+            request.body(Empty::new()).map_err(|e| Failure::unreachable(format!("bad request: {e}")))?;
         let exchange = async {
-            let response = self.inner.request(request).await.map_err(|e| format!("request failed: {e}"))?;
+            let response = self
+                .inner
+                .request(request)
+                .await
+                .map_err(|e| Failure::unreachable(format!("request failed: {e}")))?;
             let status = response.status();
             // Drain the body so the connection can be reused.
             let _ = response.into_body().collect().await;
-            if status.is_success() { Ok(()) } else { Err(format!("answered {status}")) }
+            if status.is_success() { Ok(()) } else { Err(Failure::refused(format!("answered {status}"))) }
         };
         tokio::time::timeout(timeout, exchange)
             .await
-            .unwrap_or_else(|_| Err(format!("no answer within {timeout:?}")))
+            .unwrap_or_else(|_| Err(Failure::unreachable(format!("no answer within {timeout:?}"))))
     }
 }
 

@@ -4,8 +4,8 @@
 use super::object::{Object, ObjectFile, sha256};
 use super::{Layout, Snapshot, SourceRef};
 use crate::keypath;
-use crate::source::{Input, ObjectId, SourceKind};
-use std::collections::{BTreeMap, HashMap, HashSet};
+use crate::source::{Delta, Input, ObjectId, SourceKind};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use thiserror::Error;
 
@@ -113,6 +113,8 @@ pub struct Renderer {
     accepted: BTreeMap<ObjectId, Arc<Object>>,
     cache: HashMap<ObjectId, (String, LayResult)>,
     reported_collisions: HashSet<(ObjectId, String)>,
+    /// Objects whose latest version lost a collision: tried again at every render.
+    losers: BTreeSet<ObjectId>,
     /// The snapshot of `accepted`, kept in step change by change.
     snapshot: Snapshot,
 }
@@ -128,6 +130,7 @@ impl Renderer {
             accepted: BTreeMap::new(),
             cache: HashMap::new(),
             reported_collisions: HashSet::new(),
+            losers: BTreeSet::new(),
             snapshot: Snapshot::empty(options.layout),
         }
     }
@@ -139,6 +142,15 @@ impl Renderer {
         self.snapshot = snapshot.clone();
     }
 
+    /// Renders what changed in the source: a full set of objects, or only the changed
+    /// ones (an update then costs the change, not the namespace).
+    pub fn render_delta(&mut self, delta: Delta) -> Rendered {
+        match delta {
+            Delta::Full(inputs) => self.render(&inputs),
+            Delta::Changed(changes) => self.render_changes(changes),
+        }
+    }
+
     /// Renders the current objects into a snapshot.
     pub fn render(&mut self, inputs: &[Input]) -> Rendered {
         let mut rejections = Vec::new();
@@ -146,46 +158,56 @@ impl Renderer {
         let mut present = HashSet::new();
         for input in inputs {
             let id = input.id();
-            let version = input.version();
             present.insert(id.clone());
-            let fresh_eval = !matches!(self.cache.get(&id), Some((v, _)) if *v == version);
-            if fresh_eval {
-                let laid = self.lay_out(input);
-                self.cache.insert(id.clone(), (version.clone(), laid));
-            }
-            let (_, laid) = &self.cache[&id];
-            match laid {
-                Ok(laid) => {
-                    candidate.insert(id, Arc::clone(laid));
-                }
-                Err((reason, namespace)) => {
-                    let previous = self.accepted.get(&id);
-                    if fresh_eval {
-                        rejections.push(Rejection {
-                            id: id.clone(),
-                            namespace: namespace.clone(),
-                            resource_version: input.resource_version(),
-                            reason: reason.clone(),
-                            kept_previous: previous.is_some(),
-                        });
-                    }
-                    if let Some(previous) = previous {
-                        candidate.insert(id, Arc::clone(previous));
-                    }
-                }
+            if let Some(object) = self.evaluate(&id, input, &mut rejections) {
+                candidate.insert(id, object);
             }
         }
         self.cache.retain(|id, _| present.contains(id));
         self.reported_collisions.retain(|(id, _)| present.contains(id));
+        self.losers.retain(|id| present.contains(id));
         let changed = self.accepted.len() != candidate.len()
             || candidate
                 .iter()
                 .any(|(id, new)| self.accepted.get(id).is_none_or(|old| !Arc::ptr_eq(old, new)));
         if changed {
+            self.losers.clear();
             self.resolve_collisions(&mut candidate, &mut rejections);
             self.apply(candidate);
         }
         Rendered { snapshot: self.snapshot.clone(), rejections }
+    }
+
+    /// What an object contributes: its new version, or its previous one when the new
+    /// one is rejected (reported once per version), or nothing.
+    fn evaluate(
+        &mut self,
+        id: &ObjectId,
+        input: &Input,
+        rejections: &mut Vec<Rejection>,
+    ) -> Option<Arc<Object>> {
+        let version = input.version();
+        let fresh_eval = !matches!(self.cache.get(id), Some((v, _)) if *v == version);
+        if fresh_eval {
+            let laid = self.lay_out(input);
+            self.cache.insert(id.clone(), (version, laid));
+        }
+        match &self.cache.get(id)?.1 {
+            Ok(laid) => Some(Arc::clone(laid)),
+            Err((reason, namespace)) => {
+                let previous = self.accepted.get(id);
+                if fresh_eval {
+                    rejections.push(Rejection {
+                        id: id.clone(),
+                        namespace: namespace.clone(),
+                        resource_version: input.resource_version(),
+                        reason: reason.clone(),
+                        kept_previous: previous.is_some(),
+                    });
+                }
+                previous.cloned()
+            }
+        }
     }
 
     /// Makes `candidate` the accepted set, changing the snapshot only where it differs.
@@ -226,6 +248,7 @@ impl Renderer {
                     kept_previous: self.accepted.contains_key(&loser),
                 });
             }
+            self.losers.insert(loser.clone());
             match self.accepted.get(&loser) {
                 Some(previous) if !Arc::ptr_eq(previous, &candidate[&loser]) => {
                     candidate.insert(loser, Arc::clone(previous));
@@ -322,6 +345,9 @@ pub fn parse_mode(text: &str) -> Option<u32> {
     let mode = u32::from_str_radix(digits, 8).ok()?;
     (mode <= 0o777 && !digits.is_empty()).then_some(mode)
 }
+
+#[path = "render_delta.rs"]
+mod delta;
 
 #[cfg(test)]
 #[path = "render_tests.rs"]

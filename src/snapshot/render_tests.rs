@@ -1,8 +1,9 @@
 //! Tests of the renderer: layouts, key rules, collisions, last-accepted versions.
 
 use super::*;
-use crate::source::Input;
+use crate::source::{Delta, Input, ObjectId, SourceKind};
 use k8s_openapi::api::core::v1::ConfigMap;
+use std::collections::BTreeMap;
 
 fn cm(name: &str, rv: &str, data: &[(&str, &str)]) -> Input {
     let mut cm = ConfigMap::default();
@@ -186,4 +187,58 @@ fn an_unchanged_render_reuses_the_same_tree() {
     let third = r.render(&changed).snapshot;
     assert_eq!(third.tree().changed_leaves(first.tree()).count(), 1);
     assert_eq!(third.changed_since(Some(&first)).len(), 1);
+}
+
+/// Renders every step both ways, from scratch and by changes only: same content.
+#[test]
+fn rendering_only_the_changes_matches_rendering_everything() {
+    for layout in [Layout::ByName, Layout::Flat] {
+        let (mut full, mut delta) = (renderer(layout), renderer(layout));
+        let mut objects: BTreeMap<String, Input> = BTreeMap::new();
+        let mut state: u64 = 0x2545_f491_4f6c_dd1d;
+        for step in 0..400_u32 {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            let name = format!("o{}", state % 12);
+            let key = ["a", "b", "shared", "..bad"][usize::try_from((state >> 8) % 4).expect("small")];
+            let mut changes = Vec::new();
+            if state.is_multiple_of(5) {
+                objects.remove(&name);
+                changes.push((ObjectId { kind: SourceKind::ConfigMap, name: name.clone() }, None));
+            } else {
+                let input = cm(&name, &step.to_string(), &[(key, &format!("v{step}"))]);
+                objects.insert(name.clone(), input.clone());
+                changes.push((input.id(), Some(input)));
+            }
+            let inputs: Vec<Input> = objects.values().cloned().collect();
+            let expected = full.render(&inputs).snapshot;
+            let got = delta.render_delta(Delta::Changed(changes)).snapshot;
+            assert_eq!(got.hash, expected.hash, "{layout} step {step}");
+        }
+    }
+}
+
+#[test]
+fn a_collision_loser_gets_the_entry_once_its_owner_goes() {
+    let mut r = renderer(Layout::Flat);
+    let a = cm("a", "1", &[("k", "from-a")]);
+    let b = cm("b", "1", &[("k", "from-b")]);
+    r.render_delta(Delta::Full(vec![a.clone()]));
+    let out = r.render_delta(Delta::Changed(vec![(b.id(), Some(b.clone()))]));
+    assert_eq!(out.rejections.len(), 1, "b collides with a");
+    assert_eq!(content(&out, "k"), "from-a");
+    let out = r.render_delta(Delta::Changed(vec![(a.id(), None)]));
+    assert_eq!(content(&out, "k"), "from-b", "b takes the entry when a goes");
+}
+
+#[test]
+fn would_change_tells_a_content_change_from_a_relabel() {
+    let mut r = renderer(Layout::ByName);
+    r.render_delta(Delta::Full(vec![cm("web", "1", &[("k", "v")])]));
+    let relabel = cm("web", "2", &[("k", "v")]);
+    assert!(!r.would_change(&Delta::Changed(vec![(relabel.id(), Some(relabel))])));
+    let edit = cm("web", "3", &[("k", "w")]);
+    assert!(r.would_change(&Delta::Changed(vec![(edit.id(), Some(edit))])));
+    assert!(r.would_change(&Delta::Changed(vec![(cm("web", "1", &[]).id(), None)])));
 }

@@ -118,6 +118,8 @@ pub trait Watched:
 {
     /// Name of its watch loop, for `/healthz`.
     const LOOP: &'static str;
+    /// Its kind in the snapshot.
+    const KIND: super::SourceKind;
 
     /// Wraps a cached object for the renderer.
     fn input(object: Arc<Self>) -> Input;
@@ -125,6 +127,7 @@ pub trait Watched:
 
 impl Watched for ConfigMap {
     const LOOP: &'static str = "ConfigMap watch";
+    const KIND: super::SourceKind = super::SourceKind::ConfigMap;
 
     fn input(object: Arc<Self>) -> Input {
         Input::ConfigMap(object)
@@ -133,6 +136,7 @@ impl Watched for ConfigMap {
 
 impl Watched for Secret {
     const LOOP: &'static str = "Secret watch";
+    const KIND: super::SourceKind = super::SourceKind::Secret;
 
     fn input(object: Arc<Self>) -> Input {
         Input::Secret(object)
@@ -142,6 +146,7 @@ impl Watched for Secret {
 struct StoreInventory<K: Watched> {
     store: Store<K>,
     selection: Selection,
+    tracked: super::tracked::Tracked,
 }
 
 impl<K: Watched> Inventory for StoreInventory<K> {
@@ -152,6 +157,35 @@ impl<K: Watched> Inventory for StoreInventory<K> {
             .filter(|o| self.selection.selects(&o.name_any()))
             .map(K::input)
             .collect()
+    }
+
+    fn take_delta(&self) -> super::Delta {
+        self.delta(self.tracked.take())
+    }
+
+    fn peek_delta(&self) -> super::Delta {
+        self.delta(self.tracked.peek())
+    }
+}
+
+impl<K: Watched> StoreInventory<K> {
+    /// The changed names looked up in the store: the current version, or `None` when
+    /// the object is gone or not selected.
+    fn delta(&self, taken: super::tracked::Taken) -> super::Delta {
+        let names = match taken {
+            super::tracked::Taken::Everything => return super::Delta::Full(self.current()),
+            super::tracked::Taken::Names(names) => names,
+        };
+        let kind = K::KIND;
+        let changed = names
+            .into_iter()
+            .map(|name| {
+                let key = reflector::ObjectRef::<K>::new(&name).within(&self.selection.namespace);
+                let current = self.store.get(&key).filter(|_| self.selection.selects(&name)).map(K::input);
+                (super::ObjectId { kind, name }, current)
+            })
+            .collect();
+        super::Delta::Changed(changed)
     }
 }
 
@@ -164,7 +198,12 @@ pub fn watch<K: Watched>(
     cancel: CancellationToken,
 ) -> (SharedInventory, impl Future<Output = ()> + Send + 'static) {
     let (store, writer) = reflector::store::<K>();
-    let inventory = Arc::new(StoreInventory { store, selection: selection.clone() });
+    let inventory = Arc::new(StoreInventory {
+        store,
+        selection: selection.clone(),
+        tracked: super::tracked::Tracked::default(),
+    });
+    let tracker = Arc::clone(&inventory);
     let api: Api<K> = Api::namespaced(client, &selection.namespace);
     let task = async move {
         let stream = watcher(api, selection.watcher_config())
@@ -187,7 +226,10 @@ pub fn watch<K: Watched>(
                 next = stream.next() => next,
             };
             match next {
-                Some(Ok(event)) => on_event(&event, &selection, &notifier, &events, &mut ready),
+                Some(Ok(event)) => {
+                    track(&event, &tracker.tracked);
+                    on_event(&event, &selection, &notifier, &events, &mut ready);
+                }
                 Some(Err(error)) => events.source_error(&error),
                 None => {
                     events.task_failed("watch", "the watch stream ended");
@@ -197,6 +239,15 @@ pub fn watch<K: Watched>(
         }
     };
     (inventory, task)
+}
+
+/// Remembers what changed before the pipeline is told (it renders only those objects).
+fn track<K: Watched>(event: &watcher::Event<K>, tracked: &super::tracked::Tracked) {
+    match event {
+        watcher::Event::Init | watcher::Event::InitDone => tracked.everything(),
+        watcher::Event::InitApply(_) => {}
+        watcher::Event::Apply(object) | watcher::Event::Delete(object) => tracked.changed(&object.name_any()),
+    }
 }
 
 fn on_event<K: Watched>(

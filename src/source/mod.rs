@@ -7,6 +7,7 @@
 pub mod dir;
 pub mod kube;
 mod object;
+pub mod tracked;
 
 pub use object::{Input, ObjectId, SourceKind, SourceObject, View};
 
@@ -66,10 +67,32 @@ impl Notifier {
     }
 }
 
+/// What changed in an inventory since the pipeline last looked.
+#[derive(Debug, Clone)]
+pub enum Delta {
+    /// Every object currently selected: render from scratch (first sync, relist, or a
+    /// source that does not track single changes).
+    Full(Vec<Input>),
+    /// Only these objects changed: each with its current version, `None` when it is gone
+    /// (deleted or no longer selected).
+    Changed(Vec<(ObjectId, Option<Input>)>),
+}
+
 /// Read access to the current objects of a source.
 pub trait Inventory: Send + Sync + 'static {
     /// Every object currently selected, in any order.
     fn current(&self) -> Vec<Input>;
+
+    /// What changed since the last call, consumed: an update costs the change, not the
+    /// namespace. The default renders everything.
+    fn take_delta(&self) -> Delta {
+        Delta::Full(self.current())
+    }
+
+    /// What [`Inventory::take_delta`] would return, without consuming it.
+    fn peek_delta(&self) -> Delta {
+        Delta::Full(self.current())
+    }
 }
 
 /// Shared handle to an inventory.
@@ -82,6 +105,26 @@ impl Inventory for Combined {
     fn current(&self) -> Vec<Input> {
         self.0.iter().flat_map(|inv| inv.current()).collect()
     }
+
+    fn take_delta(&self) -> Delta {
+        merge(self.0.iter().map(|inv| inv.take_delta()).collect(), || self.current())
+    }
+
+    fn peek_delta(&self) -> Delta {
+        merge(self.0.iter().map(|inv| inv.peek_delta()).collect(), || self.current())
+    }
+}
+
+/// One delta for several inventories: full when any is.
+fn merge(deltas: Vec<Delta>, current: impl FnOnce() -> Vec<Input>) -> Delta {
+    let mut changed = Vec::new();
+    for delta in deltas {
+        match delta {
+            Delta::Full(_) => return Delta::Full(current()),
+            Delta::Changed(more) => changed.extend(more),
+        }
+    }
+    Delta::Changed(changed)
 }
 
 #[cfg(test)]

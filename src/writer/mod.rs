@@ -112,6 +112,28 @@ pub enum Error {
     },
 }
 
+impl Error {
+    /// Short label for metrics: what kind of failure, by the OS error when there is one.
+    #[must_use]
+    pub fn label(&self) -> &'static str {
+        let Self::Io { source, .. } = self else {
+            return match self {
+                Self::ForeignData(_) => "foreign_data",
+                _ => "damaged",
+            };
+        };
+        match source.raw_os_error().map(Errno::from_raw) {
+            Some(Errno::ENOSPC) => "no_space",
+            Some(Errno::EDQUOT) => "quota",
+            Some(Errno::EROFS) => "read_only",
+            Some(Errno::EMFILE | Errno::ENFILE) => "too_many_files",
+            Some(Errno::EACCES | Errno::EPERM) => "permission",
+            Some(Errno::ENOTDIR | Errno::EISDIR | Errno::EEXIST | Errno::ELOOP) => "blocked_path",
+            _ => "io",
+        }
+    }
+}
+
 fn io(action: impl Into<String>) -> impl FnOnce(Errno) -> Error {
     move |errno| Error::Io { action: action.into(), source: errno.into() }
 }

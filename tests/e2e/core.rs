@@ -72,7 +72,8 @@ async fn update_add_delete_and_label_removal_each_swap_once() {
     let api = FakeApiServer::start().await.expect("fake api");
     api.apply("configmaps", configmap("web", &[("a", "1")])).expect("web");
     let ws = Workspace::new(&api);
-    let sidecar = ws.start(&["--debounce=0", "--max-wait=0"]);
+    // The label removal empties the selection: allowed here, held by default (see failsafe).
+    let sidecar = ws.start(&["--debounce=0", "--max-wait=0", "--allow-empty"]);
     wait_swaps(&sidecar, 1.0).await;
 
     api.apply("configmaps", configmap("web", &[("a", "2")])).expect("update");

@@ -1,0 +1,194 @@
+//! Fail safe and tell the truth: every SIGTERM exits 0, write failures and held or
+//! refused snapshots show on `/readyz` and `/metrics`, an emptied selection is held, and
+//! an app that refuses a reload gets the last good snapshot back.
+
+use crate::support::{Sidecar, WAIT, Workspace, configmap, wait_for, wait_until};
+use fake_apiserver::FakeApiServer;
+use std::time::Duration;
+
+/// `/readyz`'s `status.state`, and the whole body.
+async fn readyz(sidecar: &Sidecar) -> (String, serde_json::Value) {
+    let body = sidecar.get("/readyz").await.map(|(_, body)| body).unwrap_or_default();
+    let json: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+    (json["status"]["state"].as_str().unwrap_or_default().to_owned(), json)
+}
+
+async fn wait_state(sidecar: &Sidecar, state: &str, bound: Duration) -> serde_json::Value {
+    wait_until(&format!("/readyz state {state}"), bound, || async { readyz(sidecar).await.0 == state }).await;
+    readyz(sidecar).await.1
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_sigterm_exits_0_synced_50_times_and_during_an_outage_10_times() {
+    let api = FakeApiServer::start().await.expect("fake api");
+    api.apply("configmaps", configmap("web", &[("a", "1")])).expect("web");
+    let ws = Workspace::new(&api);
+    for round in 0..60 {
+        let outage = round >= 50;
+        api.faults().set_refuse(outage).await.expect("refuse toggle");
+        let mut sidecar = ws.start(&["--startup-timeout=200ms"]);
+        if outage {
+            wait_until("up, the API down", WAIT, || async { sidecar.get("/healthz").await.is_some() }).await;
+        } else {
+            wait_state(&sidecar, "fresh", WAIT).await;
+        }
+        sidecar.signal(nix::sys::signal::Signal::SIGTERM);
+        let status = sidecar.wait_exit(Duration::from_secs(30)).await;
+        assert_eq!(
+            status.code(),
+            Some(0),
+            "round {round} (outage: {outage}) exited {status:?}:\n{}",
+            sidecar.log()
+        );
+    }
+}
+
+/// Makes `dir` refuse new entries, for root too (immutable flag), else by mode.
+fn freeze(dir: &std::path::Path, frozen: bool) {
+    let flag = if frozen { "+i" } else { "-i" };
+    let chattr = std::process::Command::new("chattr").arg(flag).arg(dir).status();
+    if !chattr.is_ok_and(|s| s.success()) {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = if frozen { 0o555 } else { 0o755 };
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode)).expect("chmod");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_write_is_counted_shown_stale_and_cleared_once_it_lands() {
+    let api = FakeApiServer::start().await.expect("fake api");
+    api.apply("configmaps", configmap("web", &[("a", "1")])).expect("web");
+    let ws = Workspace::new(&api);
+    let sidecar = ws.start(&["--debounce=0", "--max-wait=0"]);
+    wait_state(&sidecar, "fresh", WAIT).await;
+    let objects = ws.dir().join("..objects");
+    freeze(&objects, true);
+    api.apply("configmaps", configmap("web", &[("a", "2")])).expect("update");
+    let body = wait_state(&sidecar, "stale", WAIT).await;
+    freeze(&objects, false);
+    let reason = body["status"]["reason"].as_str().unwrap_or_default().to_owned();
+    assert!(reason.contains("writing the snapshot failed"), "{body}");
+    assert_eq!(body["lastError"].as_str(), Some(reason.as_str()));
+    assert_eq!(ws.read("web/a").as_deref(), Some("1"), "the previous files stay");
+    let failures = sidecar.metric("configsnap_swap_failures_total{reason=\"permission\"}").await;
+    assert!(failures.is_some_and(|n| n >= 1.0), "{failures:?}");
+    // The retry lands once the directory takes writes again, and the error clears.
+    wait_for("the retried write lands", Duration::from_secs(60), || ws.read("web/a").as_deref() == Some("2"))
+        .await;
+    let body = wait_state(&sidecar, "fresh", WAIT).await;
+    assert!(body["lastError"].is_null(), "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_every_object_is_held_with_the_files_and_last_good_kept() {
+    let api = FakeApiServer::start().await.expect("fake api");
+    api.apply("configmaps", configmap("web", &[("a", "1")])).expect("web");
+    api.apply("configmaps", configmap("api", &[("b", "1")])).expect("api");
+    let ws = Workspace::new(&api);
+    let state = format!("--state-dir={}", ws.state().display());
+    let sidecar = ws.start(&["--debounce=0", "--max-wait=0", &state]);
+    wait_state(&sidecar, "fresh", WAIT).await;
+    // Deleting some objects removes their files at once.
+    api.delete("configmaps", crate::support::NS, "api").expect("delete api");
+    wait_for("api's files go", WAIT, || std::fs::symlink_metadata(ws.dir().join("api")).is_err()).await;
+    wait_for("last-good follows", WAIT, || {
+        configsnap::writer::read_current(&ws.state()).ok().flatten().is_some_and(|s| s.object_count() == 1)
+    })
+    .await;
+    // Deleting the last one is held.
+    api.delete("configmaps", crate::support::NS, "web").expect("delete web");
+    let body = wait_state(&sidecar, "stale", WAIT).await;
+    assert!(body["status"]["reason"].as_str().is_some_and(|r| r.contains("--allow-empty")), "{body}");
+    sidecar.wait_metric("configsnap_snapshots_refused_total{reason=\"empty_selection\"}", 1.0).await;
+    assert_eq!(ws.read("web/a").as_deref(), Some("1"), "the files stay");
+    let saved = configsnap::writer::read_current(&ws.state()).expect("read").expect("a copy");
+    assert_eq!(saved.read("web/a"), Some(&b"1"[..]), "the last-good copy stays");
+    assert_eq!(sidecar.get("/readyz").await.map(|r| r.0), Some(200), "the kept files are still a snapshot");
+    // A new object ends the hold.
+    api.apply("configmaps", configmap("next", &[("c", "1")])).expect("next");
+    wait_for("the new object lands", WAIT, || ws.read("next/c").is_some()).await;
+    wait_state(&sidecar, "fresh", WAIT).await;
+    drop(sidecar);
+
+    // With --allow-empty the selection empties.
+    let allowed = ws.start(&["--debounce=0", "--max-wait=0", "--allow-empty"]);
+    wait_state(&allowed, "fresh", WAIT).await;
+    api.delete("configmaps", crate::support::NS, "next").expect("delete next");
+    wait_for("emptied", WAIT, || std::fs::symlink_metadata(ws.dir().join("next")).is_err()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_selection_empty_at_start_is_not_ready_and_says_why() {
+    let api = FakeApiServer::start().await.expect("fake api");
+    api.apply("configmaps", configmap("web", &[("a", "1")])).expect("web");
+    let ws = Workspace::new(&api);
+    let typo = ws.start(&["--name=wbe"]);
+    let body = wait_state(&typo, "stale", WAIT).await;
+    assert!(body["status"]["reason"].as_str().is_some_and(|r| r.contains("no object matches")), "{body}");
+    assert_eq!(typo.get("/readyz").await.map(|r| r.0), Some(503));
+    assert!(ws.data_target().is_none(), "nothing is written for an empty selection");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_webhook_reload_rolls_back_and_an_unreachable_one_is_retried() {
+    let api = FakeApiServer::start().await.expect("fake api");
+    api.apply("configmaps", configmap("app", &[("mode", "good")])).expect("good");
+    let ws = Workspace::new(&api);
+    // The app answers 500 to a reload while its config says bad, like Prometheus.
+    let config = ws.dir().join("app/mode");
+    let reloads = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let seen = reloads.clone();
+    let url = crate::support::http_server(move |_| {
+        let mode = std::fs::read_to_string(&config).unwrap_or_default();
+        seen.lock().expect("lock").push(mode.clone());
+        async move { if mode.starts_with("bad") { 500 } else { 200 } }
+    })
+    .await;
+    let sidecar = ws.start(&[
+        &format!("--webhook-url={url}/-/reload"),
+        "--webhook-retries=1",
+        "--debounce=0",
+        "--max-wait=0",
+    ]);
+    wait_state(&sidecar, "fresh", WAIT).await;
+    api.apply("configmaps", configmap("app", &[("mode", "bad")])).expect("bad");
+    sidecar.wait_metric("configsnap_rollbacks_total", 1.0).await;
+    assert_eq!(ws.read("app/mode").as_deref(), Some("good"), "the good files are back");
+    wait_for("the app reloaded the good files again", WAIT, || {
+        reloads.lock().expect("lock").last().is_some_and(|m| m == "good")
+    })
+    .await;
+    let body = wait_state(&sidecar, "stale", WAIT).await;
+    assert!(body["status"]["reason"].as_str().is_some_and(|r| r.contains("answered 500")), "{body}");
+    // The bad content stays blocked; a fix goes through.
+    api.apply("configmaps", configmap("app", &[("mode", "good-2")])).expect("fixed");
+    wait_for("the fix lands", WAIT, || ws.read("app/mode").as_deref() == Some("good-2")).await;
+    wait_state(&sidecar, "fresh", WAIT).await;
+    drop(sidecar);
+
+    // An unreachable webhook is no refusal: the new files stay and the call is retried.
+    let closed = format!("http://127.0.0.1:{}/-/reload", crate::support::free_port());
+    let unreachable = ws.start(&[&format!("--webhook-url={closed}"), "--webhook-retries=0", "--debounce=0"]);
+    wait_state(&unreachable, "fresh", WAIT).await;
+    api.apply("configmaps", configmap("app", &[("mode", "good-3")])).expect("update");
+    wait_for("the update lands", WAIT, || ws.read("app/mode").as_deref() == Some("good-3")).await;
+    wait_until("the reload is retried", WAIT, || async {
+        unreachable
+            .metric("configsnap_reloads_total{method=\"webhook\",result=\"failure\"}")
+            .await
+            .is_some_and(|n| n >= 2.0)
+    })
+    .await;
+    assert_eq!(unreachable.metric("configsnap_rollbacks_total").await, Some(0.0));
+    assert_eq!(ws.read("app/mode").as_deref(), Some("good-3"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_url_without_a_reload_method_is_a_usage_error() {
+    let api = FakeApiServer::start().await.expect("fake api");
+    let ws = Workspace::new(&api);
+    let mut sidecar = ws.start(&["--verify-url=http://127.0.0.1:1/health"]);
+    let status = sidecar.wait_exit(WAIT).await;
+    assert_eq!(status.code(), Some(64), "{}", sidecar.log());
+    assert!(sidecar.log().contains("needs a reload method"), "{}", sidecar.log());
+}
