@@ -9,6 +9,7 @@ pub mod http;
 pub mod jitter;
 pub mod keypath;
 pub mod lastgood;
+pub mod memory;
 pub mod metrics;
 pub mod pipeline;
 pub mod reload;

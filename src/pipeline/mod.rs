@@ -107,6 +107,8 @@ pub struct Pipeline {
     last_good: Option<Snapshot>,
     /// Source generation last rendered.
     seen: u64,
+    /// A full render (or a read of a whole snapshot) freed a lot: trim the heap after it.
+    trim_due: bool,
 }
 
 /// Everything a [`Pipeline`] works with.
@@ -149,6 +151,7 @@ impl Pipeline {
             current: None,
             last_good: None,
             seen: 0,
+            trim_due: true,
         }
     }
 
@@ -207,6 +210,9 @@ impl Pipeline {
         loop {
             self.events.busy(true);
             let result = self.sync(first_change).await;
+            if std::mem::take(&mut self.trim_due) {
+                blocking(crate::memory::release_free_memory).await;
+            }
             self.events.busy(false);
             let Err(error) = result else {
                 return;
@@ -308,7 +314,9 @@ impl Pipeline {
 
     /// Renders the current objects, reporting rejections.
     fn render(&mut self) -> Snapshot {
-        let rendered = self.renderer.render_delta(self.inventory.take_delta());
+        let delta = self.inventory.take_delta();
+        self.trim_due |= matches!(delta, crate::source::Delta::Full(_));
+        let rendered = self.renderer.render_delta(delta);
         for rejection in &rendered.rejections {
             self.events.rejected(rejection);
         }
