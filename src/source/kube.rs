@@ -23,8 +23,8 @@ mod probe;
 mod reason;
 
 pub use backoff::WatchBackoff;
-pub use probe::Probe;
-pub use reason::{Failure, classify};
+use probe::Probe;
+use reason::classify;
 
 /// Where the pod's namespace is written in every pod with a service account token.
 pub const SERVICE_ACCOUNT_NAMESPACE_FILE: &str = "/var/run/secrets/kubernetes.io/serviceaccount/namespace";

@@ -10,6 +10,8 @@ use std::time::Duration;
 /// The backoff maximum (30 s) plus 5 s to reconnect and swap: the longest a recovery may
 /// take once the API is back.
 const RECOVERY: Duration = Duration::from_secs(35);
+/// The count of 503 answers.
+const UNAVAILABLE: &str = "configsnap_watch_errors_total{reason=\"unavailable\"}";
 /// The rate-limited source error line.
 const SOURCE_ERROR: &str = "source error; retrying with backoff, files stay as they are";
 
@@ -129,8 +131,10 @@ async fn a_frozen_watch_with_healthy_api_is_replaced_and_the_next_change_lands()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_blip_after_a_recovered_outage_resumes_from_the_first_backoff_step() {
     let (api, ws, sidecar) = synced(&[]).await;
-    // 20 s of 503 take the backoff to its 12.8 s step or beyond (at least 6.4 s jittered).
-    let window = tokio::time::Instant::now() + Duration::from_secs(20);
+    // 30 s of 503 mean at least six failed attempts (0.8 + 1.6 + 3.2 + 6.4 + 12.8 s of
+    // delay at most): a backoff that remembered the outage would next wait 25.6 s or more
+    // (at least 12.8 s jittered).
+    let window = tokio::time::Instant::now() + Duration::from_secs(30);
     api.faults().fail_until(window, 503, None);
     api.faults().drop_watches();
     wait_errors(&sidecar, "unavailable", 4.0).await;
@@ -140,9 +144,11 @@ async fn a_blip_after_a_recovered_outage_resumes_from_the_first_backoff_step() {
     wait_until("fresh after the outage", WAIT, || reports(&sidecar, "fresh", "")).await;
     // One failed request: the watch reopens after the first step (under 1 s), well within
     // the bound, which is shorter than any delay the outage's step would impose.
+    let counted = sidecar.metric(UNAVAILABLE).await.unwrap_or_default();
     api.faults().fail_requests(1, 503, None);
     api.faults().drop_watches();
     api.apply("configmaps", configmap("web", &[("a", "2")])).expect("update in the blip");
-    wait_for("the blip resumed", Duration::from_secs(5), || ws.read("web/a").as_deref() == Some("2")).await;
-    wait_errors(&sidecar, "unavailable", 5.0).await;
+    let blip = Duration::from_secs(10);
+    wait_for("the blip resumed", blip, || ws.read("web/a").as_deref() == Some("2")).await;
+    wait_errors(&sidecar, "unavailable", counted + 1.0).await;
 }
