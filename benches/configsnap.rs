@@ -1,6 +1,6 @@
 //! `cargo bench --bench configsnap [-- [--quick] [SCENARIO...]]`: runs the release
 //! binary against the fake API server on loopback and measures latency, swap cost,
-//! memory, idle CPU, bursts, start-up, fleet recovery and how an update's cost scales with
+//! memory, idle CPU, bursts, start-up, fleet recovery (refused, and a 503 storm) and how an update's cost scales with
 //! the number of ConfigMaps. Prints a table and writes
 //! `target/bench/results.json`. See `docs/benchmarks.md`.
 //!
@@ -31,7 +31,8 @@ use std::sync::{Arc, Mutex, mpsc};
 use std::time::Instant;
 
 /// Every scenario, in the order they run.
-const SCENARIOS: [&str; 8] = ["latency", "swap", "memory", "cpu", "burst", "startup", "fleet", "scale"];
+const SCENARIOS: [&str; 9] =
+    ["latency", "swap", "memory", "cpu", "burst", "startup", "fleet", "fleet503", "scale"];
 
 /// What every scenario shares.
 pub struct Ctx {
@@ -116,6 +117,7 @@ async fn run(quick: bool, chosen: &[&str]) {
             "burst" => burst::burst(&ctx, &mut report).await,
             "startup" => memory::startup(&ctx, &mut report).await,
             "fleet" => fleet::fleet(&ctx, &mut report).await,
+            "fleet503" => fleet::fleet503(&ctx, &mut report).await,
             "scale" => scale::scale(&ctx, &mut report).await,
             _ => unreachable!("scenario names are checked"),
         }

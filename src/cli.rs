@@ -16,6 +16,12 @@ pub use values::{DurationArg, FileMode, SignalName};
 /// Exit code for a usage error (`EX_USAGE` from sysexits.h).
 pub const EXIT_USAGE: u8 = 64;
 
+/// Shortest `--watch-idle-timeout`.
+const WATCH_IDLE_TIMEOUT_MIN: Duration = Duration::from_secs(1);
+/// Longest `--watch-idle-timeout`: kube asks the server to end each watch after 290 s and
+/// silently replaces one quiet for 295 s, so a longer timeout would never fire.
+const WATCH_IDLE_TIMEOUT_MAX: Duration = Duration::from_secs(290);
+
 /// Log line format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum LogFormat {
@@ -53,6 +59,10 @@ pub struct Args {
     /// Read kubelet-mounted ConfigMap dirs instead of the API (repeatable; no RBAC needed)
     #[arg(long = "from-dir", env = "CONFIGSNAP_FROM_DIR", value_delimiter = ',', help_heading = "Source")]
     pub from_dirs: Vec<PathBuf>,
+
+    /// Replace a watch that sends no event and no bookmark for this long (1s to 290s)
+    #[arg(long, env = "CONFIGSNAP_WATCH_IDLE_TIMEOUT", default_value = "2m", help_heading = "Source")]
+    pub watch_idle_timeout: DurationArg,
 
     /// Kubeconfig file [default: in-cluster config in a pod, else KUBECONFIG or ~/.kube/config]
     #[arg(long, env = "CONFIGSNAP_KUBECONFIG", help_heading = "Source")]
@@ -183,6 +193,8 @@ pub struct Config {
     pub from_dirs: Vec<PathBuf>,
     /// Explicit kubeconfig file.
     pub kubeconfig: Option<PathBuf>,
+    /// A watch silent this long is replaced.
+    pub watch_idle_timeout: Duration,
     /// Target dir.
     pub dir: PathBuf,
     /// Rendering settings.
@@ -262,6 +274,12 @@ impl Args {
         if !self.from_dirs.is_empty() && self.secrets {
             return Err(Error::Conflict("from-dir", "secrets"));
         }
+        if !(WATCH_IDLE_TIMEOUT_MIN..=WATCH_IDLE_TIMEOUT_MAX).contains(&self.watch_idle_timeout.0) {
+            return Err(Error::Invalid {
+                flag: "watch-idle-timeout",
+                reason: "must be between 1s and 290s (the API server ends every watch after 290s)".into(),
+            });
+        }
         if self.max_wait.0 < self.debounce.0 {
             return Err(Error::Invalid { flag: "max-wait", reason: "must be at least --debounce".into() });
         }
@@ -309,6 +327,7 @@ impl Args {
             secrets: self.secrets,
             from_dirs: self.from_dirs,
             kubeconfig: self.kubeconfig,
+            watch_idle_timeout: self.watch_idle_timeout.0,
             dir: self.dir,
             render: crate::snapshot::RenderOptions {
                 layout: self.layout,

@@ -16,6 +16,8 @@ use tokio::time::Instant;
 const CHANGED_LOG_BYTES: usize = 512;
 /// Repeated source errors are logged at most this often (no log floods in outages).
 const ERROR_LOG_INTERVAL: Duration = Duration::from_secs(30);
+/// The loop name of a source reporting through [`Events::source_error`].
+const SOURCE: &str = "source";
 
 /// The telemetry sink shared by every task. Cheap to clone.
 #[derive(Debug, Clone)]
@@ -221,33 +223,33 @@ impl Events {
         self.metrics.reloads.get_or_create(&ReloadLabels { method, result }).inc();
     }
 
-    /// The source delivered a complete, current state.
+    /// The source delivered a complete, current state: every loop's fault clears (a source
+    /// with one loop; the API's watch loops use [`Events::watch_healthy`]).
     pub fn source_synced(&self) {
-        let now = Utc::now();
-        #[allow(clippy::cast_precision_loss)] // Milliseconds since 1970 fit an f64 exactly.
-        self.metrics.last_sync_timestamp.set(now.timestamp_millis() as f64 / 1000.0);
-        let previous = self.status.get().source_error.clone();
-        if let Some((_, since)) = previous {
-            let outage = (now - since).to_std().unwrap_or_default();
-            let suppressed = std::mem::take(&mut self.lock_errors().suppressed);
-            tracing::info!(outage_ms = ms(outage), suppressed_errors = suppressed, "source reachable again");
-        }
-        self.status.update(|s| {
-            s.last_sync = Some(now);
-            s.source_error = None;
-        });
-        self.sync_degraded_gauge();
+        self.mark_synced(None);
     }
 
-    /// The source failed (API unreachable, error status, broken watch); it retries.
+    /// The source failed (unreadable dirs, a broken watch); it retries.
     pub fn source_error(&self, error: &dyn std::fmt::Display) {
-        self.metrics.watch_errors.inc();
-        let text = error.to_string();
+        self.watch_failed(SOURCE, "other", &error.to_string());
+    }
+
+    /// The watch loop `watch` is current again (its list completed, or its watch is open
+    /// and delivering): its fault clears, the others stay.
+    pub fn watch_healthy(&self, watch: &'static str) {
+        self.mark_synced(Some(watch));
+    }
+
+    /// A request of the watch loop `watch` failed; it retries with backoff. `reason` labels
+    /// `configsnap_watch_errors_total`, `cause` says what happened in plain words.
+    pub fn watch_failed(&self, watch: &'static str, reason: &'static str, cause: &str) {
+        self.metrics.watch_errors.get_or_create(&ReasonLabel { reason }).inc();
         let now = Utc::now();
         self.status.update(|s| {
-            let since = s.source_error.as_ref().map_or(now, |(_, since)| *since);
-            s.source_error = Some((text.clone(), since));
-            s.last_error = Some(text.clone());
+            let since = s.source_faults.get(watch).map_or(now, |(_, since)| *since);
+            s.source_faults.insert(watch, (cause.to_owned(), since));
+            s.source_error = summarize(&s.source_faults);
+            s.last_error = Some(cause.to_owned());
         });
         self.sync_degraded_gauge();
         let mut limit = self.lock_errors();
@@ -255,11 +257,36 @@ impl Events {
         if due {
             let suppressed = std::mem::take(&mut limit.suppressed);
             limit.last_logged = Some(Instant::now());
-            tracing::warn!(error = %text, suppressed_since_last_log = suppressed, "source error; retrying with backoff, files stay as they are");
+            tracing::warn!(watch, reason, error = %cause, suppressed_since_last_log = suppressed, "source error; retrying with backoff, files stay as they are");
         } else {
             limit.suppressed += 1;
-            tracing::debug!(error = %text, "source error (rate-limited)");
+            tracing::debug!(watch, reason, error = %cause, "source error (rate-limited)");
         }
+    }
+
+    /// Records a sync; clears the fault of `watch`, or of every loop when `None`.
+    fn mark_synced(&self, watch: Option<&'static str>) {
+        let now = Utc::now();
+        #[allow(clippy::cast_precision_loss)] // Milliseconds since 1970 fit an f64 exactly.
+        self.metrics.last_sync_timestamp.set(now.timestamp_millis() as f64 / 1000.0);
+        let before = self.status.get();
+        self.status.update(|s| {
+            s.last_sync = Some(now);
+            match watch {
+                Some(watch) => {
+                    s.source_faults.remove(watch);
+                }
+                None => s.source_faults.clear(),
+            }
+            s.source_error = summarize(&s.source_faults);
+        });
+        let after = self.status.get();
+        if let (Some((_, since)), None) = (&before.source_error, &after.source_error) {
+            let outage = (now - *since).to_std().unwrap_or_default();
+            let suppressed = std::mem::take(&mut self.lock_errors().suppressed);
+            tracing::info!(outage_ms = ms(outage), suppressed_errors = suppressed, "source reachable again");
+        }
+        self.sync_degraded_gauge();
     }
 
     /// Marks the start (`true`) and end of a pipeline step, for the wedge check.
@@ -294,6 +321,15 @@ impl Events {
     }
 }
 
+/// One cause for the status: every failing loop's, in name order, since the earliest.
+fn summarize(
+    faults: &std::collections::BTreeMap<&'static str, (String, chrono::DateTime<Utc>)>,
+) -> Option<(String, chrono::DateTime<Utc>)> {
+    let since = faults.values().map(|(_, since)| *since).min()?;
+    let causes: Vec<&str> = faults.values().map(|(cause, _)| cause.as_str()).collect();
+    Some((causes.join("; "), since))
+}
+
 /// `text` cut at a char boundary within `limit` bytes, with `…` when cut.
 fn shorten(text: &str, limit: usize) -> std::borrow::Cow<'_, str> {
     if text.len() <= limit {
@@ -312,4 +348,26 @@ fn ms(duration: Duration) -> f64 {
 
 fn to_i64(value: impl TryInto<i64>) -> i64 {
     value.try_into().unwrap_or(i64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::status::State;
+
+    #[test]
+    fn one_watch_recovering_does_not_hide_another_still_failing() {
+        let events = Events::new(Arc::default(), StatusHandle::default());
+        events.watch_failed("ConfigMap watch", "unavailable", "503 to the ConfigMap list");
+        events.watch_failed("Secret watch", "forbidden", "403 to the Secret list");
+        events.watch_healthy("ConfigMap watch");
+        let status = events.status().get();
+        assert!(
+            matches!(status.state(), State::Degraded { ref reason, .. } if reason == "403 to the Secret list")
+        );
+        events.watch_healthy("Secret watch");
+        assert!(events.status().get().source_error.is_none());
+        let metrics = events.metrics().encode();
+        assert!(metrics.contains("configsnap_watch_errors_total{reason=\"forbidden\"} 1"), "{metrics}");
+    }
 }

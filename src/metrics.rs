@@ -47,8 +47,9 @@ pub struct Metrics {
     pub swap_failures: Family<ReasonLabel, Counter>,
     /// Swaps back to the last good snapshot after a failed verification.
     pub rollbacks: Counter,
-    /// Errors from the watch (API unreachable, 5xx, 410, decode).
-    pub watch_errors: Counter,
+    /// Failed API requests of the watch, by reason (`unavailable`, `throttled`, `refused`,
+    /// `timeout`, `gone`, `stalled`, `decode`, `forbidden`, `other`).
+    pub watch_errors: Family<ReasonLabel, Counter>,
     /// 1 while the source is degraded (API unreachable or files from last-good).
     pub degraded: Gauge,
     /// Unix time of the last complete state received from the source.
@@ -103,8 +104,12 @@ impl Metrics {
             "Swaps that failed while writing the target dir (the previous snapshot stayed)",
             swap_failures.clone(),
         );
-        let watch_errors = Counter::default();
-        registry.register("watch_errors", "Errors from the Kubernetes watch", watch_errors.clone());
+        let watch_errors = Family::<ReasonLabel, Counter>::default();
+        registry.register(
+            "watch_errors",
+            "Failed requests and broken or stalled watches of the source, by reason",
+            watch_errors.clone(),
+        );
         let degraded = Gauge::default();
         registry.register(
             "degraded",

@@ -195,8 +195,10 @@ async fn start_sources(
             namespace: String::new(),
         });
     }
-    let (client, default_namespace) = source::kube::client(events, config.kubeconfig.as_deref()).await?;
-    let namespace = source::kube::resolve_namespace(config.namespace.as_deref(), &default_namespace);
+    let connection =
+        source::kube::Connection::load(config.kubeconfig.as_deref(), config.watch_idle_timeout).await?;
+    let namespace =
+        source::kube::resolve_namespace(config.namespace.as_deref(), connection.default_namespace());
     let selection = source::kube::Selection {
         namespace: namespace.clone(),
         selector: config.selector.clone(),
@@ -204,17 +206,17 @@ async fn start_sources(
     };
     let (notifier, changes) = Notifier::new(1 + usize::from(config.secrets));
     let (configmaps, task) = source::kube::watch::<ConfigMap>(
-        client.clone(),
+        &connection,
         selection.clone(),
         notifier.clone(),
         events.clone(),
         cancel.clone(),
-    );
+    )?;
     let mut inventories = vec![configmaps];
     let mut tasks: Vec<SourceTask> = vec![("configmaps", Box::pin(task))];
     if config.secrets {
         let (secrets, task) =
-            source::kube::watch::<Secret>(client, selection, notifier, events.clone(), cancel.clone());
+            source::kube::watch::<Secret>(&connection, selection, notifier, events.clone(), cancel.clone())?;
         inventories.push(secrets);
         tasks.push(("secrets", Box::pin(task)));
     }

@@ -61,10 +61,14 @@ pub struct Status {
     pub last_swap: Option<DateTime<Utc>>,
     /// Last error of any kind, for operators.
     pub last_error: Option<String>,
-    /// Source error and when the outage began, while the source is failing.
+    /// Source error and when the outage began, while the source is failing (every failing
+    /// watch loop's cause, from [`Status::source_faults`]).
     pub source_error: Option<(String, DateTime<Utc>)>,
     /// Why the files are behind the source, and since when.
     pub behind: Option<(String, DateTime<Utc>)>,
+    /// Each failing watch loop: its cause and since when; a loop recovering clears only its
+    /// own entry, so a healthy ConfigMap watch does not hide a failing Secret watch.
+    pub source_faults: std::collections::BTreeMap<&'static str, (String, DateTime<Utc>)>,
     /// Set when shutdown began: not ready any more.
     pub shutting_down: bool,
     /// A task that ended unexpectedly (unhealthy).

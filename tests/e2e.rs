@@ -21,3 +21,6 @@ mod scale;
 
 #[path = "e2e/failsafe.rs"]
 mod failsafe;
+
+#[path = "e2e/faults.rs"]
+mod faults;

@@ -18,6 +18,7 @@ fn defaults_follow_the_design() {
     assert_eq!(config.reload.signal, nix::sys::signal::Signal::SIGHUP);
     assert_eq!(config.listen.to_string(), "0.0.0.0:9090");
     assert_eq!(config.startup_timeout, Duration::from_secs(5));
+    assert_eq!(config.watch_idle_timeout, Duration::from_secs(120), "about two bookmark intervals");
     assert!(config.reload.target.is_none());
 }
 
@@ -33,6 +34,8 @@ fn bad_values_are_refused_with_the_flag_named() {
         (&["--dir", "/c", "--process-name", "nginx", "--pid-file", "/p"], "cannot be used together"),
         (&["--dir", "/c", "--debounce", "2s", "--max-wait", "1s"], "--max-wait"),
         (&["--selector", "a=b"], "--dir"),
+        (&["--dir", "/c", "--watch-idle-timeout", "0"], "--watch-idle-timeout"),
+        (&["--dir", "/c", "--watch-idle-timeout", "5m"], "--watch-idle-timeout"),
     ];
     for (args, needle) in cases {
         let err = parse(args).expect_err("must fail");

@@ -1,5 +1,7 @@
 //! Kubernetes API source: a kube-rs reflector (list + watch, jittered backoff, resume from
 //! the last resourceVersion, relist on 410) over the selected objects of one namespace.
+//! Each watch loop has its own client and [`Probe`]: every failed request is reported with
+//! its reason, a silent watch is replaced, and one loop's health never masks another's.
 
 use super::{Input, Inventory, Notifier, SharedInventory};
 use crate::events::Events;
@@ -7,16 +9,22 @@ use futures::StreamExt;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
-use kube::{Api, Client, Resource, ResourceExt};
+use kube::{Api, Resource, ResourceExt};
 use std::fmt::Debug;
 use std::sync::Arc;
+use std::time::Duration;
 use thiserror::Error;
 use tokio_util::sync::CancellationToken;
 
 mod backoff;
-mod observe;
+mod client;
+mod layer;
+mod probe;
+mod reason;
 
 pub use backoff::WatchBackoff;
+use probe::Probe;
+use reason::classify;
 
 /// Where the pod's namespace is written in every pod with a service account token.
 pub const SERVICE_ACCOUNT_NAMESPACE_FILE: &str = "/var/run/secrets/kubernetes.io/serviceaccount/namespace";
@@ -34,6 +42,13 @@ pub enum Error {
     Client(#[source] kube::Error),
 }
 
+/// How to reach the API: the client configuration, and how long a watch may stay silent.
+#[derive(Clone)]
+pub struct Connection {
+    config: kube::Config,
+    idle_timeout: Duration,
+}
+
 /// What to watch.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Selection {
@@ -47,7 +62,9 @@ pub struct Selection {
 
 impl Selection {
     fn watcher_config(&self) -> watcher::Config {
-        let mut config = watcher::Config::default();
+        // Bookmarks (about one a minute) prove a quiet watch alive, so the idle timeout can
+        // tell a quiet namespace from a frozen connection; kube's default, made explicit.
+        let mut config = watcher::Config { bookmarks: true, ..watcher::Config::default() };
         if !self.selector.is_empty() {
             config = config.labels(&self.selector);
         }
@@ -63,29 +80,31 @@ impl Selection {
     }
 }
 
-/// A Kubernetes client: `--kubeconfig` when given, else in-cluster config when `KUBERNETES_SERVICE_HOST` is set, else the
-/// kubeconfig (`KUBECONFIG`). Watch connections are observed so the status turns fresh
-/// again as soon as a watch is re-established after an outage.
-pub async fn client(
-    events: &Events,
-    kubeconfig: Option<&std::path::Path>,
-) -> Result<(Client, String), Error> {
-    let config = if let Some(path) = kubeconfig {
-        let file = kube::config::Kubeconfig::read_from(path).map_err(|e| Error::Config(Box::new(e)))?;
-        kube::Config::from_custom_kubeconfig(file, &kube::config::KubeConfigOptions::default())
-            .await
-            .map_err(|e| Error::Config(Box::new(e)))?
-    } else if std::env::var_os("KUBERNETES_SERVICE_HOST").is_some() {
-        kube::Config::incluster().map_err(|e| Error::Config(Box::new(e)))?
-    } else {
-        kube::Config::infer().await.map_err(|e| Error::Config(Box::new(e)))?
-    };
-    let default_namespace = config.default_namespace.clone();
-    let events = events.clone();
-    let layer = observe::WatchConnectedLayer::new(move || events.source_synced());
-    let client =
-        kube::client::ClientBuilder::try_from(config).map_err(Error::Client)?.with_layer(&layer).build();
-    Ok((client, default_namespace))
+// === impl Connection ===
+
+impl Connection {
+    /// The client configuration: `--kubeconfig` when given, else in-cluster when
+    /// `KUBERNETES_SERVICE_HOST` is set, else the kubeconfig (`KUBECONFIG`). A watch silent
+    /// (no event, no bookmark) for `idle_timeout` is replaced.
+    pub async fn load(kubeconfig: Option<&std::path::Path>, idle_timeout: Duration) -> Result<Self, Error> {
+        let config = if let Some(path) = kubeconfig {
+            let file = kube::config::Kubeconfig::read_from(path).map_err(|e| Error::Config(Box::new(e)))?;
+            kube::Config::from_custom_kubeconfig(file, &kube::config::KubeConfigOptions::default())
+                .await
+                .map_err(|e| Error::Config(Box::new(e)))?
+        } else if std::env::var_os("KUBERNETES_SERVICE_HOST").is_some() {
+            kube::Config::incluster().map_err(|e| Error::Config(Box::new(e)))?
+        } else {
+            kube::Config::infer().await.map_err(|e| Error::Config(Box::new(e)))?
+        };
+        Ok(Self { config, idle_timeout })
+    }
+
+    /// The kubeconfig context's namespace.
+    #[must_use]
+    pub fn default_namespace(&self) -> &str {
+        &self.config.default_namespace
+    }
 }
 
 /// The namespace to watch: the flag, else the service-account namespace file, else
@@ -189,14 +208,18 @@ impl<K: Watched> StoreInventory<K> {
     }
 }
 
-/// Starts watching `K` objects: returns the inventory and the task to run.
+/// Starts watching `K` objects with a client of its own: returns the inventory and the
+/// task to run.
 pub fn watch<K: Watched>(
-    client: Client,
+    connection: &Connection,
     selection: Selection,
     notifier: Notifier,
     events: Events,
     cancel: CancellationToken,
-) -> (SharedInventory, impl Future<Output = ()> + Send + 'static) {
+) -> Result<(SharedInventory, impl Future<Output = ()> + Send + 'static), Error> {
+    let probe = Probe::new(K::LOOP, events.clone());
+    let client = client::build(&connection.config, Arc::clone(&probe), connection.idle_timeout)
+        .map_err(Error::Client)?;
     let (store, writer) = reflector::store::<K>();
     let inventory = Arc::new(StoreInventory {
         store,
@@ -207,7 +230,7 @@ pub fn watch<K: Watched>(
     let api: Api<K> = Api::namespaced(client, &selection.namespace);
     let task = async move {
         let stream = watcher(api, selection.watcher_config())
-            .backoff(WatchBackoff::default())
+            .backoff(WatchBackoff::new(Arc::clone(&probe)))
             .modify(|object: &mut K| {
                 object.managed_fields_mut().clear();
                 object.annotations_mut().remove(LAST_APPLIED);
@@ -228,9 +251,12 @@ pub fn watch<K: Watched>(
             match next {
                 Some(Ok(event)) => {
                     track(&event, &tracker.tracked);
-                    on_event(&event, &selection, &notifier, &events, &mut ready);
+                    on_event(&event, &selection, &notifier, &probe, &mut ready);
                 }
-                Some(Err(error)) => events.source_error(&error),
+                Some(Err(error)) => {
+                    let failure = classify(&error, &K::kind(&()));
+                    probe.failed(failure.reason, &failure.cause);
+                }
                 None => {
                     events.task_failed("watch", "the watch stream ended");
                     break;
@@ -238,7 +264,7 @@ pub fn watch<K: Watched>(
             }
         }
     };
-    (inventory, task)
+    Ok((inventory, task))
 }
 
 /// Remembers what changed before the pipeline is told (it renders only those objects).
@@ -254,14 +280,14 @@ fn on_event<K: Watched>(
     event: &watcher::Event<K>,
     selection: &Selection,
     notifier: &Notifier,
-    events: &Events,
+    probe: &Probe,
     ready: &mut bool,
 ) {
     match event {
         watcher::Event::Init | watcher::Event::InitApply(_) => {}
         watcher::Event::InitDone => {
             tracing::debug!(kind = %K::kind(&()), namespace = %selection.namespace, "initial list complete");
-            events.source_synced();
+            probe.healthy();
             if *ready {
                 notifier.changed();
             } else {
@@ -270,6 +296,7 @@ fn on_event<K: Watched>(
             }
         }
         watcher::Event::Apply(object) | watcher::Event::Delete(object) => {
+            probe.healthy();
             let name = object.name_any();
             tracing::debug!(
                 kind = %K::kind(&()),
@@ -295,6 +322,7 @@ mod tests {
         let config = one.watcher_config();
         assert_eq!(config.label_selector.as_deref(), Some("app=web"));
         assert_eq!(config.field_selector.as_deref(), Some("metadata.name=a"));
+        assert!(config.bookmarks, "the idle timeout relies on bookmarks");
         let several = Selection { names: vec!["a".into(), "b".into()], ..one };
         assert_eq!(several.watcher_config().field_selector, None);
         assert!(several.selects("b") && !several.selects("c"));

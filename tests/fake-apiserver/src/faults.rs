@@ -1,9 +1,11 @@
-//! Fault injection: dropped/truncated watches, error responses, hangs and refused connections.
+//! Fault injection: dropped/truncated/frozen watches, error responses (counted or for a
+//! time window), hangs and refused connections.
 
-use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::watch;
+use tokio::time::Instant;
 
 use crate::server::{Shared, lock};
 
@@ -15,10 +17,23 @@ pub(crate) struct FailSpec {
     pub retry_after: Option<u32>,
 }
 
+/// A pending "fail every request until an instant" instruction.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct FailWindow {
+    pub until: Instant,
+    pub status: u16,
+    pub retry_after: Option<u32>,
+}
+
 /// Fault flags read by the serving code.
 pub(crate) struct FaultState {
     pub truncate_next: AtomicBool,
     pub fail: Mutex<Option<FailSpec>>,
+    pub fail_window: Mutex<Option<FailWindow>>,
+    /// Bumped by `freeze_watches`: a watch opened in an earlier epoch is frozen.
+    pub freeze_epoch: AtomicU64,
+    /// While set, every new watch is frozen once its headers are sent.
+    pub freeze_new: AtomicBool,
     pub hang: watch::Sender<bool>,
     pub refusing: AtomicBool,
     pub expire_resumes: AtomicBool,
@@ -29,6 +44,9 @@ impl Default for FaultState {
         Self {
             truncate_next: AtomicBool::new(false),
             fail: Mutex::new(None),
+            fail_window: Mutex::new(None),
+            freeze_epoch: AtomicU64::new(0),
+            freeze_new: AtomicBool::new(false),
             hang: watch::Sender::new(false),
             refusing: AtomicBool::new(false),
             expire_resumes: AtomicBool::new(false),
@@ -37,8 +55,17 @@ impl Default for FaultState {
 }
 
 impl FaultState {
-    /// Consumes one injected failure, if any is pending: `(status, retry_after)`.
+    /// Consumes one injected failure, if any is pending: `(status, retry_after)`. An open
+    /// failure window answers first and consumes nothing.
     pub(crate) fn take_failure(&self) -> Option<(u16, Option<u32>)> {
+        {
+            let mut window = lock(&self.fail_window);
+            match *window {
+                Some(w) if Instant::now() < w.until => return Some((w.status, w.retry_after)),
+                Some(_) => *window = None,
+                None => {}
+            }
+        }
         let mut f = lock(&self.fail);
         let spec = f.as_mut()?;
         spec.remaining -= 1;
@@ -47,6 +74,16 @@ impl FaultState {
             *f = None;
         }
         Some(out)
+    }
+
+    /// The epoch a watch opened now belongs to, and whether it starts frozen.
+    pub(crate) fn watch_epoch(&self) -> (u64, bool) {
+        (self.freeze_epoch.load(SeqCst), self.freeze_new.load(SeqCst))
+    }
+
+    /// True when a watch opened in `epoch` must send nothing more.
+    pub(crate) fn is_frozen(&self, epoch: u64) -> bool {
+        self.freeze_epoch.load(SeqCst) > epoch
     }
 
     /// Resolves once the server is not hanging.
@@ -87,6 +124,30 @@ impl Faults {
     /// `retry_after` is given. `n == 0` clears a pending instruction.
     pub fn fail_requests(&self, n: usize, status: u16, retry_after: Option<u32>) {
         *lock(&self.shared.faults.fail) = (n > 0).then_some(FailSpec { remaining: n, status, retry_after });
+    }
+
+    /// Every resource request (as for [`Faults::fail_requests`]) is answered with HTTP
+    /// `status` and a matching `Status` body until `until` (e.g. 503 for the 30 s of an
+    /// outage), with a `Retry-After` header when `retry_after` is given. Open watches are
+    /// not touched (combine with [`Faults::drop_watches`]). Takes precedence over a pending
+    /// `fail_requests`, which resumes counting once the window closes; an instant in the
+    /// past clears the window.
+    pub fn fail_until(&self, until: Instant, status: u16, retry_after: Option<u32>) {
+        *lock(&self.shared.faults.fail_window) = Some(FailWindow { until, status, retry_after });
+    }
+
+    /// Freezes every open watch: from now on it sends nothing (no event, no bookmark) and
+    /// never closes, not even at its timeout, like a connection whose peer vanished without
+    /// a FIN. Only the client dropping the connection ends it. New watches are not affected.
+    pub fn freeze_watches(&self) {
+        self.shared.faults.freeze_epoch.fetch_add(1, SeqCst);
+    }
+
+    /// While `true`, every new watch is answered `200` with its headers and then frozen as by
+    /// [`Faults::freeze_watches`]; `false` lets later watches work again (those opened
+    /// meanwhile stay frozen).
+    pub fn set_freeze_new_watches(&self, freeze: bool) {
+        self.shared.faults.freeze_new.store(freeze, SeqCst);
     }
 
     /// While `true`, requests get no response at all (new requests hang, open watches stop

@@ -91,6 +91,10 @@ struct WatchState {
     bookmarks: bool,
     ticker: Option<Interval>,
     abort_next: bool,
+    /// Freeze epoch at open (see `Faults::freeze_watches`).
+    epoch: u64,
+    /// Opened while `Faults::set_freeze_new_watches(true)`.
+    frozen_at_open: bool,
 }
 
 impl WatchState {
@@ -101,8 +105,16 @@ impl WatchState {
         )
     }
 
+    /// A frozen watch never sends or ends again: it waits here until the client drops it.
+    async fn stay_frozen(&self) {
+        if self.frozen_at_open || self.guard.0.faults.is_frozen(self.epoch) {
+            std::future::pending::<()>().await;
+        }
+    }
+
     /// Next body frame; `None` ends the stream cleanly, `Some(Err)` aborts the connection.
     async fn next(&mut self) -> Option<Result<Frame<Bytes>, std::io::Error>> {
+        self.stay_frozen().await;
         if self.abort_next {
             return Some(Err(std::io::Error::other("injected watch truncation")));
         }
@@ -123,12 +135,16 @@ impl WatchState {
                     WatchMsg::Bookmark if self.bookmarks => break self.bookmark(),
                     WatchMsg::Bookmark => {}
                 },
-                _ = tokio::time::sleep_until(self.deadline) => return None,
+                _ = tokio::time::sleep_until(self.deadline) => {
+                    self.stay_frozen().await;
+                    return None;
+                }
                 _ = async { self.ticker.as_mut()?.tick().await; Some(()) }, if self.ticker.is_some() => {
                     break self.bookmark();
                 }
             }
         };
+        self.stay_frozen().await;
         let shared = &self.guard.0;
         tokio::select! {
             _ = shared.faults.wait_not_hanging() => {}
@@ -233,6 +249,7 @@ pub(crate) fn serve(shared: &Arc<Shared>, plural: &str, ns: Option<&str>, q: &Qu
             initial.push_back(frame("ERROR", &status_object(410, "Expired", &msg)));
         }
     }
+    let (epoch, frozen_at_open) = shared.faults.watch_epoch();
     let interval = shared.opts.bookmark_interval;
     let ticker = (bookmarks && !interval.is_zero()).then(|| {
         let mut t = tokio::time::interval_at(Instant::now() + interval, interval);
@@ -250,6 +267,8 @@ pub(crate) fn serve(shared: &Arc<Shared>, plural: &str, ns: Option<&str>, q: &Qu
         bookmarks,
         ticker,
         abort_next: false,
+        epoch,
+        frozen_at_open,
     };
     let stream = futures::stream::unfold(state, |mut st| async move {
         let item = st.next().await?;

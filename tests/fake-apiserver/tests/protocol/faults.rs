@@ -140,3 +140,87 @@ async fn set_expire_all_watch_resumes_answers_every_resume_with_410() {
     let b = put(&server, "b", &[]);
     assert_eq!(summary(&resumed.event().await), ("ADDED".into(), "b".into(), b));
 }
+
+#[tokio::test]
+async fn fail_until_answers_every_request_until_the_instant_then_serves_again() {
+    let server = quiet_server().await;
+    let c = client();
+    let until = tokio::time::Instant::now() + Duration::from_millis(400);
+    server.faults().fail_until(until, 503, None);
+    for _ in 0..5 {
+        let (code, headers, body) = get(&c, &cms(&server, "")).await;
+        assert_eq!((code, body["reason"].as_str()), (503, Some("ServiceUnavailable")));
+        assert!(headers.get("retry-after").is_none());
+    }
+    let (code, _, _) = get(&c, &format!("{}/version", server.url())).await;
+    assert_eq!(code, 200, "discovery and /version are not failed");
+    tokio::time::sleep_until(until).await;
+    let (code, _, _) = get(&c, &cms(&server, "")).await;
+    assert_eq!(code, 200, "the window closed");
+    assert_eq!(server.stats().errors_injected, 5);
+}
+
+#[tokio::test]
+async fn fail_until_429_carries_retry_after_and_an_instant_in_the_past_clears_it() {
+    let server = quiet_server().await;
+    let c = client();
+    let far = tokio::time::Instant::now() + Duration::from_secs(3600);
+    server.faults().fail_until(far, 429, Some(2));
+    let (code, headers, body) = get(&c, &cms(&server, "watch=true")).await;
+    assert_eq!((code, body["reason"].as_str()), (429, Some("TooManyRequests")));
+    assert_eq!(headers["retry-after"], "2");
+    server.faults().fail_until(tokio::time::Instant::now(), 429, None);
+    let (code, _, _) = get(&c, &cms(&server, "")).await;
+    assert_eq!(code, 200);
+}
+
+#[tokio::test]
+async fn freeze_watches_silences_open_watches_past_their_timeout_but_not_new_ones() {
+    let server = FakeApiServer::start_with(Options {
+        bookmark_interval: Duration::from_millis(50),
+        ..Options::default()
+    })
+    .await
+    .expect("server starts");
+    let start = put(&server, "a", &[]);
+    let c = client();
+    let query = format!("watch=true&allowWatchBookmarks=true&timeoutSeconds=1&resourceVersion={start}");
+    let mut frozen = Watch::open(&c, &cms(&server, &query)).await;
+    assert_eq!(frozen.event().await["type"], "BOOKMARK", "bookmarks flow before the freeze");
+    server.faults().freeze_watches();
+    let b = put(&server, "b", &[]);
+    // Longer than the watch's own 1 s timeout: a frozen watch neither sends nor ends.
+    let silent = tokio::time::timeout(Duration::from_millis(1500), async {
+        loop {
+            if let Item::Event(e) = frozen.next().await {
+                if e["type"] != "BOOKMARK" {
+                    return e;
+                }
+            } else {
+                panic!("a frozen watch must not end");
+            }
+        }
+    })
+    .await;
+    assert!(silent.is_err(), "a frozen watch must send nothing, got {silent:?}");
+    assert_eq!(server.stats().open_watches, 1);
+    let mut fresh = Watch::open(&c, &cms(&server, &format!("watch=true&resourceVersion={start}"))).await;
+    assert_eq!(summary(&fresh.non_bookmark().await), ("ADDED".into(), "b".into(), b));
+}
+
+#[tokio::test]
+async fn set_freeze_new_watches_answers_200_then_sends_nothing_until_lifted() {
+    let server = quiet_server().await;
+    let start = put(&server, "a", &[]);
+    let c = client();
+    let url = cms(&server, &format!("watch=true&resourceVersion={start}"));
+    server.faults().set_freeze_new_watches(true);
+    let mut frozen = Watch::open(&c, &url).await;
+    assert_eq!(frozen.status, 200);
+    put(&server, "b", &[]);
+    assert!(tokio::time::timeout(Duration::from_millis(300), frozen.next()).await.is_err());
+    server.faults().set_freeze_new_watches(false);
+    assert!(tokio::time::timeout(Duration::from_millis(300), frozen.next()).await.is_err(), "stays frozen");
+    let mut fresh = Watch::open(&c, &url).await;
+    assert_eq!(fresh.event().await["object"]["metadata"]["name"], "b");
+}
