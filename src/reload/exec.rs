@@ -17,6 +17,14 @@ const SHELL_SYNTAX: &[char] = &[
     '\n',
 ];
 
+/// First words only a shell understands: special builtins and keywords with no program of
+/// the same name in `/usr/bin` (`exit 0` must keep working the way users wrote it).
+const SHELL_WORDS: &[&str] = &[
+    "!", ".", ":", "alias", "break", "case", "cd", "continue", "eval", "exec", "exit", "export", "for",
+    "function", "if", "read", "readonly", "return", "set", "shift", "source", "trap", "ulimit", "umask",
+    "unset", "until", "wait", "while",
+];
+
 /// The argv to run `command` with, without a shell; `None` when it needs `sh -c`.
 ///
 /// - A JSON array of strings (`["promtool", "check", "config", "$CONFIGSNAP_STAGED_DIR/p.yml"]`)
@@ -25,7 +33,8 @@ const SHELL_SYNTAX: &[char] = &[
 ///
 /// In both, `$NAME` and `${NAME}` are replaced by the value of `NAME` from `env` (the
 /// `CONFIGSNAP_*` variables configsnap sets), anywhere in a word. Anything else a shell
-/// would interpret (quotes, `|`, `>`, `*`, other `$` uses, a leading `VAR=`) means `None`.
+/// would interpret (quotes, `|`, `>`, `*`, other `$` uses, a leading `VAR=`, a builtin
+/// such as `exit` or `cd` first) means `None`.
 #[must_use]
 pub fn argv(command: &str, env: &[(&str, OsString)]) -> Option<Vec<OsString>> {
     let trimmed = command.trim();
@@ -35,7 +44,8 @@ pub fn argv(command: &str, env: &[(&str, OsString)]) -> Option<Vec<OsString>> {
             .then(|| words.iter().map(|w| expand(w, env, false)).collect::<Option<_>>())?;
     }
     let words: Vec<&str> = trimmed.split_ascii_whitespace().collect();
-    if words.first()?.contains('=') {
+    let first = *words.first()?;
+    if first.contains('=') || SHELL_WORDS.contains(&first) {
         return None;
     }
     words.iter().map(|w| expand(w, env, true)).collect()

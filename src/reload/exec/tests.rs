@@ -83,6 +83,8 @@ fn shell_syntax_goes_through_sh() {
         "echo $(id)",
         "a; b",
         "[not json",
+        "exit 0",
+        "cd /tmp",
         "",
     ] {
         assert_eq!(words(command), None, "{command:?}");
