@@ -33,6 +33,7 @@ fi
 file -b "$busybox" | grep -q 'statically linked' || die "$busybox is not static (install busybox-static)"
 
 root="$(mktemp -d)"
+chmod 0755 "$root" # mktemp makes it 0700: uid 65532 must traverse it
 trap 'rm -rf "$root"' EXIT
 # The image's layout: the binary at /, /dev from the runtime, writable volumes, the
 # validator in the emptyDir an init container filled. No /bin, no /lib, no /etc.
@@ -40,6 +41,7 @@ mkdir -p "$root/tools" "$root/in/app" "$root/out" "$root/marks" "$root/dev"
 cp "$bin" "$root/configsnap"
 cp "$busybox" "$root/tools/validator"
 mknod -m 666 "$root/dev/null" c 1 3
+mknod -m 444 "$root/dev/random" c 1 8
 mknod -m 444 "$root/dev/urandom" c 1 9
 chown 65532:65532 "$root/out" "$root/marks"
 [[ ! -e "$root/bin/sh" ]] || die "the test root must have no shell"

@@ -41,9 +41,9 @@ impl Default for Client {
 impl Client {
     /// A client with a small connection pool, for `http://` and `https://` URLs.
     ///
-    /// TLS trusts the system roots (`/etc/ssl/certs`, or `SSL_CERT_FILE` for a private CA)
-    /// when there are any, else the bundled Mozilla roots: an empty or distroless root
-    /// filesystem still verifies public servers.
+    /// TLS trusts the bundled Mozilla roots (what distroless ships too), or, when
+    /// `SSL_CERT_FILE` or `SSL_CERT_DIR` is set (e.g. to a mounted private CA), the
+    /// certificates found there.
     #[must_use]
     pub fn new() -> Self {
         let mut http = HttpConnector::new();
@@ -51,15 +51,22 @@ impl Client {
         http.set_connect_timeout(Some(Duration::from_secs(5)));
         http.enforce_http(false);
         let provider = || std::sync::Arc::new(rustls::crypto::ring::default_provider());
-        let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_provider_and_native_roots(provider())
-            .or_else(|_| {
-                hyper_rustls::HttpsConnectorBuilder::new().with_provider_and_webpki_roots(provider())
+        let custom_roots =
+            std::env::var_os("SSL_CERT_FILE").is_some() || std::env::var_os("SSL_CERT_DIR").is_some();
+        let builder = hyper_rustls::HttpsConnectorBuilder::new();
+        let builder = if custom_roots {
+            builder.with_provider_and_native_roots(provider()).unwrap_or_else(|error| {
+                tracing::warn!(%error, "no certificates in SSL_CERT_FILE/SSL_CERT_DIR; using the bundled roots");
+                hyper_rustls::HttpsConnectorBuilder::new()
+                    .with_provider_and_webpki_roots(provider())
+                    .expect("ring must support the default TLS versions")
             })
-            .expect("ring must support the default TLS versions")
-            .https_or_http()
-            .enable_http1()
-            .wrap_connector(http);
+        } else {
+            builder
+                .with_provider_and_webpki_roots(provider())
+                .expect("ring must support the default TLS versions")
+        };
+        let connector = builder.https_or_http().enable_http1().wrap_connector(http);
         let inner = HyperClient::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(30))
             .pool_max_idle_per_host(1)
@@ -195,16 +202,5 @@ fn percent_decode(text: &str) -> Vec<u8> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn credentials_become_a_basic_header() {
-        let url: Uri = "http://user:pa%40ss@127.0.0.1:9/-/reload".parse().expect("uri");
-        let (uri, auth) = split_credentials(&url).expect("split");
-        assert_eq!(uri.to_string(), "http://127.0.0.1:9/-/reload");
-        assert_eq!(auth.as_deref(), Some("Basic dXNlcjpwYUBzcw=="));
-        let plain: Uri = "http://127.0.0.1:9/x".parse().expect("uri");
-        assert_eq!(split_credentials(&plain).expect("split").1, None);
-    }
-}
+#[path = "webhook/tests.rs"]
+mod tests;
