@@ -21,7 +21,7 @@ step() { echo "==> $*"; }
 bin="$(cd "$(dirname "$1")" && pwd)/$(basename "$1")"
 [[ -x "$bin" ]] || die "$bin: not an executable"
 [[ $EUID -eq 0 ]] || die "needs root for chroot (run by .ci/run, which is root)"
-command -v chroot >/dev/null || die "chroot not found (coreutils)"
+chroot="$(command -v chroot)" || die "chroot not found (coreutils)"
 
 busybox=/bin/busybox
 if ! file -b "$busybox" 2>/dev/null | grep -q 'statically linked'; then
@@ -39,7 +39,7 @@ trap 'rm -rf "$root"' EXIT
 # validator in the emptyDir an init container filled. No /bin, no /lib, no /etc.
 mkdir -p "$root/tools" "$root/in/app" "$root/out" "$root/marks" "$root/dev"
 cp "$bin" "$root/configsnap"
-cp "$busybox" "$root/tools/validator"
+cp "$busybox" "$root/tools/busybox"
 mknod -m 666 "$root/dev/null" c 1 3
 mknod -m 444 "$root/dev/random" c 1 8
 mknod -m 444 "$root/dev/urandom" c 1 9
@@ -47,11 +47,12 @@ chown 65532:65532 "$root/out" "$root/marks"
 [[ ! -e "$root/bin/sh" ]] || die "the test root must have no shell"
 
 run() { # runs configsnap --once in the root as 65532, stdout+stderr to $root/log
-    timeout 60 chroot --userspec=65532:65532 "$root" /configsnap --once --reload-on-start \
+    # A clean environment, as in the image (PATH only), not this shell's.
+    timeout 60 env -i PATH=/usr/local/bin:/usr/bin:/bin "$chroot" --userspec=65532:65532 "$root" /configsnap --once --reload-on-start \
         --from-dir /in/app --dir /out "$@" >"$root/log" 2>&1
 }
-validate='/tools/validator grep -q listen $CONFIGSNAP_STAGED_DIR/app/server.conf'
-exec_cmd='/tools/validator touch /marks/reloaded-$CONFIGSNAP_HASH'
+validate='/tools/busybox grep -q listen $CONFIGSNAP_STAGED_DIR/app/server.conf'
+exec_cmd='/tools/busybox touch /marks/reloaded-$CONFIGSNAP_HASH'
 
 step "1. a good snapshot is validated, written and followed by --exec, with no shell"
 echo "listen 8080;" >"$root/in/app/server.conf"
