@@ -38,16 +38,14 @@ pub fn wants_openmetrics(accept: Option<&str>) -> bool {
 pub fn to_prometheus(openmetrics: &str) -> String {
     let mut renamed: HashMap<&str, (String, &str)> = HashMap::new();
     for line in openmetrics.lines() {
-        if let Some(rest) = line.strip_prefix("# TYPE ") {
-            if let Some((name, kind)) = rest.split_once(' ') {
-                let entry = match kind {
-                    "counter" => (format!("{name}_total"), "counter"),
-                    "info" => (format!("{name}_info"), "gauge"),
-                    "gauge" | "histogram" | "summary" => (name.to_owned(), kind),
-                    _ => (name.to_owned(), "untyped"),
-                };
-                renamed.insert(name, entry);
-            }
+        if let Some((name, kind)) = line.strip_prefix("# TYPE ").and_then(|rest| rest.split_once(' ')) {
+            let entry = match kind {
+                "counter" => (format!("{name}_total"), "counter"),
+                "info" => (format!("{name}_info"), "gauge"),
+                "gauge" | "histogram" | "summary" => (name.to_owned(), kind),
+                _ => (name.to_owned(), "untyped"),
+            };
+            renamed.insert(name, entry);
         }
     }
     let mut out = String::with_capacity(openmetrics.len());
