@@ -1,11 +1,13 @@
-//! Logging: `tracing` to stderr, as text or one JSON object per line. The level comes from
-//! `--log-level` (env `CONFIGSNAP_LOG_LEVEL`, default `info`); `RUST_LOG` directives, when
-//! set, refine it (e.g. `RUST_LOG=kube_client=debug`).
+//! Logging: `tracing` to stderr, as text or one JSON object per line with typed fields
+//! ([`json`]). The level comes from `--log-level` (env `CONFIGSNAP_LOG_LEVEL`, default
+//! `info`); `RUST_LOG` directives, when set, refine it (e.g. `RUST_LOG=kube_client=debug`).
 //!
 //! Libraries log their own failures (kube's client, hyper, rustls): during an API outage
 //! they would repeat the same line at every retry. [`FloodGate`] lets through one warning
 //! or error per call site of a library per [`LIBRARY_LOG_INTERVAL`]; configsnap's own lines
 //! are rate-limited where they are emitted ([`crate::events`]).
+
+pub mod json;
 
 use crate::cli::LogFormat;
 use std::collections::HashMap;
@@ -16,6 +18,7 @@ use tracing::subscriber::Interest;
 use tracing::{Level, Metadata};
 use tracing_subscriber::Layer;
 use tracing_subscriber::filter::{EnvFilter, LevelFilter};
+use tracing_subscriber::fmt::format::JsonFields;
 use tracing_subscriber::layer::{Context, Filter, SubscriberExt};
 use tracing_subscriber::util::SubscriberInitExt;
 
@@ -33,7 +36,7 @@ pub fn init_with_level(format: LogFormat, level: LevelFilter) {
     let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
     let fmt = match format {
         LogFormat::Text => fmt.with_ansi(false).boxed(),
-        LogFormat::Json => fmt.json().flatten_event(true).with_current_span(false).boxed(),
+        LogFormat::Json => fmt.fmt_fields(JsonFields::new()).event_format(json::Format).boxed(),
     };
     let _ = tracing_subscriber::registry()
         .with(fmt.with_filter(FloodGate::default()).with_filter(filter))

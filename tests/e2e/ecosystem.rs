@@ -143,6 +143,17 @@ async fn prometheus_reloads_by_webhook_and_keeps_its_config_when_promtool_refuse
     sidecar.wait_metric("configsnap_snapshots_refused_total{reason=\"command\"}", 1.0).await;
     assert!(ws.read("prometheus/prometheus.yml").is_some_and(|y| y.contains("version: \"2\"")));
     assert!(sidecar.log().contains("banana"), "promtool's reason is logged: {}", sidecar.log());
+    // Typed JSON: promtool's exit codes are integers, the changed objects an array.
+    let lines: Vec<serde_json::Value> =
+        sidecar.log().lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+    let codes: Vec<_> = lines
+        .iter()
+        .filter(|l| l["message"] == "command finished" && l["purpose"] == "validation")
+        .map(|l| l["exit_code"].as_i64())
+        .collect();
+    assert!(codes.contains(&Some(0)) && codes.contains(&Some(1)), "{codes:?}");
+    let swapped = lines.iter().find(|l| l["message"] == "snapshot swapped").expect("a swap line");
+    assert_eq!(swapped["changed"], serde_json::json!(["prometheus"]), "{swapped}");
     assert!(app.loaded_config().await.is_some_and(|y| y.contains("version: \"2\"")), "{}", app.log());
 
     // Prometheus scrapes configsnap (it asks for OpenMetrics) and reads our metrics.
