@@ -231,3 +231,16 @@ async fn openmetrics_get(port: u16) -> String {
         .flatten()
         .expect("an answer from /metrics")
 }
+
+#[test]
+fn several_namespaces_are_a_usage_error_before_anything_starts() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let output = Command::new(env!("CARGO_BIN_EXE_configsnap"))
+        .args(["--namespace", "a,b", "--dir"])
+        .arg(tmp.path())
+        .output()
+        .expect("run configsnap");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(64), "{stderr}");
+    assert!(stderr.contains("configsnap watches one"), "{stderr}");
+}
