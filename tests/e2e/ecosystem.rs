@@ -244,3 +244,37 @@ fn several_namespaces_are_a_usage_error_before_anything_starts() {
     assert_eq!(output.status.code(), Some(64), "{stderr}");
     assert!(stderr.contains("configsnap watches one"), "{stderr}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_library_error_is_logged_once_however_often_the_client_retries() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dead = free_port(); // nothing listens there: every list attempt fails to connect
+    let kubeconfig = tmp.path().join("kubeconfig");
+    let config = format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- cluster: {{server: \"http://127.0.0.1:{dead}\"}}\n  name: c\n\
+         contexts:\n- context: {{cluster: c, namespace: team-a, user: u}}\n  name: c\ncurrent-context: c\n\
+         users:\n- name: u\n  user: {{token: x}}\n"
+    );
+    std::fs::write(&kubeconfig, config).expect("kubeconfig");
+    std::fs::create_dir(tmp.path().join("config")).expect("dir");
+    let port = free_port();
+    let args = [
+        format!("--dir={}", tmp.path().join("config").display()),
+        format!("--listen=127.0.0.1:{port}"),
+        "--log-format=json".to_owned(),
+    ];
+    let sidecar = crate::support::Sidecar::spawn(&args, &kubeconfig, tmp.path(), port);
+    wait_until("three failed attempts to reach the API", WAIT, || async {
+        sidecar.metric("configsnap_watch_errors_total").await.is_some_and(|n| n >= 3.0)
+    })
+    .await;
+    let log = sidecar.log();
+    let library: Vec<&str> = log
+        .lines()
+        .filter(|line| {
+            let value: serde_json::Value = serde_json::from_str(line).unwrap_or_default();
+            value["target"].as_str().is_some_and(|t| !t.starts_with("configsnap"))
+        })
+        .collect();
+    assert_eq!(library.len(), 1, "one line from the client library per 30 s:\n{log}");
+}
