@@ -3,8 +3,9 @@
 //!
 //! `cargo run --example demo` shows: the first snapshot, a ConfigMap update arriving as an
 //! atomic `..data` swap, a bad key rejected while the previous files stay, and the admin
-//! endpoints. Add `-- --keep` to leave it running (Ctrl-C to stop) and play with the
-//! files under the printed directory.
+//! endpoints. Each step checks that what it shows happened and fails the demo otherwise.
+//! Add `-- --keep` to leave it running (Ctrl-C to stop): it prints the kubeconfig and
+//! `kubectl` commands that work against the embedded API (get, patch, replace, delete).
 
 use clap::Parser;
 use configsnap::cli::Args;
@@ -37,6 +38,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let sidecar = tokio::spawn(configsnap::run::run(args.into_config()?));
 
     wait_for(|| read(&dir, "web/index.html").is_some()).await?;
+    if dir.join("unrelated").exists() {
+        return Err("the unselected ConfigMap \"unrelated\" was written".into());
+    }
     show(&dir, "first snapshot (the unselected ConfigMap is not there)");
 
     let before = data_target(&dir);
@@ -51,14 +55,20 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .data("../escape", "x")
         .build();
     api.apply_unvalidated("configmaps", bad);
-    for _ in 0..200 {
-        if get(admin, "/metrics")
-            .await?
-            .contains("configsnap_rejected_objects_total{reason=\"invalid_key\"} 1")
-        {
+    let mut rejected = false;
+    for _ in 0..500 {
+        let metrics = get(admin, "/metrics").await?;
+        if metrics.contains("configsnap_rejected_objects_total{reason=\"invalid_key\"} 1") {
+            rejected = true;
             break;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    if !rejected {
+        return Err("the ConfigMap with key \"../escape\" was not rejected within 5 s".into());
+    }
+    if !read(&dir, "web/index.html").is_some_and(|t| t.contains("v2")) || dir.join("escape").exists() {
+        return Err("the rejected ConfigMap changed the files".into());
     }
     println!("== a ConfigMap with key \"../escape\" was rejected; the previous files stay:");
     show(&dir, "after the bad update");
@@ -71,13 +81,34 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .filter(|l| l.starts_with("configsnap_swaps_total") || l.starts_with("configsnap_rejected"))
         .for_each(|l| println!("{l}"));
     if keep {
-        println!("\n== running; edit nothing by hand, press Ctrl-C to stop");
+        print_try_it(&kubeconfig, &dir, admin);
         sidecar.await??;
     } else {
         sidecar.abort();
         println!("\n== done (run with `-- --keep` to leave it running)");
     }
     Ok(())
+}
+
+/// Commands that work against the embedded API (it speaks JSON and merge patches; not
+/// protobuf, so not `kubectl create configmap`).
+fn print_try_it(kubeconfig: &Path, dir: &Path, admin: std::net::SocketAddr) {
+    let k = format!("kubectl -n {NS}");
+    println!(
+        "\n== running; press Ctrl-C to stop. Try, in another terminal:\n\
+         \n  export KUBECONFIG={kubeconfig}\
+         \n  {k} get configmaps\
+         \n  # drop the bad key and change the page (a merge patch; kubectl edit works too):\
+         \n  {k} patch configmap web --type merge -p '{{\"data\":{{\"../escape\":null,\"index.html\":\"<h1>Hello from v3</h1>\"}}}}'\
+         \n  cat {index}\
+         \n  {k} get configmap web -o json | sed 's/v3/v4/' | {k} replace --validate=false -f -\
+         \n  {k} label configmap unrelated app=web      # selected now: {unrelated} appears\
+         \n  {k} delete configmap unrelated\
+         \n  curl -s http://{admin}/readyz; curl -s http://{admin}/metrics | grep ^configsnap_swaps",
+        kubeconfig = kubeconfig.display(),
+        index = dir.join("web/index.html").display(),
+        unrelated = dir.join("unrelated").display(),
+    );
 }
 
 fn web(page: &str) -> serde_json::Value {

@@ -9,12 +9,26 @@
 # the target artefacts, not to build scripts and proc-macros, which must stay
 # dynamic to be loaded by rustc.
 #
-# Usage: scripts/build-static.sh            (honours CARGO_TARGET_DIR)
+# The target follows TARGETARCH (as docker buildx sets it: amd64 or arm64), else the
+# host; building for another architecture uses Debian's cross gcc (gcc-<arch>-linux-gnu
+# and libc6-dev-<deb>-cross, which the Dockerfile installs) as linker and C compiler.
+#
+# Usage: scripts/build-static.sh            (honours CARGO_TARGET_DIR, TARGETARCH)
 # Prints the path of the built binary as the last line of stdout.
 set -euo pipefail
 
-readonly TARGET=x86_64-unknown-linux-gnu
 readonly BIN=configsnap
+case "${TARGETARCH:-$(uname -m)}" in
+    amd64 | x86_64) TARGET=x86_64-unknown-linux-gnu gnu=x86_64-linux-gnu ;;
+    arm64 | aarch64) TARGET=aarch64-unknown-linux-gnu gnu=aarch64-linux-gnu ;;
+    *) echo "build-static: unsupported architecture ${TARGETARCH:-$(uname -m)} (amd64, arm64)" >&2; exit 64 ;;
+esac
+readonly TARGET gnu
+if [[ "$(uname -m)-linux-gnu" != "$gnu" ]]; then
+    # cargo's and cc's per-target variables: CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER, CC_aarch64_unknown_linux_gnu.
+    triple="${TARGET//-/_}"
+    export "CARGO_TARGET_${triple^^}_LINKER=${gnu}-gcc" "CC_${triple}=${gnu}-gcc"
+fi
 
 # A relative CARGO_TARGET_DIR means relative to the caller's directory, as
 # for cargo itself: pin it before moving to the repository root.

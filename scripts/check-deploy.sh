@@ -73,10 +73,11 @@ require_in() { # FILE REGEX WHAT
     grep -Eq -e "$2" -- "$1" || fail "$1: $3 (expected a line matching: $2)"
     echo "    ok: $3"
 }
-require_in Dockerfile '^FROM .*rust:1\.95-bookworm AS build' "builder is rust:1.95-bookworm"
+require_in Dockerfile '^FROM --platform=\$BUILDPLATFORM docker\.io/library/rust:1\.95-bookworm@sha256:[0-9a-f]{64} AS build$' "builder is docker.io/library/rust:1.95-bookworm, on the build platform, pinned by digest"
+require_in Dockerfile 'TARGETARCH=.*scripts/build-static\.sh' "passes TARGETARCH to scripts/build-static.sh (amd64 and arm64)"
 require_in Dockerfile 'scripts/build-static\.sh' "builds with scripts/build-static.sh"
 require_in Dockerfile '--mount=type=cache,target=/usr/local/cargo/registry' "caches the cargo registry"
-require_in Dockerfile '^FROM .*gcr\.io/distroless/static-debian12:nonroot$' "runs on distroless/static nonroot"
+require_in Dockerfile '^FROM gcr\.io/distroless/static-debian12:nonroot@sha256:[0-9a-f]{64}$' "runs on distroless/static nonroot, pinned by digest"
 require_in Dockerfile '^COPY --from=build .* /configsnap$' "ships the binary as /configsnap"
 require_in Dockerfile '^USER 65532:65532$' "runs as 65532:65532"
 require_in Dockerfile '^ENTRYPOINT \["/configsnap"\]$' "exec-form entrypoint /configsnap"
@@ -105,6 +106,49 @@ for dir in "${kdirs[@]}"; do
     echo "    $(grep -c '^kind:' "$file") objects"
     rendered+=("$file")
 done
+
+# The component on a bare Deployment (the example above uses a StatefulSet): any
+# workload labelled configsnap.io/sidecar=enabled must come out with the sidecar.
+step "kustomize deploy/components/configsnap-sidecar on a plain Deployment"
+fixture="$out/component-on-deployment"
+mkdir -p "$fixture"
+cat >"$fixture/kustomization.yaml" <<EOF
+apiVersion: kustomize.config.k8s.io/v1beta1
+kind: Kustomization
+resources: [deployment.yaml]
+components: [$(realpath --relative-to="$fixture" "$repo_root/deploy/components/configsnap-sidecar")]
+EOF
+cat >"$fixture/deployment.yaml" <<'EOF'
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: app
+  labels: {configsnap.io/sidecar: enabled}
+spec:
+  selector: {matchLabels: {app: app}}
+  template:
+    metadata: {labels: {app: app}}
+    spec:
+      containers:
+        - name: app
+          image: registry.example/app:1.0
+          resources: {limits: {memory: 64Mi}}
+          securityContext:
+            runAsNonRoot: true
+            readOnlyRootFilesystem: true
+            allowPrivilegeEscalation: false
+            capabilities: {drop: ["ALL"]}
+          volumeMounts: [{name: configsnap-config, mountPath: /config, readOnly: true}]
+EOF
+file="$out/component-on-deployment.yaml"
+"$kubectl" kustomize --load-restrictor=LoadRestrictionsNone "$fixture" >"$file" || fail "kustomize the component"
+"$VENV/bin/python" - "$file" <<'EOF' || fail "the component added no configsnap container to the Deployment"
+import sys, yaml
+deployment = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d and d["kind"] == "Deployment"][0]
+sys.exit(0 if "configsnap" in [c["name"] for c in deployment["spec"]["template"]["spec"]["containers"]] else 1)
+EOF
+echo "    $(grep -c '^kind:' "$file") objects"
+rendered+=("$file")
 
 # --- 4. schemas ----------------------------------------------------------------
 for file in "${rendered[@]}"; do

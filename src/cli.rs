@@ -10,6 +10,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 use thiserror::Error;
+use tracing_subscriber::filter::LevelFilter;
 
 pub use values::{DurationArg, FileMode, SignalName};
 
@@ -21,6 +22,10 @@ const WATCH_IDLE_TIMEOUT_MIN: Duration = Duration::from_secs(1);
 /// Longest `--watch-idle-timeout`: kube asks the server to end each watch after 290 s and
 /// silently replaces one quiet for 295 s, so a longer timeout would never fire.
 const WATCH_IDLE_TIMEOUT_MAX: Duration = Duration::from_secs(290);
+/// Default admin address. Port 9403 because the apps configsnap sits next to own the usual
+/// ones: 9090 is Prometheus, 9093 Alertmanager, 9100 node-exporter, 3000 Grafana, 8404
+/// HAProxy's stats, 80/8080 nginx; 9403 is in Prometheus's exporter range and taken by none.
+pub const DEFAULT_LISTEN: &str = "0.0.0.0:9403";
 
 /// Log line format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -56,8 +61,14 @@ pub struct Args {
     /// Also Secrets matching the selector (needs RBAC on secrets)
     #[arg(long, env = "CONFIGSNAP_SECRETS", help_heading = "Source")]
     pub secrets: bool,
-    /// Read kubelet-mounted ConfigMap dirs instead of the API (repeatable; no RBAC needed)
-    #[arg(long = "from-dir", env = "CONFIGSNAP_FROM_DIR", value_delimiter = ',', help_heading = "Source")]
+    /// Read kubelet-mounted ConfigMap dirs instead of the API (repeatable; no RBAC needed; alias --volume-dir, as configmap-reload)
+    #[arg(
+        long = "from-dir",
+        visible_alias = "volume-dir",
+        env = "CONFIGSNAP_FROM_DIR",
+        value_delimiter = ',',
+        help_heading = "Source"
+    )]
     pub from_dirs: Vec<PathBuf>,
 
     /// Replace a watch that sends no event and no bookmark for this long (1s to 290s)
@@ -95,7 +106,7 @@ pub struct Args {
     /// Signal the pid written in this file (read at each reload)
     #[arg(long, env = "CONFIGSNAP_PID_FILE", help_heading = "Reload")]
     pub pid_file: Option<PathBuf>,
-    /// HTTP reload endpoint, http:// only (repeatable; env: comma-separated)
+    /// HTTP reload endpoint, http:// or https:// (repeatable; env: comma-separated)
     #[arg(
         long = "webhook-url",
         env = "CONFIGSNAP_WEBHOOK_URL",
@@ -112,7 +123,14 @@ pub struct Args {
     /// Retries of a failed webhook call (jittered exponential backoff)
     #[arg(long, env = "CONFIGSNAP_WEBHOOK_RETRIES", default_value_t = 5, help_heading = "Reload")]
     pub webhook_retries: u32,
-    /// Command run after each swap (sh -c), with CONFIGSNAP_DIR and CONFIGSNAP_HASH set
+    /// Status the webhook must answer [default: any 2xx]
+    #[arg(long, env = "CONFIGSNAP_WEBHOOK_STATUS_CODE", help_heading = "Reload")]
+    pub webhook_status_code: Option<u16>,
+    /// File of `Name: value` lines sent as webhook headers (e.g. a bearer token), read at each call; values never logged
+    #[arg(long, env = "CONFIGSNAP_WEBHOOK_HEADER_FILE", help_heading = "Reload")]
+    pub webhook_header_file: Option<PathBuf>,
+    /// Command run after each swap, with CONFIGSNAP_DIR and CONFIGSNAP_HASH set: run directly (no shell) unless it has shell syntax
+    #[arg(long, env = "CONFIGSNAP_EXEC", help_heading = "Reload")]
     #[arg(long, env = "CONFIGSNAP_EXEC", help_heading = "Reload")]
     pub exec: Option<String>,
     /// Time limit of the --exec command
@@ -132,7 +150,7 @@ pub struct Args {
     /// Check .json, .yaml/.yml and .toml files before swapping
     #[arg(long, env = "CONFIGSNAP_VALIDATE_SYNTAX", help_heading = "Safety")]
     pub validate_syntax: bool,
-    /// Command run on the staged snapshot (CONFIGSNAP_STAGED_DIR); exit 0 = good
+    /// Command run on the staged snapshot (CONFIGSNAP_STAGED_DIR); exit 0 = good; run directly (no shell) unless it has shell syntax
     #[arg(long, env = "CONFIGSNAP_VALIDATE_CMD", help_heading = "Safety")]
     pub validate_cmd: Option<String>,
     /// Time limit of the --validate-cmd command
@@ -168,11 +186,14 @@ pub struct Args {
     #[arg(long, env = "CONFIGSNAP_ONCE", help_heading = "Run")]
     pub once: bool,
     /// Address of /healthz, /readyz and /metrics
-    #[arg(long, env = "CONFIGSNAP_LISTEN", default_value = "0.0.0.0:9090", help_heading = "Run")]
+    #[arg(long, env = "CONFIGSNAP_LISTEN", default_value = DEFAULT_LISTEN, help_heading = "Run")]
     pub listen: SocketAddr,
-    /// Log format (levels from RUST_LOG)
+    /// Log format
     #[arg(long, env = "CONFIGSNAP_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, help_heading = "Run")]
     pub log_format: LogFormat,
+    /// Log level: error, warn, info, debug, trace (RUST_LOG directives, when set, refine it)
+    #[arg(long, env = "CONFIGSNAP_LOG_LEVEL", default_value = "info", help_heading = "Run")]
+    pub log_level: LevelFilter,
     /// Time to finish in-flight work after SIGTERM
     #[arg(long, env = "CONFIGSNAP_SHUTDOWN_GRACE", default_value = "10s", help_heading = "Run")]
     pub shutdown_grace: DurationArg,
@@ -225,6 +246,8 @@ pub struct Config {
     pub listen: SocketAddr,
     /// Log format.
     pub log_format: LogFormat,
+    /// Default log level.
+    pub log_level: LevelFilter,
     /// Shutdown grace period.
     pub shutdown_grace: Duration,
     /// Roll back when the app refuses a reload.
@@ -242,8 +265,8 @@ pub enum Error {
     /// Two flags that exclude each other.
     #[error("--{0} and --{1} cannot be used together")]
     Conflict(&'static str, &'static str),
-    /// A URL that is not http://host[:port]/path.
-    #[error("--{flag} {url:?} is not a valid http:// URL: {reason}")]
+    /// A URL that is not http(s)://host[:port]/path.
+    #[error("--{flag} {url:?} is not a valid http:// or https:// URL: {reason}")]
     Url {
         /// The flag.
         flag: &'static str,
@@ -268,6 +291,12 @@ impl Args {
     /// Validates the flags into a [`Config`]; does no I/O.
     pub fn into_config(self) -> Result<Config, Error> {
         crate::selector::validate(&self.selector)?;
+        if let Some(namespace) = &self.namespace {
+            validate_namespace(namespace)?;
+        }
+        if self.webhook_status_code.is_some_and(|code| !(100..=599).contains(&code)) {
+            return Err(Error::Invalid { flag: "webhook-status-code", reason: "must be 100..599".into() });
+        }
         if self.process_name.is_some() && self.pid_file.is_some() {
             return Err(Error::Conflict("process-name", "pid-file"));
         }
@@ -316,6 +345,8 @@ impl Args {
             webhook_method: method,
             webhook_timeout: self.webhook_timeout.0,
             webhook_retries: self.webhook_retries,
+            webhook_status: self.webhook_status_code,
+            webhook_header_file: self.webhook_header_file,
             exec: self.exec,
             exec_timeout: self.exec_timeout.0,
             reload_on_start: self.reload_on_start,
@@ -350,17 +381,36 @@ impl Args {
             once: self.once,
             listen: self.listen,
             log_format: self.log_format,
+            log_level: self.log_level,
             shutdown_grace: self.shutdown_grace.0,
         })
     }
 }
 
-/// Accepts `http://host[:port][/path]`; credentials in it are allowed but never logged.
+/// A namespace is one DNS-1123 label: `--namespace a,b` would otherwise watch a namespace
+/// that cannot exist and report an empty snapshot as ready.
+fn validate_namespace(namespace: &str) -> Result<(), Error> {
+    let fail = |reason: &str| Error::Invalid { flag: "namespace", reason: format!("{namespace:?} {reason}") };
+    if namespace.contains(',') {
+        return Err(fail("names several namespaces; configsnap watches one (run one sidecar per namespace)"));
+    }
+    let valid_chars = namespace.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    let alnum_ends = namespace.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && namespace.ends_with(|c: char| c.is_ascii_alphanumeric());
+    if namespace.is_empty() || namespace.len() > 63 || !valid_chars || !alnum_ends {
+        return Err(fail(
+            "is not a namespace name (one DNS label: at most 63 of a-z, 0-9 and '-', alphanumeric at both ends)",
+        ));
+    }
+    Ok(())
+}
+
+/// Accepts `http(s)://host[:port][/path]`; credentials in it are allowed but never logged.
 fn parse_http_url(flag: &'static str, url: &str) -> Result<hyper::Uri, Error> {
     let fail = |reason: String| Error::Url { flag, url: crate::reload::redact_url(url), reason };
     let uri: hyper::Uri = url.parse().map_err(|e: hyper::http::uri::InvalidUri| fail(e.to_string()))?;
-    if uri.scheme_str() != Some("http") {
-        return Err(fail("only http:// is supported (the app is in the same pod)".into()));
+    if !matches!(uri.scheme_str(), Some("http" | "https")) {
+        return Err(fail("only http:// and https:// are supported".into()));
     }
     if uri.host().is_none_or(str::is_empty) {
         return Err(fail("no host".into()));

@@ -1,7 +1,7 @@
 //! Everything worth telling an operator: each event writes its log line, moves its
 //! metric and updates the status in one place, so logs, metrics and probes never disagree.
 
-use crate::metrics::{Metrics, ReasonLabel, ReloadLabels};
+use crate::metrics::{MethodLabel, Metrics, ReasonLabel, ReloadLabels};
 use crate::pipeline::policy::Hold;
 use crate::snapshot::{ContentHash, Rejection, Snapshot};
 use crate::status::{Origin, StatusHandle};
@@ -221,6 +221,15 @@ impl Events {
             }
         };
         self.metrics.reloads.get_or_create(&ReloadLabels { method, result }).inc();
+        self.metrics
+            .reload_duration
+            .get_or_create(&MethodLabel { method })
+            .observe(took.as_secs_f64());
+        self.metrics.last_reload_successful.set(i64::from(result == "success"));
+        if result == "success" {
+            #[allow(clippy::cast_precision_loss)] // Milliseconds since 1970 fit an f64 exactly.
+            self.metrics.last_reload_success_timestamp.set(Utc::now().timestamp_millis() as f64 / 1000.0);
+        }
     }
 
     /// The source delivered a complete, current state: every loop's fault clears (a source

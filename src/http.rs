@@ -68,7 +68,14 @@ pub async fn serve(listener: TcpListener, events: Events, cancel: CancellationTo
 
 /// Answers one request.
 fn respond<B>(request: &Request<B>, events: &Events, wedged_after: Duration) -> Response<Full<Bytes>> {
-    let (code, content_type, body) = route(request.method(), request.uri().path(), events, wedged_after);
+    let (code, content_type, body) = match request.uri().path() {
+        "/metrics" if request.method() == Method::GET || request.method() == Method::HEAD => {
+            let accept = request.headers().get(hyper::header::ACCEPT).and_then(|v| v.to_str().ok());
+            let (content_type, body) = events.metrics().negotiate(accept);
+            (StatusCode::OK, content_type, body)
+        }
+        path => route(request.method(), path, events, wedged_after),
+    };
     let mut response = Response::new(Full::new(Bytes::from(body)));
     *response.status_mut() = code;
     response

@@ -20,7 +20,7 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_USAGE);
         }
     };
-    configsnap::telemetry::init(config.log_format);
+    configsnap::telemetry::init_with_level(config.log_format, config.log_level);
     // One async thread is plenty for a sidecar; blocking file work has its own pool.
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

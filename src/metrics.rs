@@ -1,6 +1,10 @@
-//! Prometheus metrics (prefix `configsnap_`), encoded as OpenMetrics text for `/metrics`.
+//! Prometheus metrics (prefix `configsnap_`) and the standard `process_*` ones, for
+//! `/metrics` as Prometheus text 0.0.4 or, when the scraper asks, OpenMetrics.
 //!
 //! Only [`crate::events`] updates them, so every metric moves together with its log line.
+
+pub mod process;
+pub mod text;
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -18,6 +22,13 @@ pub struct ReloadLabels {
     pub method: &'static str,
     /// `success` or `failure`.
     pub result: &'static str,
+}
+
+/// Labels of `configsnap_reload_duration_seconds`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct MethodLabel {
+    /// `signal`, `webhook` or `exec`.
+    pub method: &'static str,
 }
 
 /// A label set with one `reason`.
@@ -39,6 +50,13 @@ pub struct Metrics {
     pub event_to_swap: Histogram,
     /// Reload attempts by method and result.
     pub reloads: Family<ReloadLabels, Counter>,
+    /// 1 when the last reload attempt succeeded (also before any), 0 after a failure: the
+    /// same meaning as `reloader_last_reload_successful`, which common alerts watch.
+    pub last_reload_successful: Gauge,
+    /// Unix time of the last successful reload (0 before any).
+    pub last_reload_success_timestamp: Gauge<f64, AtomicU64>,
+    /// Time of one reload attempt, retries included, by method.
+    pub reload_duration: Family<MethodLabel, Histogram>,
     /// Objects versions rejected, by reason.
     pub rejected: Family<ReasonLabel, Counter>,
     /// Snapshots refused by validation or verification, by reason.
@@ -84,6 +102,28 @@ impl Metrics {
         );
         let reloads = Family::<ReloadLabels, Counter>::default();
         registry.register("reloads", "Reload attempts by method and result", reloads.clone());
+        let last_reload_successful = Gauge::default();
+        last_reload_successful.set(1);
+        registry.register(
+            "last_reload_successful",
+            "1 when the last reload succeeded or none was needed yet, 0 when it failed",
+            last_reload_successful.clone(),
+        );
+        let last_reload_success_timestamp = Gauge::<f64, AtomicU64>::default();
+        registry.register_with_unit(
+            "last_reload_success_timestamp",
+            "Unix time of the last successful reload (0 before any)",
+            Unit::Seconds,
+            last_reload_success_timestamp.clone(),
+        );
+        let reload_duration =
+            Family::<MethodLabel, Histogram>::new_with_constructor(reload_histogram as fn() -> Histogram);
+        registry.register_with_unit(
+            "reload_duration",
+            "Time of one reload attempt by method, webhook retries included",
+            Unit::Seconds,
+            reload_duration.clone(),
+        );
         let rejected = Family::<ReasonLabel, Counter>::default();
         registry.register(
             "rejected_objects",
@@ -145,6 +185,9 @@ impl Metrics {
             swap_duration,
             event_to_swap,
             reloads,
+            last_reload_successful,
+            last_reload_success_timestamp,
+            reload_duration,
             rejected,
             snapshots_refused,
             rollbacks,
@@ -157,14 +200,32 @@ impl Metrics {
         }
     }
 
-    /// The OpenMetrics text exposition.
+    /// The OpenMetrics text exposition, `process_*` metrics included.
     #[must_use]
     pub fn encode(&self) -> String {
         let mut out = String::new();
-        prometheus_client::encoding::text::encode(&mut out, &self.registry)
+        prometheus_client::encoding::text::encode_registry(&mut out, &self.registry)
             .expect("writing into a String cannot fail");
+        out.push_str(&process::Sample::read().encode());
+        out.push_str("# EOF\n");
         out
     }
+
+    /// Content type and body for a scrape with this `Accept` header: Prometheus text
+    /// 0.0.4 unless OpenMetrics is preferred (see [`text::wants_openmetrics`]).
+    #[must_use]
+    pub fn negotiate(&self, accept: Option<&str>) -> (&'static str, String) {
+        if text::wants_openmetrics(accept) {
+            (text::OPENMETRICS, self.encode())
+        } else {
+            (text::PROMETHEUS, text::to_prometheus(&self.encode()))
+        }
+    }
+}
+
+/// 1 ms .. ~65 s: a signal takes microseconds, a webhook with retries tens of seconds.
+fn reload_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.001, 2.0, 17))
 }
 
 impl Default for Metrics {

@@ -221,8 +221,8 @@ pub fn check_file(path: &str, content: &[u8]) -> Result<(), Error> {
 // === impl Validator ===
 
 impl Validator {
-    /// A validator; `syntax` turns on the built-in checks, `command` (run with `sh -c`) is
-    /// killed after `timeout`.
+    /// A validator; `syntax` turns on the built-in checks, `command` (run directly, or with
+    /// `sh -c` when it has shell syntax: see [`exec::argv`]) is killed after `timeout`.
     #[must_use]
     pub fn new(syntax: bool, command: Option<String>, timeout: Duration) -> Self {
         Self { syntax, command, timeout }
@@ -256,7 +256,8 @@ impl Validator {
         files.iter().try_for_each(|(path, content)| check_file(path, content))
     }
 
-    /// Runs the command (`sh -c`) with [`STAGED_DIR_ENV`] and [`HASH_ENV`] set, killed
+    /// Runs the command (no shell unless it needs one; `$CONFIGSNAP_STAGED_DIR` in its words
+    /// is expanded either way) with [`STAGED_DIR_ENV`] and [`HASH_ENV`] set, killed
     /// after the timeout; exit 0 means good. `Ok` when no command is configured.
     pub async fn check_command(&self, staged_dir: &Path, hash: ContentHash) -> Result<(), Error> {
         let Some(command) = &self.command else {

@@ -24,3 +24,6 @@ mod failsafe;
 
 #[path = "e2e/faults.rs"]
 mod faults;
+
+#[path = "e2e/ecosystem.rs"]
+mod ecosystem;

@@ -16,7 +16,7 @@ fn defaults_follow_the_design() {
     assert_eq!(config.render.file_mode, 0o644);
     assert_eq!(config.render.layout, Layout::ByName);
     assert_eq!(config.reload.signal, nix::sys::signal::Signal::SIGHUP);
-    assert_eq!(config.listen.to_string(), "0.0.0.0:9090");
+    assert_eq!(config.listen.to_string(), "0.0.0.0:9403");
     assert_eq!(config.startup_timeout, Duration::from_secs(5));
     assert_eq!(config.watch_idle_timeout, Duration::from_secs(120), "about two bookmark intervals");
     assert!(config.reload.target.is_none());
@@ -30,7 +30,16 @@ fn bad_values_are_refused_with_the_flag_named() {
         (&["--dir", "/c", "--file-mode", "999"], "octal"),
         (&["--dir", "/c", "--signal", "NOPE"], "signal name"),
         (&["--dir", "/c", "--layout", "tree"], "tree"),
-        (&["--dir", "/c", "--webhook-url", "https://x/reload"], "only http://"),
+        (&["--dir", "/c", "--webhook-url", "ftp://x/reload"], "only http:// and https://"),
+        (&["--dir", "/c", "--namespace", "a,b"], "configsnap watches one"),
+        (&["--dir", "/c", "--namespace", "Team_A"], "not a namespace name"),
+        (&["--dir", "/c", "--namespace=a-"], "not a namespace name"),
+        (&["--dir", "/c", "--debounce", "1m30"], "needs a unit"),
+        (&["--dir", "/c", "--debounce", "1d"], "unknown unit"),
+        (&["--dir", "/c", "--debounce=-5s"], "not a duration"),
+        (&["--dir", "/c", "--debounce", "600000000000h"], "too long"),
+        (&["--dir", "/c", "--webhook-status-code", "42"], "100..599"),
+        (&["--dir", "/c", "--log-level", "loud"], "loud"),
         (&["--dir", "/c", "--process-name", "nginx", "--pid-file", "/p"], "cannot be used together"),
         (&["--dir", "/c", "--debounce", "2s", "--max-wait", "1s"], "--max-wait"),
         (&["--selector", "a=b"], "--dir"),
@@ -48,6 +57,19 @@ fn values_parse_in_their_usual_spellings() {
     assert_eq!("250ms".parse::<DurationArg>(), Ok(DurationArg(Duration::from_millis(250))));
     assert_eq!("0".parse::<DurationArg>(), Ok(DurationArg(Duration::ZERO)));
     assert_eq!("2m".parse::<DurationArg>(), Ok(DurationArg(Duration::from_secs(120))));
+    let go: &[(&str, Duration)] = &[
+        ("1m30s", Duration::from_secs(90)),
+        ("1h2m3.5s", Duration::from_millis(3_723_500)),
+        ("1.5h", Duration::from_secs(5400)),
+        (".5s", Duration::from_millis(500)),
+        ("10us", Duration::from_micros(10)),
+        ("10\u{b5}s", Duration::from_micros(10)),
+        ("7ns", Duration::from_nanos(7)),
+        ("0s", Duration::ZERO),
+    ];
+    for (text, want) in go {
+        assert_eq!(text.parse::<DurationArg>(), Ok(DurationArg(*want)), "{text}");
+    }
     for name in ["HUP", "sighup", "SIGHUP", "1"] {
         assert_eq!(name.parse::<SignalName>().map(|s| s.0), Ok(nix::sys::signal::Signal::SIGHUP), "{name}");
     }
@@ -77,4 +99,35 @@ fn repeatable_flags_collect_every_value() {
     .expect("valid");
     assert_eq!(config.names, ["a", "b"]);
     assert_eq!(config.reload.webhooks.len(), 2);
+}
+
+#[test]
+fn configmap_reload_flags_are_accepted_as_aliases() {
+    let config = parse(&[
+        "--dir",
+        "/c",
+        "--volume-dir",
+        "/etc/config",
+        "--webhook-url",
+        "https://127.0.0.1:9/-/reload",
+        "--webhook-method",
+        "post",
+        "--webhook-status-code",
+        "200",
+        "--webhook-retries",
+        "2",
+    ])
+    .expect("valid");
+    assert_eq!(config.from_dirs, [PathBuf::from("/etc/config")]);
+    assert_eq!(config.reload.webhooks[0].scheme_str(), Some("https"));
+    assert_eq!(config.reload.webhook_status, Some(200));
+    assert_eq!(config.reload.webhook_retries, 2);
+}
+
+#[test]
+fn log_level_defaults_to_info() {
+    let config = parse(&["--dir", "/c"]).expect("valid");
+    assert_eq!(config.log_level, LevelFilter::INFO);
+    let config = parse(&["--dir", "/c", "--log-level", "debug"]).expect("valid");
+    assert_eq!(config.log_level, LevelFilter::DEBUG);
 }

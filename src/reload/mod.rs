@@ -30,6 +30,10 @@ pub struct Settings {
     pub webhook_timeout: Duration,
     /// Retries after a failed webhook call.
     pub webhook_retries: u32,
+    /// The status a webhook must answer (any 2xx when unset).
+    pub webhook_status: Option<u16>,
+    /// File of `Name: value` header lines for webhooks, read at each call.
+    pub webhook_header_file: Option<PathBuf>,
     /// Command to run.
     pub exec: Option<String>,
     /// Command time limit.

@@ -1,14 +1,18 @@
-//! HTTP reload: call each `--webhook-url` (e.g. Prometheus `/-/reload`), expect 2xx, retry
-//! with jittered exponential backoff. Credentials in the URL become a Basic header and are
-//! never logged.
+//! HTTP reload: call each `--webhook-url` (e.g. Prometheus `/-/reload`), `http://` or
+//! `https://`, expect 2xx (or `--webhook-status-code`), retry with jittered exponential
+//! backoff. Credentials in the URL become a Basic header, headers from
+//! `--webhook-header-file` are added; neither is ever logged.
 
-use super::Failure;
+pub mod headers;
+
 use super::Settings;
+use super::Failure;
 use crate::snapshot::ContentHash;
 use base64::Engine;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
 use hyper::Uri;
+use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client as HyperClient;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
@@ -24,7 +28,7 @@ pub const HASH_HEADER: &str = "x-configsnap-hash";
 /// A pooled HTTP/1 client for webhooks and verification.
 #[derive(Debug, Clone)]
 pub struct Client {
-    inner: HyperClient<HttpConnector, Empty<Bytes>>,
+    inner: HyperClient<HttpsConnector<HttpConnector>, Empty<Bytes>>,
 }
 
 impl Default for Client {
@@ -36,12 +40,34 @@ impl Default for Client {
 // === impl Client ===
 
 impl Client {
-    /// A client with a small connection pool.
+    /// A client with a small connection pool, for `http://` and `https://` URLs.
+    ///
+    /// TLS trusts the bundled Mozilla roots (what distroless ships too), or, when
+    /// `SSL_CERT_FILE` or `SSL_CERT_DIR` is set (e.g. to a mounted private CA), the
+    /// certificates found there.
     #[must_use]
     pub fn new() -> Self {
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        connector.set_connect_timeout(Some(Duration::from_secs(5)));
+        let mut http = HttpConnector::new();
+        http.set_nodelay(true);
+        http.set_connect_timeout(Some(Duration::from_secs(5)));
+        http.enforce_http(false);
+        let provider = || std::sync::Arc::new(rustls::crypto::ring::default_provider());
+        let custom_roots =
+            std::env::var_os("SSL_CERT_FILE").is_some() || std::env::var_os("SSL_CERT_DIR").is_some();
+        let builder = hyper_rustls::HttpsConnectorBuilder::new();
+        let builder = if custom_roots {
+            builder.with_provider_and_native_roots(provider()).unwrap_or_else(|error| {
+                tracing::warn!(%error, "no certificates in SSL_CERT_FILE/SSL_CERT_DIR; using the bundled roots");
+                hyper_rustls::HttpsConnectorBuilder::new()
+                    .with_provider_and_webpki_roots(provider())
+                    .expect("ring must support the default TLS versions")
+            })
+        } else {
+            builder
+                .with_provider_and_webpki_roots(provider())
+                .expect("ring must support the default TLS versions")
+        };
+        let connector = builder.https_or_http().enable_http1().wrap_connector(http);
         let inner = HyperClient::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(30))
             .pool_max_idle_per_host(1)
@@ -49,14 +75,25 @@ impl Client {
         Self { inner }
     }
 
-    /// Calls `url` until it answers 2xx or the retries are spent.
+    /// Calls `url` until it answers 2xx (or the `--webhook-status-code`) or the retries are
+    /// spent. The header file is read at each attempt (a rotated token is picked up).
     pub async fn deliver(&self, url: &Uri, settings: &Settings, hash: ContentHash) -> Result<(), Failure> {
         let mut delay = FIRST_BACKOFF;
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let result =
-                self.call(settings.webhook_method.clone(), url, Some(hash), settings.webhook_timeout).await;
+            let extra = match &settings.webhook_header_file {
+                Some(path) => headers::read(path).map_err(|e| Failure::unreachable(e.to_string())),
+                None => Ok(Vec::new()),
+            };
+            let result = match extra {
+                Ok(extra) => {
+                    let call =
+                        Call { method: settings.webhook_method.clone(), hash: Some(hash), extra: &extra };
+                    self.exchange(url, call, settings.webhook_status, settings.webhook_timeout).await
+                }
+                Err(error) => Err(error),
+            };
             match result {
                 Ok(()) => return Ok(()),
                 Err(error) if attempt > settings.webhook_retries => {
@@ -81,16 +118,31 @@ impl Client {
         hash: Option<ContentHash>,
         timeout: Duration,
     ) -> Result<(), Failure> {
+        self.exchange(url, Call { method, hash, extra: &[] }, None, timeout).await
+    }
+
+    /// One request; `Ok` when the status is `expect` (any 2xx when `None`) within `timeout`.
+    /// Another status is a refusal (the app answered no); anything else means unreachable.
+    async fn exchange(
+        &self,
+        url: &Uri,
+        call: Call<'_>,
+        expect: Option<u16>,
+        timeout: Duration,
+    ) -> Result<(), Failure> {
         let (uri, authorization) = split_credentials(url).map_err(Failure::unreachable)?;
         let mut request = hyper::Request::builder()
-            .method(method)
+            .method(call.method)
             .uri(uri)
             .header("user-agent", concat!("configsnap/", env!("CARGO_PKG_VERSION")));
         if let Some(value) = authorization {
             request = request.header("authorization", value);
         }
-        if let Some(hash) = hash {
+        if let Some(hash) = call.hash {
             request = request.header(HASH_HEADER, hash.to_string());
+        }
+        for (name, value) in call.extra {
+            request = request.header(name, value);
         }
         let request =
             request.body(Empty::new()).map_err(|e| Failure::unreachable(format!("bad request: {e}")))?;
@@ -103,12 +155,20 @@ impl Client {
             let status = response.status();
             // Drain the body so the connection can be reused.
             let _ = response.into_body().collect().await;
-            if status.is_success() { Ok(()) } else { Err(Failure::refused(format!("answered {status}"))) }
+            let good = expect.map_or_else(|| status.is_success(), |code| status.as_u16() == code);
+            if good { Ok(()) } else { Err(Failure::refused(format!("answered {status}"))) }
         };
         tokio::time::timeout(timeout, exchange)
             .await
             .unwrap_or_else(|_| Err(Failure::unreachable(format!("no answer within {timeout:?}"))))
     }
+}
+
+/// What one request carries besides its URL.
+struct Call<'a> {
+    method: hyper::Method,
+    hash: Option<ContentHash>,
+    extra: &'a [(hyper::header::HeaderName, hyper::header::HeaderValue)],
 }
 
 /// The URL without `user:password@`, and the Basic authorization header it implies.
@@ -148,16 +208,5 @@ fn percent_decode(text: &str) -> Vec<u8> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn credentials_become_a_basic_header() {
-        let url: Uri = "http://user:pa%40ss@127.0.0.1:9/-/reload".parse().expect("uri");
-        let (uri, auth) = split_credentials(&url).expect("split");
-        assert_eq!(uri.to_string(), "http://127.0.0.1:9/-/reload");
-        assert_eq!(auth.as_deref(), Some("Basic dXNlcjpwYUBzcw=="));
-        let plain: Uri = "http://127.0.0.1:9/x".parse().expect("uri");
-        assert_eq!(split_credentials(&plain).expect("split").1, None);
-    }
-}
+#[path = "webhook/tests.rs"]
+mod tests;

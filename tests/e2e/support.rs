@@ -294,6 +294,7 @@ pub mod metrics {
     use std::collections::BTreeMap;
 
     /// Parses every sample into `name{labels}` → value; fails on any malformed line.
+    /// Reads both Prometheus text 0.0.4 and OpenMetrics (nothing may follow `# EOF`).
     pub fn parse(text: &str) -> Result<BTreeMap<String, f64>, String> {
         let mut samples = BTreeMap::new();
         let mut saw_eof = false;
@@ -328,9 +329,9 @@ pub mod metrics {
             };
             samples.insert(series.to_owned(), value);
         }
-        if !saw_eof {
-            return Err("missing # EOF".into());
-        }
+        // Prometheus text (what a scrape without an Accept header gets) has no `# EOF`;
+        // OpenMetrics must end with one: checked by the callers that ask for it.
+        let _ = saw_eof;
         Ok(samples)
     }
 }

@@ -118,7 +118,7 @@ fn resource_list() -> Value {
     let res = |name: &str, kind: &str, short: &str| {
         json!({
             "name": name, "singularName": "", "namespaced": true, "kind": kind,
-            "verbs": ["create", "delete", "get", "list", "update", "watch"], "shortNames": [short]
+            "verbs": ["create", "delete", "get", "list", "patch", "update", "watch"], "shortNames": [short]
         })
     };
     json!({"kind": "APIResourceList", "groupVersion": "v1",
@@ -180,6 +180,19 @@ async fn resource(
                 None => not_found(&plural, &name),
             }
         }
+        (Method::PATCH, Some(name)) if ns.is_some() => {
+            shared.stats.writes.fetch_add(1, Relaxed);
+            let content_type = header_str(&req, header::CONTENT_TYPE);
+            let body = match Limited::new(req.into_body(), 4 << 20).collect().await {
+                Ok(b) => b.to_bytes(),
+                Err(e) => return status_response(400, "BadRequest", &format!("failed to read body: {e}")),
+            };
+            let ns = ns.unwrap_or_default();
+            match crate::patch::apply(shared, &plural, &ns, &name, &content_type, &body) {
+                Ok(obj) => json_response(200, &obj),
+                Err(e) => api_error(&e),
+            }
+        }
         (m @ (Method::POST | Method::PUT), name) if ns.is_some() && name.is_some() == (m == Method::PUT) => {
             shared.stats.writes.fetch_add(1, Relaxed);
             let body = match Limited::new(req.into_body(), 4 << 20).collect().await {
@@ -200,6 +213,10 @@ async fn resource(
             "the server does not allow this method on the requested resource",
         ),
     }
+}
+
+fn header_str(req: &Request<Incoming>, name: header::HeaderName) -> String {
+    req.headers().get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned()
 }
 
 fn not_found(plural: &str, name: &str) -> Response<Body> {

@@ -23,6 +23,7 @@ mod builders;
 mod faults;
 mod http;
 mod list;
+mod patch;
 mod selector;
 mod server;
 mod store;
