@@ -113,7 +113,7 @@ impl Events {
     pub fn rejected(&self, rejection: &Rejection) {
         tracing::warn!(
             namespace = %rejection.namespace,
-            name = %rejection.id.name,
+            name = ?rejection.id.name,
             kind = %rejection.id.kind,
             resource_version = %rejection.resource_version,
             kept_previous = rejection.kept_previous,
