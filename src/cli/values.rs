@@ -4,9 +4,13 @@ use nix::sys::signal::Signal;
 use std::str::FromStr;
 use std::time::Duration;
 
-/// A duration written `250ms`, `5s`, `2m`, `1h` or `0`.
+/// A duration written `250ms`, `5s`, `2m`, `1h` or `0`, at most [`MAX_DURATION`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DurationArg(pub Duration);
+
+/// Longest duration any flag accepts: a year is already far past any sane timeout, and
+/// capping well below `u64` seconds keeps `now + duration` from overflowing anywhere.
+pub const MAX_DURATION: Duration = Duration::from_secs(366 * 24 * 3600);
 
 impl FromStr for DurationArg {
     type Err = String;
@@ -17,15 +21,21 @@ impl FromStr for DurationArg {
         }
         let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
         let (number, unit) = s.split_at(split);
-        let value: u64 =
-            number.parse().map_err(|_| format!("{s:?} is not a duration like 250ms, 5s or 2m"))?;
-        let duration = match unit {
-            "ms" => Duration::from_millis(value),
-            "s" => Duration::from_secs(value),
-            "m" => Duration::from_secs(value * 60),
-            "h" => Duration::from_secs(value * 3600),
+        if number.is_empty() {
+            return Err(format!("{s:?} is not a duration like 250ms, 5s or 2m"));
+        }
+        let too_long = || format!("{s:?} is longer than the limit of 366 days");
+        // Only digits remain, so a parse failure is an overflow.
+        let value: u64 = number.parse().map_err(|_| too_long())?;
+        let millis = match unit {
+            "ms" => Some(value),
+            "s" => value.checked_mul(1_000),
+            "m" => value.checked_mul(60_000),
+            "h" => value.checked_mul(3_600_000),
             _ => return Err(format!("{s:?} needs a unit: ms, s, m or h")),
         };
+        let duration =
+            millis.map(Duration::from_millis).filter(|d| *d <= MAX_DURATION).ok_or_else(too_long)?;
         Ok(Self(duration))
     }
 }
@@ -37,9 +47,7 @@ pub struct FileMode(pub u32);
 impl FromStr for FileMode {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        crate::snapshot::render::parse_mode(s)
-            .map(Self)
-            .ok_or_else(|| format!("{s:?} is not an octal file mode like 0644"))
+        crate::snapshot::render::parse_mode(s).map(Self).map_err(|e| format!("{s:?} {e}"))
     }
 }
 
