@@ -1,6 +1,7 @@
 //! Command-line flags (what the user typed, [`Args`]) and their validation into a ready
 //! [`Config`], so runtime code never re-parses. Every flag also reads `CONFIGSNAP_<FLAG>`.
 
+pub mod preflight;
 mod values;
 
 use crate::snapshot::Layout;
@@ -58,9 +59,12 @@ pub struct Args {
     pub kubeconfig: Option<PathBuf>,
 
     // --- output ---
-    /// Target directory on the volume shared with the app
+    /// Target directory on the volume shared with the app (its parent must exist)
     #[arg(long, env = "CONFIGSNAP_DIR", help_heading = "Output")]
     pub dir: PathBuf,
+    /// Also create missing parents of --dir
+    #[arg(long, env = "CONFIGSNAP_CREATE_DIR", help_heading = "Output")]
+    pub create_dir: bool,
     /// File layout: <configmap>/<key> (by-name) or <key> (flat)
     #[arg(long, env = "CONFIGSNAP_LAYOUT", value_enum, default_value_t = Layout::ByName, help_heading = "Output")]
     pub layout: Layout,
@@ -178,6 +182,8 @@ pub struct Config {
     pub kubeconfig: Option<PathBuf>,
     /// Target dir.
     pub dir: PathBuf,
+    /// Create missing parents of the target dir.
+    pub create_dir: bool,
     /// Rendering settings.
     pub render: crate::snapshot::RenderOptions,
     /// Last-good dir.
@@ -287,6 +293,7 @@ impl Args {
             from_dirs: self.from_dirs,
             kubeconfig: self.kubeconfig,
             dir: self.dir,
+            create_dir: self.create_dir,
             render: crate::snapshot::RenderOptions {
                 layout: self.layout,
                 file_mode: self.file_mode.0,

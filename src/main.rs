@@ -1,5 +1,5 @@
-//! The `configsnap` binary: parse flags (exit 64 on a usage error, before any I/O), set up
-//! logging, run.
+//! The `configsnap` binary: parse flags and check what they name (exit 64 on a usage error,
+//! with one line, before anything is created on disk), set up logging, run.
 
 use clap::Parser;
 use configsnap::cli::{Args, EXIT_USAGE};
@@ -20,6 +20,10 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_USAGE);
         }
     };
+    if let Err(error) = configsnap::cli::preflight::check(&config) {
+        eprintln!("configsnap: {error}");
+        return ExitCode::from(EXIT_USAGE);
+    }
     configsnap::telemetry::init(config.log_format);
     // One async thread is plenty for a sidecar; blocking file work has its own pool.
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -37,9 +41,13 @@ fn main() -> ExitCode {
     match runtime.block_on(configsnap::run::run(config)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            tracing::error!(%error, "configsnap stopped");
+            let code = error.exit_code();
+            // A configuration error is one line for the operator; anything else is also logged.
+            if code != EXIT_USAGE {
+                tracing::error!(%error, "configsnap stopped");
+            }
             eprintln!("configsnap: {error}");
-            ExitCode::FAILURE
+            ExitCode::from(code)
         }
     }
 }
