@@ -18,3 +18,6 @@ mod degraded;
 
 #[path = "e2e/scale.rs"]
 mod scale;
+
+#[path = "e2e/hostile.rs"]
+mod hostile;
