@@ -245,3 +245,35 @@ fn an_unchanged_render_reuses_the_same_tree() {
     assert_eq!(third.tree().changed_leaves(first.tree()).count(), 1);
     assert_eq!(third.changed_since(Some(&first)).len(), 1);
 }
+
+fn secret(name: &str, uid: &str, data: &[(&str, &str)]) -> Input {
+    use k8s_openapi::ByteString;
+    let mut secret = k8s_openapi::api::core::v1::Secret::default();
+    secret.metadata.name = Some(name.into());
+    secret.metadata.namespace = Some("ns".into());
+    secret.metadata.uid = Some(uid.into());
+    secret.metadata.resource_version = Some("1".into());
+    secret.data =
+        Some(data.iter().map(|(k, v)| ((*k).to_string(), ByteString(v.as_bytes().to_vec()))).collect());
+    Input::Secret(Arc::new(secret))
+}
+
+#[test]
+fn secret_digests_are_salted_by_uid_so_names_on_disk_reveal_no_guessable_hash() {
+    let digest = |input: Input| {
+        let out = renderer(Layout::ByName).render(&[input]);
+        out.snapshot.objects().next().expect("one object").digest
+    };
+    let same_value = [("password", "hunter2")];
+    assert_ne!(
+        digest(secret("creds", "uid-1", &same_value)),
+        digest(secret("creds", "uid-2", &same_value)),
+        "a reader who knows name, key, mode and size must still not be able to test a guess"
+    );
+    assert_eq!(digest(secret("creds", "uid-1", &same_value)), digest(secret("creds", "uid-1", &same_value)));
+    let mut configmap = cm("web", "1", &[("k", "v")]);
+    let first = digest(configmap.clone());
+    let Input::ConfigMap(inner) = &mut configmap else { unreachable!("a ConfigMap") };
+    Arc::make_mut(inner).metadata.uid = Some("another-uid".into());
+    assert_eq!(digest(configmap), first, "ConfigMaps are public anyway: their dirs stay shared");
+}

@@ -261,21 +261,41 @@ async fn hostile_names_and_keys_are_rejected_without_forging_text_log_lines() {
     assert_eq!(names, ["web"]);
 }
 
-/// Every regular file under `dir` that others may read (links not followed).
-fn world_readable_files(dir: &Path) -> Vec<PathBuf> {
-    let mut found = Vec::new();
+/// What anyone who can read the volume sees under `dir` (links not followed): the
+/// world-readable regular files, and every entry name and link target.
+fn visible_to_all(dir: &Path) -> (Vec<PathBuf>, Vec<String>) {
+    let (mut files, mut names) = (Vec::new(), Vec::new());
     let mut stack = vec![dir.to_owned()];
     while let Some(dir) = stack.pop() {
         for entry in std::fs::read_dir(&dir).expect("list").flatten() {
+            names.push(entry.file_name().to_string_lossy().into_owned());
             let meta = std::fs::symlink_metadata(entry.path()).expect("stat");
             if meta.is_dir() {
                 stack.push(entry.path());
+            } else if meta.is_symlink() {
+                names.push(std::fs::read_link(entry.path()).expect("link").to_string_lossy().into_owned());
             } else if meta.is_file() && meta.permissions().mode() & 0o004 != 0 {
-                found.push(entry.path());
+                files.push(entry.path());
             }
         }
     }
-    found
+    (files, names)
+}
+
+/// What an attacker who can list the volume would compute for a guess of a Secret value:
+/// the unsalted object digest of kind, name, key, mode and size (all visible).
+fn unsalted_secret_digest(name: &str, key: &str, guess: &[u8]) -> String {
+    use sha2::Digest;
+    let mut hasher = sha2::Sha256::new();
+    for part in
+        [b"configsnap object\0".as_slice(), b"Secret\0", name.as_bytes(), b"\0", key.as_bytes(), b"\0"]
+    {
+        hasher.update(part);
+    }
+    hasher.update(0o600_u32.to_be_bytes());
+    hasher.update((guess.len() as u64).to_be_bytes());
+    hasher.update(sha2::Sha256::digest(guess));
+    hex::encode(hasher.finalize())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -296,12 +316,15 @@ async fn no_world_readable_file_holds_a_hash_of_secret_data() {
     let digest = sha2::Sha256::digest(b"hunter2");
     let (hex, b64) =
         (hex::encode(digest), base64::Engine::encode(&base64::engine::general_purpose::STANDARD, digest));
-    let public = world_readable_files(&ws.dir());
+    let (public, names) = visible_to_all(&ws.dir());
     assert!(!public.is_empty(), "the ConfigMap's files and the manifests are public");
     for file in public {
         let text = String::from_utf8_lossy(&std::fs::read(&file).expect("read")).into_owned();
         assert!(!text.contains(&hex) && !text.contains(&b64), "{} holds the Secret's hash", file.display());
     }
+    let guessable = unsalted_secret_digest("creds", "password", b"hunter2");
+    assert!(!names.iter().any(|n| n.contains(&guessable)), "a dir name or link target is a guessable hash");
+    assert!(names.iter().any(|n| n.len() == 64), "object dirs are still content-addressed");
     let mode = std::fs::metadata(&state).expect("state").permissions().mode() & 0o777;
     assert_eq!(mode, 0o700, "the state dir holds Secrets in plain text: private");
     drop(sidecar);
