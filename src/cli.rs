@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 use thiserror::Error;
 
-pub use values::{DurationArg, FileMode, SignalName};
+pub use values::{DurationArg, FileMode, MAX_DURATION, SignalName};
 
 /// Exit code for a usage error (`EX_USAGE` from sysexits.h).
 pub const EXIT_USAGE: u8 = 64;

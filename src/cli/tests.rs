@@ -1,6 +1,5 @@
 //! Tests of flag parsing and validation.
 
-use super::values::MAX_DURATION;
 use super::*;
 
 fn parse(args: &[&str]) -> Result<Config, String> {

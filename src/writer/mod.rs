@@ -486,3 +486,6 @@ pub fn is_snapshot_dir_name(name: &str) -> bool {
 #[cfg(test)]
 #[path = "tests.rs"]
 mod tests;
+
+#[cfg(test)]
+mod fuzz;
