@@ -173,7 +173,8 @@ pub fn check_dir(meta: &std::fs::Metadata) -> Result<(), String> {
     if meta.uid() != me {
         return Err(format!(
             "owned by uid {}, not by configsnap's uid {me}; the last-good copy could be forged: \
-             chown it, or use another --state-dir",
+             chown it, or point --state-dir at a subdirectory for configsnap to create \
+             (an emptyDir's mount point is root's and 0777: use e.g. /state/last-good)",
             meta.uid()
         ));
     }
@@ -181,7 +182,8 @@ pub fn check_dir(meta: &std::fs::Metadata) -> Result<(), String> {
     if mode & 0o022 != 0 {
         return Err(format!(
             "mode {mode:04o} lets group or others write it; the last-good copy could be forged: \
-             chmod 0700 it, or use another --state-dir"
+             chmod 0700 it, or point --state-dir at a subdirectory for configsnap to create \
+             (an emptyDir's mount point is 0777: use e.g. /state/last-good)"
         ));
     }
     Ok(())
