@@ -112,10 +112,10 @@ impl Events {
     /// An object version was not taken into the snapshot.
     pub fn rejected(&self, rejection: &Rejection) {
         tracing::warn!(
-            namespace = %rejection.namespace,
-            name = ?rejection.id.name,
+            namespace = %crate::keypath::Escaped(&rejection.namespace),
+            name = %crate::keypath::Escaped(&rejection.id.name),
             kind = %rejection.id.kind,
-            resource_version = %rejection.resource_version,
+            resource_version = %crate::keypath::Escaped(&rejection.resource_version),
             kept_previous = rejection.kept_previous,
             error = %rejection.reason,
             "object rejected; its previous files stay"

@@ -106,6 +106,9 @@ proptest! {
         let shown = keypath::escape(&s);
         prop_assert!(!shown.chars().any(char::is_control), "{shown:?}");
         prop_assert!(shown.len() < 1_100);
+        let field = keypath::Escaped(&s).to_string();
+        prop_assert!(!field.chars().any(char::is_control), "{field:?}");
+        prop_assert!(field.len() < 3_000);
     }
 
     #[test]

@@ -156,6 +156,30 @@ pub fn escape(s: &str) -> String {
     format!("{:?}… ({} bytes)", &s[..end], s.len())
 }
 
+/// Displays an untrusted string for a log field: as is, except that control characters
+/// are escaped (`\n`, `\u{1b}`) and more than 256 bytes are cut with `…`. Unlike
+/// [`escape`] it adds no quotes, so JSON logs keep plain values; in text logs a newline or
+/// ESC in a name can neither forge a line nor colour one.
+#[derive(Debug, Clone, Copy)]
+pub struct Escaped<'a>(pub &'a str);
+
+impl std::fmt::Display for Escaped<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        const LIMIT: usize = 256;
+        for (at, c) in self.0.char_indices() {
+            if at >= LIMIT {
+                return f.write_str("…");
+            }
+            if c.is_control() {
+                write!(f, "{}", c.escape_debug())?;
+            } else {
+                write!(f, "{c}")?;
+            }
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -246,6 +270,14 @@ mod tests {
         let forged = validate_name("web\nlevel=ERROR forged").expect_err("newline");
         assert!(!forged.to_string().contains('\n'), "{forged}");
         assert!(forged.to_string().contains(r"web\n"), "{forged}");
+    }
+
+    #[test]
+    fn escaped_log_fields_keep_plain_names_and_defuse_control_characters() {
+        assert_eq!(Escaped("web-1").to_string(), "web-1");
+        assert_eq!(Escaped("evil\nFORGED \u{1b}[31m").to_string(), r"evil\nFORGED \u{1b}[31m");
+        let long = Escaped(&"é".repeat(1000)).to_string();
+        assert!(long.ends_with('…') && long.len() < 300, "{}", long.len());
     }
 
     #[test]
