@@ -1,6 +1,7 @@
 //! Command-line flags (what the user typed, [`Args`]) and their validation into a ready
 //! [`Config`], so runtime code never re-parses. Every flag also reads `CONFIGSNAP_<FLAG>`.
 
+pub mod preflight;
 mod values;
 
 use crate::reload::signal::SignalTarget;
@@ -12,7 +13,7 @@ use std::time::Duration;
 use thiserror::Error;
 use tracing_subscriber::filter::LevelFilter;
 
-pub use values::{DurationArg, FileMode, SignalName};
+pub use values::{DurationArg, FileMode, MAX_DURATION, SignalName};
 
 /// Exit code for a usage error (`EX_USAGE` from sysexits.h).
 pub const EXIT_USAGE: u8 = 64;
@@ -80,9 +81,12 @@ pub struct Args {
     pub kubeconfig: Option<PathBuf>,
 
     // --- output ---
-    /// Target directory on the volume shared with the app
+    /// Target directory on the volume shared with the app (its parent must exist)
     #[arg(long, env = "CONFIGSNAP_DIR", help_heading = "Output")]
     pub dir: PathBuf,
+    /// Also create missing parents of --dir
+    #[arg(long, env = "CONFIGSNAP_CREATE_DIR", help_heading = "Output")]
+    pub create_dir: bool,
     /// File layout: <configmap>/<key> (by-name) or <key> (flat)
     #[arg(long, env = "CONFIGSNAP_LAYOUT", value_enum, default_value_t = Layout::ByName, help_heading = "Output")]
     pub layout: Layout,
@@ -218,6 +222,8 @@ pub struct Config {
     pub watch_idle_timeout: Duration,
     /// Target dir.
     pub dir: PathBuf,
+    /// Create missing parents of the target dir.
+    pub create_dir: bool,
     /// Rendering settings.
     pub render: crate::snapshot::RenderOptions,
     /// Last-good dir.
@@ -360,6 +366,7 @@ impl Args {
             kubeconfig: self.kubeconfig,
             watch_idle_timeout: self.watch_idle_timeout.0,
             dir: self.dir,
+            create_dir: self.create_dir,
             render: crate::snapshot::RenderOptions {
                 layout: self.layout,
                 file_mode: self.file_mode.0,

@@ -116,10 +116,10 @@ impl Events {
     /// An object version was not taken into the snapshot.
     pub fn rejected(&self, rejection: &Rejection) {
         tracing::warn!(
-            namespace = %rejection.namespace,
-            name = %rejection.id.name,
+            namespace = %crate::keypath::Escaped(&rejection.namespace),
+            name = %crate::keypath::Escaped(&rejection.id.name),
             kind = %rejection.id.kind,
-            resource_version = %rejection.resource_version,
+            resource_version = %crate::keypath::Escaped(&rejection.resource_version),
             kept_previous = rejection.kept_previous,
             error = %rejection.reason,
             "object rejected; its previous files stay"
@@ -221,10 +221,7 @@ impl Events {
             }
         };
         self.metrics.reloads.get_or_create(&ReloadLabels { method, result }).inc();
-        self.metrics
-            .reload_duration
-            .get_or_create(&MethodLabel { method })
-            .observe(took.as_secs_f64());
+        self.metrics.reload_duration.get_or_create(&MethodLabel { method }).observe(took.as_secs_f64());
         self.metrics.last_reload_successful.set(i64::from(result == "success"));
         if result == "success" {
             #[allow(clippy::cast_precision_loss)] // Milliseconds since 1970 fit an f64 exactly.

@@ -1,5 +1,13 @@
 //! The admin server: `/healthz`, `/readyz` (JSON status) and `/metrics` on `--listen`.
-//! Small and hardened: header read timeout, small buffers, GET only.
+//!
+//! Small and hardened, because `--listen` is often reachable from the whole pod network:
+//! GET only, small buffers, a header read timeout (which also closes a connection idle
+//! before or between requests), a lifetime per connection, and at most
+//! [`connection_cap`] connections at once, well below the fd limit so that swaps keep
+//! their fds. When full, a new connection evicts the oldest one (an idle or slow client
+//! holds its slot for seconds; a probe is answered in microseconds), so a flood of idle
+//! connections cannot lock probes out. Accept errors (`EMFILE` and the like) back off
+//! instead of spinning.
 
 use crate::events::Events;
 use bytes::Bytes;
@@ -8,9 +16,12 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
+use std::collections::VecDeque;
 use std::convert::Infallible;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -18,6 +29,18 @@ use tokio_util::task::TaskTracker;
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(5);
 /// Requests here are one line and a few headers.
 const MAX_BUFFER: usize = 16 * 1024;
+/// Most connections served at once: probes and a scrape or two need a handful.
+const MAX_CONNECTIONS: usize = 64;
+/// Fewest connections served at once, however low the fd limit.
+const MIN_CONNECTIONS: usize = 4;
+/// File descriptors left for the sidecar's own work (writer, API client, reload
+/// commands, the runtime) whatever the admin port sees.
+const RESERVED_FDS: u64 = 128;
+/// Longest life of one connection, however busy: a client that sends requests but never
+/// reads the answers cannot hold a slot for ever. Scrapers reconnect.
+const CONNECTION_LIFETIME: Duration = Duration::from_secs(30);
+/// First and longest pause after a failed accept (EMFILE would otherwise spin).
+const ACCEPT_BACKOFF: (Duration, Duration) = (Duration::from_millis(5), Duration::from_secs(1));
 /// A source loop that has not turned for this long is wedged: it beats every
 /// [`crate::source::HEARTBEAT`], so this allows several missed beats on a loaded node.
 const SILENT_AFTER: Duration = Duration::from_secs(120);
@@ -28,20 +51,47 @@ const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=
 /// step longer than `wedged_after` makes `/healthz` fail.
 pub async fn serve(listener: TcpListener, events: Events, cancel: CancellationToken, wedged_after: Duration) {
     let connections = TaskTracker::new();
+    let cap = connection_cap();
+    let permits = Arc::new(Semaphore::new(cap));
+    let live = Arc::new(Mutex::new(Live::default()));
+    let mut backoff = ACCEPT_BACKOFF.0;
+    tracing::debug!(max_connections = cap, "admin server started");
     loop {
         let accepted = tokio::select! {
             () = cancel.cancelled() => break,
             accepted = listener.accept() => accepted,
         };
         let stream = match accepted {
-            Ok((stream, _)) => stream,
+            Ok((stream, _)) => {
+                backoff = ACCEPT_BACKOFF.0;
+                stream
+            }
             Err(error) => {
-                tracing::debug!(%error, "accept failed");
+                // Out of fds (or memory): the listener stays readable, so retrying at once
+                // would spin. Pause, doubling up to a second.
+                if backoff == ACCEPT_BACKOFF.0 {
+                    tracing::warn!(%error, "accepting an admin connection failed; backing off");
+                }
+                tokio::select! {
+                    () = cancel.cancelled() => break,
+                    () = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(ACCEPT_BACKOFF.1);
                 continue;
             }
         };
-        let events = events.clone();
-        let cancel = cancel.clone();
+        let permit = if let Ok(permit) = Arc::clone(&permits).try_acquire_owned() {
+            permit
+        } else {
+            lock(&live).evict_oldest();
+            tokio::select! {
+                () = cancel.cancelled() => break,
+                permit = Arc::clone(&permits).acquire_owned() => permit.expect("the semaphore is never closed"),
+            }
+        };
+        let evicted = CancellationToken::new();
+        let id = lock(&live).add(evicted.clone());
+        let (events, cancel, live) = (events.clone(), cancel.clone(), Arc::clone(&live));
         connections.spawn(async move {
             let service = service_fn(move |request| {
                 let response = respond(&request, &events, wedged_after);
@@ -55,15 +105,63 @@ pub async fn serve(listener: TcpListener, events: Events, cancel: CancellationTo
             let mut connection = std::pin::pin!(connection);
             tokio::select! {
                 _ = connection.as_mut() => {}
+                () = evicted.cancelled() => {}
                 () = cancel.cancelled() => {
                     connection.as_mut().graceful_shutdown();
                     let _ = tokio::time::timeout(Duration::from_secs(1), connection).await;
                 }
+                () = tokio::time::sleep(CONNECTION_LIFETIME) => {
+                    connection.as_mut().graceful_shutdown();
+                    let _ = tokio::time::timeout(Duration::from_secs(1), connection).await;
+                }
             }
+            lock(&live).remove(id);
+            drop(permit);
         });
     }
     connections.close();
     connections.wait().await;
+}
+
+/// How many admin connections to serve at once: [`MAX_CONNECTIONS`], or fewer when the
+/// fd limit leaves less than that above [`RESERVED_FDS`].
+#[must_use]
+pub fn connection_cap() -> usize {
+    let soft = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
+        .map_or(1024, |(soft, _)| soft);
+    let spare = usize::try_from(soft.saturating_sub(RESERVED_FDS)).unwrap_or(MAX_CONNECTIONS);
+    spare.clamp(MIN_CONNECTIONS, MAX_CONNECTIONS)
+}
+
+/// The connections being served, oldest first, each with the token that evicts it.
+#[derive(Debug, Default)]
+struct Live {
+    next: u64,
+    connections: VecDeque<(u64, CancellationToken)>,
+}
+
+// === impl Live ===
+
+impl Live {
+    fn add(&mut self, evict: CancellationToken) -> u64 {
+        self.next += 1;
+        self.connections.push_back((self.next, evict));
+        self.next
+    }
+
+    fn remove(&mut self, id: u64) {
+        self.connections.retain(|(live, _)| *live != id);
+    }
+
+    fn evict_oldest(&mut self) {
+        if let Some((_, evict)) = self.connections.pop_front() {
+            evict.cancel();
+        }
+    }
+}
+
+fn lock(live: &Mutex<Live>) -> std::sync::MutexGuard<'_, Live> {
+    live.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// Answers one request.
@@ -156,6 +254,42 @@ mod tests {
         assert!(body.contains("watch"), "{body}");
         assert_eq!(get("/nope", &events).0, StatusCode::NOT_FOUND);
         assert!(get("/metrics", &events).1.contains("configsnap_swaps_total"));
+    }
+
+    /// One GET over a fresh connection: the status line, or `None` if it was not answered.
+    async fn raw_get(addr: std::net::SocketAddr, path: &str) -> Option<String> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut stream = tokio::net::TcpStream::connect(addr).await.ok()?;
+        let request = format!("GET {path} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n");
+        stream.write_all(request.as_bytes()).await.ok()?;
+        let mut answer = Vec::new();
+        stream.read_to_end(&mut answer).await.ok()?;
+        String::from_utf8_lossy(&answer).lines().next().map(str::to_owned)
+    }
+
+    #[tokio::test]
+    async fn a_flood_of_idle_connections_cannot_lock_probes_out() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
+        let addr = listener.local_addr().expect("addr");
+        let events = Events::new(Arc::new(Metrics::new()), StatusHandle::default());
+        let cancel = CancellationToken::new();
+        let server = tokio::spawn(serve(listener, events, cancel.clone(), Duration::from_secs(300)));
+        let mut idle = Vec::new();
+        for _ in 0..(connection_cap() * 4) {
+            idle.push(tokio::net::TcpStream::connect(addr).await.expect("connect"));
+        }
+        for _ in 0..20 {
+            let status = tokio::time::timeout(Duration::from_secs(10), raw_get(addr, "/healthz")).await;
+            assert_eq!(status.ok().flatten().as_deref(), Some("HTTP/1.1 200 OK"));
+        }
+        cancel.cancel();
+        tokio::time::timeout(Duration::from_secs(10), server).await.expect("stops").expect("no panic");
+    }
+
+    #[test]
+    fn the_connection_cap_leaves_fds_for_the_sidecar() {
+        let cap = connection_cap();
+        assert!((MIN_CONNECTIONS..=MAX_CONNECTIONS).contains(&cap), "{cap}");
     }
 
     #[tokio::test(start_paused = true)]

@@ -21,3 +21,6 @@ pub mod status;
 pub mod telemetry;
 pub mod validate;
 pub mod writer;
+
+#[cfg(test)]
+mod fuzz;

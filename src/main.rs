@@ -1,5 +1,5 @@
-//! The `configsnap` binary: parse flags (exit 64 on a usage error, before any I/O), set up
-//! logging, run.
+//! The `configsnap` binary: parse flags and check what they name (exit 64 on a usage error,
+//! with one line, before anything is created on disk), set up logging, run.
 
 use clap::Parser;
 use configsnap::cli::{Args, EXIT_USAGE};
@@ -8,9 +8,13 @@ use std::process::ExitCode;
 fn main() -> ExitCode {
     let args = match Args::try_parse() {
         Ok(args) => args,
-        Err(error) => {
-            let _ = error.print();
-            return if error.use_stderr() { ExitCode::from(EXIT_USAGE) } else { ExitCode::SUCCESS };
+        Err(error) if error.use_stderr() => {
+            eprintln!("configsnap: {} (see --help)", one_line(&error.to_string()));
+            return ExitCode::from(EXIT_USAGE);
+        }
+        Err(help_or_version) => {
+            let _ = help_or_version.print();
+            return ExitCode::SUCCESS;
         }
     };
     let config = match args.into_config() {
@@ -20,6 +24,10 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_USAGE);
         }
     };
+    if let Err(error) = configsnap::cli::preflight::check(&config) {
+        eprintln!("configsnap: {error}");
+        return ExitCode::from(EXIT_USAGE);
+    }
     configsnap::telemetry::init_with_level(config.log_format, config.log_level);
     // One async thread is plenty for a sidecar; blocking file work has its own pool.
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -37,9 +45,25 @@ fn main() -> ExitCode {
     match runtime.block_on(configsnap::run::run(config)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            tracing::error!(%error, "configsnap stopped");
+            let code = error.exit_code();
+            // A configuration error is one line for the operator; anything else is also logged.
+            if code != EXIT_USAGE {
+                tracing::error!(%error, "configsnap stopped");
+            }
             eprintln!("configsnap: {error}");
-            ExitCode::FAILURE
+            ExitCode::from(code)
         }
     }
+}
+
+/// clap's multi-line usage error as one line: its message and details, without the usage
+/// block and the `--help` hint.
+fn one_line(rendered: &str) -> String {
+    let parts: Vec<&str> = rendered
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with("Usage:") && !l.starts_with("For more information"))
+        .collect();
+    let joined = parts.join(" ");
+    joined.strip_prefix("error: ").unwrap_or(&joined).to_owned()
 }

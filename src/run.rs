@@ -24,7 +24,7 @@ use tracing::Instrument;
 #[derive(Debug, Error)]
 pub enum Error {
     /// The admin address is taken or not allowed.
-    #[error("failed to listen on {addr}: {source}")]
+    #[error("failed to listen on {addr}: {source}; choose another --listen address")]
     Listen {
         /// The address.
         addr: std::net::SocketAddr,
@@ -38,12 +38,28 @@ pub enum Error {
     /// The state dir cannot be used.
     #[error("failed to open the state dir: {0}")]
     State(#[source] lastgood::Error),
-    /// No Kubernetes client configuration.
-    #[error(transparent)]
+    /// No usable Kubernetes client configuration.
+    #[error("{0}; check --kubeconfig (or KUBECONFIG), or read mounted ConfigMap dirs with --from-dir")]
     Kube(#[from] source::kube::Error),
     /// `--once` could not produce a snapshot.
     #[error(transparent)]
     Once(#[from] pipeline::Error),
+}
+
+// === impl Error ===
+
+impl Error {
+    /// The process exit code: [`crate::cli::EXIT_USAGE`] (64) for what a flag or the
+    /// environment must fix, 1 for the rest.
+    #[must_use]
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Self::Listen { .. } | Self::Kube(_) | Self::State(lastgood::Error::Unsafe { .. }) => {
+                crate::cli::EXIT_USAGE
+            }
+            Self::Target(_) | Self::State(_) | Self::Once(_) => 1,
+        }
+    }
 }
 
 /// A source task, named for its span.

@@ -27,3 +27,6 @@ mod faults;
 
 #[path = "e2e/ecosystem.rs"]
 mod ecosystem;
+
+#[path = "e2e/hostile.rs"]
+mod hostile;

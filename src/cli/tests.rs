@@ -28,6 +28,14 @@ fn bad_values_are_refused_with_the_flag_named() {
         (&["--dir", "/c", "--selector", "app in prod"], "label selector"),
         (&["--dir", "/c", "--debounce", "5"], "needs a unit"),
         (&["--dir", "/c", "--file-mode", "999"], "octal"),
+        (&["--dir", "/c", "--file-mode", "0777"], "writable by every user"),
+        (&["--dir", "/c", "--file-mode", "0666"], "writable by every user"),
+        (&["--dir", "/c", "--file-mode", "0"], "nobody could read"),
+        (&["--dir", "/c", "--file-mode", "4755"], "setuid"),
+        (&["--dir", "/c", "--max-wait", "5124095576030432h"], "limit of 366 days"),
+        (&["--dir", "/c", "--debounce", "99999999999999999999999ms"], "limit of 366 days"),
+        (&["--dir", "/c", "--startup-timeout", "367d"], "needs a unit"),
+        (&["--dir", "/c", "--startup-timeout", "ms"], "not a duration"),
         (&["--dir", "/c", "--signal", "NOPE"], "signal name"),
         (&["--dir", "/c", "--layout", "tree"], "tree"),
         (&["--dir", "/c", "--webhook-url", "ftp://x/reload"], "only http:// and https://"),
@@ -70,6 +78,8 @@ fn values_parse_in_their_usual_spellings() {
     for (text, want) in go {
         assert_eq!(text.parse::<DurationArg>(), Ok(DurationArg(*want)), "{text}");
     }
+    assert_eq!("8784h".parse::<DurationArg>(), Ok(DurationArg(MAX_DURATION)));
+    assert!("8785h".parse::<DurationArg>().is_err());
     for name in ["HUP", "sighup", "SIGHUP", "1"] {
         assert_eq!(name.parse::<SignalName>().map(|s| s.0), Ok(nix::sys::signal::Signal::SIGHUP), "{name}");
     }

@@ -7,14 +7,22 @@ use std::time::Duration;
 /// A duration in Go's form, as Kubernetes tools write them: one or more decimal numbers,
 /// each with an optional fraction and a unit (`ns`, `us`/`µs`, `ms`, `s`, `m`, `h`), e.g.
 /// `250ms`, `5s`, `1m30s`, `1h2m3.5s`; or a bare `0`. No sign (no negative waits); a total
-/// over `u64::MAX` nanoseconds (~584 years) is refused rather than wrapped.
+/// over `u64::MAX` nanoseconds (~584 years) is refused rather than wrapped. At most [`MAX_DURATION`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DurationArg(pub Duration);
+
+/// Longest duration any flag accepts: a year is already far past any sane timeout, and
+/// capping well below `u64` seconds keeps `now + duration` from overflowing anywhere.
+pub const MAX_DURATION: Duration = Duration::from_secs(366 * 24 * 3600);
 
 impl FromStr for DurationArg {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        parse_go_duration(s.trim()).map(Self)
+        let duration = parse_go_duration(s.trim())?;
+        if duration > MAX_DURATION {
+            return Err(format!("{s:?} is longer than the limit of 366 days"));
+        }
+        Ok(Self(duration))
     }
 }
 
@@ -85,9 +93,7 @@ pub struct FileMode(pub u32);
 impl FromStr for FileMode {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        crate::snapshot::render::parse_mode(s)
-            .map(Self)
-            .ok_or_else(|| format!("{s:?} is not an octal file mode like 0644"))
+        crate::snapshot::render::parse_mode(s).map(Self).map_err(|e| format!("{s:?} {e}"))
     }
 }
 

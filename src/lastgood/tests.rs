@@ -169,3 +169,65 @@ fn a_symlink_in_place_of_the_data_link_is_not_followed() {
     assert!(store.load().expect("load").is_none());
     assert!(real.load().expect("load").is_some(), "the other dir is untouched");
 }
+
+#[test]
+fn a_group_or_world_writable_state_dir_is_refused_and_a_readable_one_made_private() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for mode in [0o777, 0o770, 0o1777] {
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(mode)).expect("chmod");
+        let err = Store::open(dir.path(), origin()).expect_err("must refuse");
+        assert!(matches!(err, Error::Unsafe { .. }), "{mode:o}: {err}");
+        assert!(err.to_string().contains("--state-dir"), "{err}");
+    }
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    Store::open(dir.path(), origin()).expect("a dir only we write is fine");
+    assert_eq!(std::fs::metadata(dir.path()).expect("stat").mode() & 0o7777, 0o700);
+}
+
+#[test]
+fn a_state_dir_owned_by_another_user_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let other = nix::unistd::geteuid().as_raw().wrapping_add(4242);
+    if std::os::unix::fs::chown(dir.path(), Some(other), None).is_err() {
+        // Not root: nobody can give a dir away, so the case cannot arise here.
+        return;
+    }
+    let err = Store::open(dir.path(), origin()).expect_err("must refuse");
+    assert!(err.to_string().contains("owned by uid"), "{err}");
+}
+
+#[test]
+fn a_copy_in_dirs_others_may_write_is_not_restored() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(dir.path(), origin()).expect("open");
+    store.save(&sample()).expect("save");
+    let objects = dir.path().join(OBJECTS_DIR);
+    std::fs::set_permissions(&objects, std::fs::Permissions::from_mode(0o777)).expect("chmod");
+    assert!(store.load().expect("load").is_none(), "a dir others may write is not trusted");
+    std::fs::set_permissions(&objects, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    assert_eq!(store.load().expect("load"), Some(sample()));
+}
+
+#[test]
+fn junk_and_leftovers_in_the_state_dir_never_stop_start_up() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    {
+        let store = Store::open(dir.path(), origin()).expect("open");
+        store.save(&sample()).expect("save");
+    }
+    let tmp_dir = dir.path().join(".tmp-12345");
+    std::fs::create_dir_all(tmp_dir.join("nested")).expect("tmp dir");
+    std::fs::write(tmp_dir.join("nested/x"), "half").expect("tmp file");
+    std::fs::write(dir.path().join(".tmp-file"), "half").expect("tmp file");
+    std::os::unix::fs::symlink("/etc", dir.path().join(".tmp-link")).expect("tmp link");
+    std::fs::create_dir(dir.path().join(writer::DATA_TMP_LINK)).expect("planted dir");
+    std::fs::write(dir.path().join(TREE_DIR).join("junk"), "x").expect("junk node");
+    std::fs::write(dir.path().join("..2020_01_01_00_00_00.123456789"), "not a dir").expect("junk root");
+    let store = Store::open(dir.path(), origin()).expect("junk never fails open");
+    for gone in [".tmp-12345", ".tmp-file", ".tmp-link"] {
+        assert!(std::fs::symlink_metadata(dir.path().join(gone)).is_err(), "{gone}");
+    }
+    assert!(Path::new("/etc/passwd").exists(), "a link is removed, never followed");
+    assert_eq!(store.load().expect("load"), Some(sample()));
+    store.save(&snapshot_of(&[("web/a", b"new", 0o644)])).expect("saves still land");
+}

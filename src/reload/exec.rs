@@ -134,7 +134,9 @@ pub async fn run(
         }
         Ok(Err(e)) => return Err(Failure::unreachable(format!("{purpose} command failed: {e}"))),
         Err(_) => {
-            return Err(Failure::unreachable(format!("{purpose} command timed out after {timeout:?} and was killed")));
+            return Err(Failure::unreachable(format!(
+                "{purpose} command timed out after {timeout:?} and was killed"
+            )));
         }
     };
     let text = combine(&output.stdout, &output.stderr);
@@ -147,8 +149,13 @@ pub async fn run(
     // OOM kill, say) says nothing about the content.
     match code {
         Some(0) => Ok(text),
-        Some(code) => Err(Failure::refused(format!("{purpose} command exited with {code}: {}", last_line(&text)))),
-        None => Err(Failure::unreachable(format!("{purpose} command was killed by a signal: {}", last_line(&text)))),
+        Some(code) => {
+            Err(Failure::refused(format!("{purpose} command exited with {code}: {}", last_line(&text))))
+        }
+        None => Err(Failure::unreachable(format!(
+            "{purpose} command was killed by a signal: {}",
+            last_line(&text)
+        ))),
     }
 }
 

@@ -5,8 +5,8 @@
 
 pub mod headers;
 
-use super::Settings;
 use super::Failure;
+use super::Settings;
 use crate::snapshot::ContentHash;
 use base64::Engine;
 use bytes::Bytes;

@@ -2,7 +2,7 @@
 //! source's own cached object, whose bytes are borrowed, never copied.
 
 use super::{Layout, SourceRef, top_of};
-use crate::source::{Input, ObjectId};
+use crate::source::{Input, ObjectId, SourceKind};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeSet;
 
@@ -31,8 +31,8 @@ pub struct Object {
     pub source: SourceRef,
     /// Its files, sorted by key.
     pub files: Vec<ObjectFile>,
-    /// Digest of kind, name and every file (key, mode, size, digest): the name of its
-    /// content-addressed directory on disk.
+    /// Digest of kind, name and every file (key, mode, size, digest), and for a Secret
+    /// its uid: the name of its content-addressed directory on disk.
     pub digest: Digest32,
     input: Input,
 }
@@ -44,7 +44,7 @@ impl Object {
     #[must_use]
     pub fn new(id: ObjectId, source: SourceRef, mut files: Vec<ObjectFile>, input: Input) -> Self {
         files.sort_unstable_by(|a, b| a.key.cmp(&b.key));
-        let digest = object_digest(&id, &files);
+        let digest = object_digest(&id, &source, &files);
         Self { id, source, files, digest, input }
     }
 
@@ -102,13 +102,23 @@ pub fn sha256(content: &[u8]) -> Digest32 {
     Sha256::digest(content).into()
 }
 
-fn object_digest(id: &ObjectId, files: &[ObjectFile]) -> Digest32 {
+/// The digest names the object's dir, which anyone who can list the volume sees. For a
+/// Secret, kind, name, keys, mode and sizes are visible too, so an unsalted digest would
+/// let them test guesses of a weak value offline. The Secret's uid (random, from the API;
+/// on disk only in its 0600 manifest) salts it; it is stable across updates, so unchanged
+/// Secrets still share their dir.
+fn object_digest(id: &ObjectId, source: &SourceRef, files: &[ObjectFile]) -> Digest32 {
     let mut hasher = Sha256::new();
     hasher.update(b"configsnap object\0");
     hasher.update(id.kind.to_string().as_bytes());
     hasher.update([0]);
     hasher.update(id.name.as_bytes());
     hasher.update([0]);
+    if id.kind == SourceKind::Secret {
+        hasher.update(b"uid\0");
+        hasher.update(source.uid.as_bytes());
+        hasher.update([0]);
+    }
     for file in files {
         hasher.update(file.key.as_bytes());
         hasher.update([0]);

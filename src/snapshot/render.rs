@@ -40,21 +40,29 @@ pub enum Reason {
     /// A key breaks the key rules.
     #[error("invalid key: {0}")]
     InvalidKey(#[source] keypath::Error),
+    /// The object name is not one the Kubernetes API accepts.
+    #[error("invalid name: {0}")]
+    InvalidName(#[source] keypath::Error),
     /// A value is larger than the limit.
-    #[error("value of key {key:?} is {size} bytes, the limit is {limit}")]
+    #[error("value of key {key} is {size} bytes, the limit is {limit}")]
     Oversized {
-        /// The key.
+        /// The key, escaped and shortened.
         key: String,
         /// Its size.
         size: usize,
         /// The limit.
         limit: usize,
     },
-    /// The file-mode annotation is not an octal mode.
-    #[error("annotation configsnap.io/file-mode {0:?} is not an octal mode like \"0640\"")]
-    BadMode(String),
+    /// The file-mode annotation is not a safe octal mode.
+    #[error("annotation configsnap.io/file-mode {value} {error}")]
+    BadMode {
+        /// The annotation's value, escaped and shortened.
+        value: String,
+        /// What is wrong with it.
+        error: ModeError,
+    },
     /// A key is in both `data` and `binaryData`.
-    #[error("key {0:?} is in both data and binaryData")]
+    #[error("key {0} is in both data and binaryData")]
     DuplicateKey(String),
     /// Another object already provides the same top-level entry.
     #[error("{entry:?} is also provided by {other}")]
@@ -72,8 +80,9 @@ impl Reason {
     pub fn label(&self) -> &'static str {
         match self {
             Self::InvalidKey(_) => "invalid_key",
+            Self::InvalidName(_) => "invalid_name",
             Self::Oversized { .. } => "oversized",
-            Self::BadMode(_) => "bad_mode",
+            Self::BadMode { .. } => "bad_mode",
             Self::DuplicateKey(_) => "duplicate_key",
             Self::Collision { .. } => "collision",
         }
@@ -287,13 +296,18 @@ impl Renderer {
     fn lay_out(&self, input: &Input) -> LayResult {
         let object = input.view();
         let fail = |reason| Err((reason, object.namespace.to_owned()));
+        if object.id.kind != SourceKind::Directory
+            && let Err(err) = keypath::validate_name(&object.id.name)
+        {
+            return fail(Reason::InvalidName(err));
+        }
         if let Some(key) = object.duplicate_keys.first() {
-            return fail(Reason::DuplicateKey((*key).to_owned()));
+            return fail(Reason::DuplicateKey(keypath::escape(key)));
         }
         let mode = match (object.mode_annotation, object.id.kind) {
             (Some(text), _) => match parse_mode(text) {
-                Some(mode) => mode,
-                None => return fail(Reason::BadMode(text.to_owned())),
+                Ok(mode) => mode,
+                Err(error) => return fail(Reason::BadMode { value: keypath::escape(text), error }),
             },
             (None, SourceKind::Secret) => self.options.secret_file_mode,
             (None, _) => self.options.file_mode,
@@ -309,7 +323,7 @@ impl Renderer {
             }
             if value.len() > self.options.max_file_bytes {
                 return fail(Reason::Oversized {
-                    key: key.to_owned(),
+                    key: keypath::escape(key),
                     size: value.len(),
                     limit: self.options.max_file_bytes,
                 });
@@ -337,13 +351,39 @@ impl Renderer {
     }
 }
 
-/// Parses an octal permission string: `"0640"`, `"640"` or `"0o640"`.
-#[must_use]
-pub fn parse_mode(text: &str) -> Option<u32> {
+/// Why a file mode (`--file-mode` or the annotation) is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
+pub enum ModeError {
+    /// Not octal digits, or more than permission bits.
+    #[error("is not an octal mode like \"0640\"")]
+    NotOctal,
+    /// setuid, setgid or sticky bits: never wanted on config files.
+    #[error("sets setuid, setgid or sticky bits; use permission bits only, like \"0640\"")]
+    Special,
+    /// Writable by every user of the shared volume.
+    #[error("makes files writable by every user (o+w); use a mode like \"0644\" or \"0640\"")]
+    WorldWritable,
+    /// Mode 0: nobody could read the files.
+    #[error("is 0: nobody could read the files; use a mode like \"0644\"")]
+    Zero,
+}
+
+/// Parses and checks an octal permission string: `"0640"`, `"640"` or `"0o640"`. Refused:
+/// anything not octal, setuid/setgid/sticky bits, world-writable (`o+w`) and `0`.
+pub fn parse_mode(text: &str) -> Result<u32, ModeError> {
     let digits = text.trim();
     let digits = digits.strip_prefix("0o").unwrap_or(digits);
-    let mode = u32::from_str_radix(digits, 8).ok()?;
-    (mode <= 0o777 && !digits.is_empty()).then_some(mode)
+    if digits.is_empty() || digits.len() > 6 || !digits.bytes().all(|b| (b'0'..=b'7').contains(&b)) {
+        return Err(ModeError::NotOctal);
+    }
+    let mode = u32::from_str_radix(digits, 8).map_err(|_| ModeError::NotOctal)?;
+    match mode {
+        m if m > 0o7777 => Err(ModeError::NotOctal),
+        m if m > 0o777 => Err(ModeError::Special),
+        m if m & 0o002 != 0 => Err(ModeError::WorldWritable),
+        0 => Err(ModeError::Zero),
+        m => Ok(m),
+    }
 }
 
 #[path = "render_delta.rs"]

@@ -66,6 +66,52 @@ fn a_bad_mode_annotation_rejects_the_object() {
 }
 
 #[test]
+fn unsafe_mode_annotations_are_rejected_and_the_previous_files_stay() {
+    for bad in ["0777", "0666", "0", "4755"] {
+        let mut r = renderer(Layout::ByName);
+        r.render(&[with_mode(cm("a", "1", &[("k", "v1")]), "0640")]);
+        let out = r.render(&[with_mode(cm("a", "2", &[("k", "v2")]), bad)]);
+        assert_eq!(content(&out, "a/k"), "v1", "{bad}");
+        assert_eq!(mode(&out, "a/k"), 0o640, "{bad}");
+        let rejection = &out.rejections[0];
+        assert_eq!(rejection.reason.label(), "bad_mode", "{bad}");
+        assert!(rejection.kept_previous);
+        let text = rejection.reason.to_string();
+        assert!(text.contains("configsnap.io/file-mode") && text.contains(bad), "{text}");
+    }
+}
+
+#[test]
+fn names_and_keys_outside_the_api_rules_are_rejected_with_escaped_reasons() {
+    let mut r = renderer(Layout::ByName);
+    let long_key = "k".repeat(4097);
+    let out = r.render(&[
+        cm("web\nlevel=ERROR forged", "1", &[("k", "v")]),
+        cm("a/b", "1", &[("k", "v")]),
+        cm("newline-key", "1", &[("bad\nkey", "v")]),
+        cm("esc-key", "1", &[("\u{1b}[31mred", "v")]),
+        cm("nul-key", "1", &[("a\0b", "v")]),
+        cm("long-key", "1", &[(long_key.as_str(), "v")]),
+        cm("fine", "1", &[("k", "v")]),
+    ]);
+    assert_eq!(paths(&out), ["fine/k"]);
+    let mut labels: Vec<&str> = out.rejections.iter().map(|r| r.reason.label()).collect();
+    labels.sort_unstable();
+    assert_eq!(
+        labels,
+        ["invalid_key", "invalid_key", "invalid_key", "invalid_key", "invalid_name", "invalid_name"]
+    );
+    for rejection in &out.rejections {
+        let text = rejection.reason.to_string();
+        assert!(!text.chars().any(char::is_control), "{text:?}");
+        assert!(text.len() < 300, "{text}");
+    }
+    let shown = |name: &str| out.rejections.iter().find(|r| r.id.name == name).map(|r| r.reason.to_string());
+    assert!(shown("nul-key").is_some_and(|t| t.contains(r#""a\0b""#)), "{:?}", shown("nul-key"));
+    assert!(shown("long-key").is_some_and(|t| t.contains("kkkk") && t.contains("4097")));
+}
+
+#[test]
 fn invalid_key_keeps_the_previous_version_while_others_update() {
     let mut r = renderer(Layout::ByName);
     r.render(&[cm("bad", "1", &[("ok.txt", "v1")]), cm("good", "1", &[("g", "v1")])]);
@@ -153,12 +199,24 @@ fn seeded_versions_survive_an_invalid_object_at_start() {
 #[test]
 fn mode_parsing_table() {
     for (text, want) in [
-        ("0644", Some(0o644)),
-        ("600", Some(0o600)),
-        ("0o755", Some(0o755)),
-        ("999", None),
-        ("1777", None),
-        ("", None),
+        ("0644", Ok(0o644)),
+        ("600", Ok(0o600)),
+        ("0o755", Ok(0o755)),
+        ("0664", Ok(0o664)),
+        ("0400", Ok(0o400)),
+        ("999", Err(ModeError::NotOctal)),
+        ("", Err(ModeError::NotOctal)),
+        ("-644", Err(ModeError::NotOctal)),
+        ("+644", Err(ModeError::NotOctal)),
+        ("00000000644", Err(ModeError::NotOctal)),
+        ("1777", Err(ModeError::Special)),
+        ("4755", Err(ModeError::Special)),
+        ("2644", Err(ModeError::Special)),
+        ("0777", Err(ModeError::WorldWritable)),
+        ("0666", Err(ModeError::WorldWritable)),
+        ("0002", Err(ModeError::WorldWritable)),
+        ("0", Err(ModeError::Zero)),
+        ("0000", Err(ModeError::Zero)),
     ] {
         assert_eq!(parse_mode(text), want, "{text:?}");
     }
@@ -241,4 +299,36 @@ fn would_change_tells_a_content_change_from_a_relabel() {
     let edit = cm("web", "3", &[("k", "w")]);
     assert!(r.would_change(&Delta::Changed(vec![(edit.id(), Some(edit))])));
     assert!(r.would_change(&Delta::Changed(vec![(cm("web", "1", &[]).id(), None)])));
+}
+
+fn secret(name: &str, uid: &str, data: &[(&str, &str)]) -> Input {
+    use k8s_openapi::ByteString;
+    let mut secret = k8s_openapi::api::core::v1::Secret::default();
+    secret.metadata.name = Some(name.into());
+    secret.metadata.namespace = Some("ns".into());
+    secret.metadata.uid = Some(uid.into());
+    secret.metadata.resource_version = Some("1".into());
+    secret.data =
+        Some(data.iter().map(|(k, v)| ((*k).to_string(), ByteString(v.as_bytes().to_vec()))).collect());
+    Input::Secret(Arc::new(secret))
+}
+
+#[test]
+fn secret_digests_are_salted_by_uid_so_names_on_disk_reveal_no_guessable_hash() {
+    let digest = |input: Input| {
+        let out = renderer(Layout::ByName).render(&[input]);
+        out.snapshot.objects().next().expect("one object").digest
+    };
+    let same_value = [("password", "hunter2")];
+    assert_ne!(
+        digest(secret("creds", "uid-1", &same_value)),
+        digest(secret("creds", "uid-2", &same_value)),
+        "a reader who knows name, key, mode and size must still not be able to test a guess"
+    );
+    assert_eq!(digest(secret("creds", "uid-1", &same_value)), digest(secret("creds", "uid-1", &same_value)));
+    let mut configmap = cm("web", "1", &[("k", "v")]);
+    let first = digest(configmap.clone());
+    let Input::ConfigMap(inner) = &mut configmap else { unreachable!("a ConfigMap") };
+    Arc::make_mut(inner).metadata.uid = Some("another-uid".into());
+    assert_eq!(digest(configmap), first, "ConfigMaps are public anyway: their dirs stay shared");
 }

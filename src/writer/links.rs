@@ -4,8 +4,8 @@
 
 use super::read::parse_id;
 use super::{
-    DATA_LINK, DATA_TMP_LINK, Error, LINK_TMP, Node, OBJECTS_DIR, State, TREE_DIR, VIEW_PREFIX, Writer,
-    fsops, io, is_snapshot_dir_name, visible_link_target,
+    ASIDE_PREFIX, DATA_LINK, DATA_TMP_LINK, Error, LINK_TMP, Node, OBJECTS_DIR, State, TREE_DIR, VIEW_PREFIX,
+    Writer, fsops, io, is_snapshot_dir_name, visible_link_target,
 };
 use crate::snapshot::Snapshot;
 use crate::snapshot::tree::Tree;
@@ -71,7 +71,7 @@ impl Writer {
     }
 
     fn replace_link(&self, entry: &str, target: &str) -> Result<(), Error> {
-        fsops::remove_entry(&self.dir, LINK_TMP).map_err(io(format!("remove {LINK_TMP}")))?;
+        self.clear_reserved(LINK_TMP, true)?;
         fsops::symlink(target, &self.dir, LINK_TMP).map_err(io(format!("link {LINK_TMP}")))?;
         renameat(&self.dir, LINK_TMP, &self.dir, entry).map_err(io(format!("rename over {entry}")))
     }
@@ -106,22 +106,65 @@ impl Writer {
         }
     }
 
-    /// Removes what an interrupted swap may leave that is never part of a snapshot.
-    pub(super) fn remove_temporaries(&self) -> Result<(), Error> {
-        for name in fsops::list(&self.dir).map_err(io("list the target dir"))? {
-            if name == DATA_TMP_LINK || name == LINK_TMP || name.starts_with(VIEW_PREFIX) {
+    /// Removes what an interrupted swap may leave that is never part of a snapshot, and
+    /// moves aside what someone else left under the names the swap needs. Best effort: a
+    /// failure is logged, and the swap that needs the name reports it.
+    pub(super) fn remove_temporaries(&self) {
+        let names = match fsops::list(&self.dir) {
+            Ok(names) => names,
+            Err(error) => {
+                tracing::warn!(%error, "listing the target dir failed; leftovers stay for now");
+                return;
+            }
+        };
+        for name in names {
+            let result = if name == DATA_TMP_LINK || name == LINK_TMP || name == DATA_LINK {
+                self.clear_reserved(&name, name != DATA_LINK)
+            } else if name.starts_with(VIEW_PREFIX) {
                 tracing::info!(name, "removing a leftover of an interrupted swap");
-                fsops::remove_tree(&self.dir, &name).map_err(io(format!("remove {name}")))?;
+                fsops::remove_tree(&self.dir, &name).map_err(io(format!("remove {name}")))
+            } else {
+                Ok(())
+            };
+            if let Err(error) = result {
+                tracing::warn!(%error, name, "could not clear a leftover; the next swap retries");
             }
         }
-        Ok(())
+    }
+
+    /// Makes way for a link of ours named `name`: a symlink there is ours (or harmless)
+    /// and is removed when `remove_links`; a real file or directory there is not ours,
+    /// so it is renamed aside (never followed, never deleted), with a warning.
+    pub(super) fn clear_reserved(&self, name: &str, remove_links: bool) -> Result<(), Error> {
+        match fsops::kind_of(&self.dir, name).map_err(io(format!("stat {name}")))? {
+            fsops::Kind::Missing => Ok(()),
+            fsops::Kind::Symlink if remove_links => {
+                tracing::debug!(name, "removing a leftover link");
+                fsops::remove_entry(&self.dir, name).map_err(io(format!("remove {name}")))
+            }
+            fsops::Kind::Symlink => Ok(()),
+            fsops::Kind::Directory | fsops::Kind::Other => {
+                let aside =
+                    format!("{ASIDE_PREFIX}{}-{:016x}", name.trim_start_matches('.'), rand::random::<u64>());
+                renameat(&self.dir, name, &self.dir, aside.as_str())
+                    .map_err(io(format!("move {name} aside to {aside}")))?;
+                tracing::warn!(
+                    name,
+                    aside,
+                    dir = %self.path.display(),
+                    "a file or directory configsnap did not create had a name the swap needs; \
+                     moved it aside (remove it when it is not needed)"
+                );
+                Ok(())
+            }
+        }
     }
 
     /// Removes everything of ours that the current snapshot does not use: roots other
     /// than the current one, nodes it does not reference, visible links of entries it
     /// does not have. O(what is on disk): at start, and after a swap that left garbage.
     pub(super) fn sweep(&self, state: &mut State) -> Result<(), Error> {
-        self.remove_temporaries()?;
+        self.remove_temporaries();
         let current = state.current.as_ref();
         let root = current.map(|(_, r)| r.as_str());
         let entries: BTreeSet<&str> = current.map(|(s, _)| s.top_level().collect()).unwrap_or_default();

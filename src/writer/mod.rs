@@ -82,6 +82,8 @@ pub const OBJECTS_DIR: &str = "..objects";
 pub const TREE_DIR: &str = "..tree";
 /// Temporary name used to replace a visible link atomically.
 const LINK_TMP: &str = "..link_tmp";
+/// Prefix of the name a foreign entry at a reserved name is moved to (`..aside-data-<hex>`).
+pub const ASIDE_PREFIX: &str = "..aside-";
 /// Prefix of the view a validation command reads (`<entry> -> ../<root>/…`).
 const VIEW_PREFIX: &str = "..staged-";
 /// Up to this many new files are fdatasynced one by one; more take one `syncfs`.
@@ -261,7 +263,7 @@ impl Writer {
             visible_links: true,
             state: Mutex::new(State { dirty: true, ..State::default() }),
         };
-        writer.remove_temporaries()?;
+        writer.remove_temporaries();
         Ok(writer)
     }
 
@@ -418,7 +420,9 @@ impl Writer {
     }
 
     fn switch_data_link(&self, name: &str) -> Result<(), Error> {
-        fsops::remove_entry(&self.dir, DATA_TMP_LINK).map_err(io(format!("remove {DATA_TMP_LINK}")))?;
+        // A real directory at either name would make the rename fail on every swap.
+        self.clear_reserved(DATA_TMP_LINK, true)?;
+        self.clear_reserved(DATA_LINK, false)?;
         fsops::symlink(name, &self.dir, DATA_TMP_LINK).map_err(io(format!("link {DATA_TMP_LINK}")))?;
         renameat(&self.dir, DATA_TMP_LINK, &self.dir, DATA_LINK)
             .map_err(io(format!("rename {DATA_TMP_LINK} over {DATA_LINK}")))?;
@@ -504,3 +508,6 @@ pub fn is_snapshot_dir_name(name: &str) -> bool {
 #[cfg(test)]
 #[path = "tests.rs"]
 mod tests;
+
+#[cfg(test)]
+mod fuzz;

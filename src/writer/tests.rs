@@ -270,3 +270,37 @@ fn a_rollback_before_the_bad_commit_is_persisted_keeps_the_good_nodes() {
     assert_eq!(std::fs::read_to_string(tmp.path().join("cm0004/k")).expect("read"), "v");
     assert_eq!(names(&tmp.path().join(OBJECTS_DIR)).len(), 30);
 }
+
+#[test]
+fn real_directories_at_reserved_names_are_moved_aside_not_followed_or_deleted() {
+    for reserved in [DATA_TMP_LINK, DATA_LINK, LINK_TMP] {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let planted = tmp.path().join(reserved);
+        std::fs::create_dir(&planted).expect("planted dir");
+        std::fs::write(planted.join("keep"), "theirs").expect("planted file");
+        let writer = open(tmp.path());
+        let _ = writer.load_current();
+        swap(&writer, &snapshot_of(&[("web/a", b"1", 0o644)]));
+        // A planted dir appearing while running is moved aside at the next swap too.
+        std::fs::create_dir(tmp.path().join(DATA_TMP_LINK)).expect("planted again while running");
+        swap(&writer, &snapshot_of(&[("web/a", b"2", 0o644)]));
+        assert_eq!(std::fs::read_to_string(tmp.path().join("web/a")).expect("read"), "2", "{reserved}");
+        assert!(std::fs::symlink_metadata(tmp.path().join(DATA_LINK)).expect("data").is_symlink());
+        let aside: Vec<String> =
+            names(tmp.path()).into_iter().filter(|n| n.starts_with(ASIDE_PREFIX)).collect();
+        assert_eq!(aside.len(), 2, "{reserved}: {aside:?}");
+        let kept = aside.iter().filter_map(|n| std::fs::read_to_string(tmp.path().join(n).join("keep")).ok());
+        assert_eq!(kept.collect::<Vec<_>>(), ["theirs"], "{reserved}: their content is kept");
+    }
+}
+
+#[test]
+fn a_replaced_visible_link_moves_a_planted_link_tmp_dir_aside() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let writer = open(tmp.path());
+    std::os::unix::fs::symlink("/etc", tmp.path().join("web")).expect("planted link");
+    std::fs::create_dir(tmp.path().join(LINK_TMP)).expect("planted dir");
+    swap(&writer, &snapshot_of(&[("web/a", b"1", 0o644)]));
+    assert_eq!(std::fs::read_to_string(tmp.path().join("web/a")).expect("read"), "1");
+    assert!(names(tmp.path()).iter().any(|n| n.starts_with(ASIDE_PREFIX)));
+}
