@@ -51,15 +51,16 @@
 //!   manifest, one for the root manifest, and the target-dir fsync.
 
 mod build;
+mod error;
 mod fsops;
 mod links;
+mod names;
 mod read;
 
 use crate::snapshot::Snapshot;
 use crate::snapshot::manifest::Origin;
 use crate::snapshot::object::Digest32;
-use nix::errno::Errno;
-use nix::fcntl::{OFlag, readlinkat, renameat};
+use nix::fcntl::{OFlag, renameat};
 use nix::sys::stat::Mode;
 use std::collections::HashSet;
 use std::os::fd::OwnedFd;
@@ -69,7 +70,11 @@ use std::time::Duration;
 use thiserror::Error;
 use tokio::time::Instant;
 
+pub use error::Error;
+use error::{io, io_std};
 pub use fsops::{read_file, sync_calls};
+use names::{current_dir_name, detect_durability, new_snapshot_dir_name};
+pub use names::{is_snapshot_dir_name, visible_link_target};
 pub use read::read_current;
 
 /// The symlink naming the current snapshot root.
@@ -88,61 +93,6 @@ pub const ASIDE_PREFIX: &str = "..aside-";
 const VIEW_PREFIX: &str = "..staged-";
 /// Up to this many new files are fdatasynced one by one; more take one `syncfs`.
 pub const SYNC_BATCH: usize = 64;
-
-/// A failed filesystem step; the current snapshot is left as it was.
-#[derive(Debug, Error)]
-pub enum Error {
-    /// A system call failed.
-    #[error("failed to {action}: {source}")]
-    Io {
-        /// What was being done, with the name involved.
-        action: String,
-        /// The OS error.
-        #[source]
-        source: std::io::Error,
-    },
-    /// `..data` exists but does not point at a snapshot dir of ours.
-    #[error("{DATA_LINK} points at {0:?}, which is not a configsnap snapshot directory")]
-    ForeignData(String),
-    /// The snapshot on disk does not match its manifests.
-    #[error("snapshot {dir} is damaged: {reason}")]
-    Damaged {
-        /// The snapshot root dir.
-        dir: String,
-        /// What does not match.
-        reason: String,
-    },
-}
-
-impl Error {
-    /// Short label for metrics: what kind of failure, by the OS error when there is one.
-    #[must_use]
-    pub fn label(&self) -> &'static str {
-        let Self::Io { source, .. } = self else {
-            return match self {
-                Self::ForeignData(_) => "foreign_data",
-                _ => "damaged",
-            };
-        };
-        match source.raw_os_error().map(Errno::from_raw) {
-            Some(Errno::ENOSPC) => "no_space",
-            Some(Errno::EDQUOT) => "quota",
-            Some(Errno::EROFS) => "read_only",
-            Some(Errno::EMFILE | Errno::ENFILE) => "too_many_files",
-            Some(Errno::EACCES | Errno::EPERM) => "permission",
-            Some(Errno::ENOTDIR | Errno::EISDIR | Errno::EEXIST | Errno::ELOOP) => "blocked_path",
-            _ => "io",
-        }
-    }
-}
-
-fn io(action: impl Into<String>) -> impl FnOnce(Errno) -> Error {
-    move |errno| Error::Io { action: action.into(), source: errno.into() }
-}
-
-fn io_std(action: impl Into<String>) -> impl FnOnce(std::io::Error) -> Error {
-    move |source| Error::Io { action: action.into(), source }
-}
 
 /// How directory entries are made durable before `..data` is renamed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -451,58 +401,6 @@ impl Writer {
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
-}
-
-/// Name of the snapshot dir `..data` points at in `dir`, if any.
-fn current_dir_name(dir: &OwnedFd) -> Result<Option<String>, Error> {
-    match readlinkat(dir, DATA_LINK) {
-        Ok(target) => {
-            let target = target.to_string_lossy().into_owned();
-            if is_snapshot_dir_name(&target) { Ok(Some(target)) } else { Err(Error::ForeignData(target)) }
-        }
-        Err(Errno::ENOENT) => Ok(None),
-        Err(err) => Err(io(format!("read link {DATA_LINK}"))(err)),
-    }
-}
-
-/// Ordered for the filesystems known to commit metadata in order, strict elsewhere.
-fn detect_durability(dir: &OwnedFd) -> Durability {
-    use nix::sys::statfs::{EXT4_SUPER_MAGIC, TMPFS_MAGIC, XFS_SUPER_MAGIC, fstatfs};
-    match fstatfs(dir).map(|s| s.filesystem_type()) {
-        Ok(kind) if kind == EXT4_SUPER_MAGIC || kind == XFS_SUPER_MAGIC || kind == TMPFS_MAGIC => {
-            Durability::Ordered
-        }
-        _ => Durability::Strict,
-    }
-}
-
-/// The target of the visible link of a top-level entry: `..data/<h0>/<h1>/<entry>`.
-#[must_use]
-pub fn visible_link_target(entry: &str) -> String {
-    let (h0, h1) = crate::snapshot::tree::Tree::slot(entry);
-    format!("{DATA_LINK}/{h0:x}/{h1:x}/{entry}")
-}
-
-/// `..YYYY_MM_DD_HH_MM_SS.NNNNNNNNN`: UTC time, then nine random digits.
-fn new_snapshot_dir_name() -> String {
-    let now = chrono::Utc::now();
-    let random: u32 = rand::random_range(0..1_000_000_000);
-    format!("..{}.{random:09}", now.format("%Y_%m_%d_%H_%M_%S"))
-}
-
-/// True for names made by [`new_snapshot_dir_name`] (and only those: never delete
-/// anything configsnap did not create).
-#[must_use]
-pub fn is_snapshot_dir_name(name: &str) -> bool {
-    let Some(rest) = name.strip_prefix("..") else {
-        return false;
-    };
-    let shape = "DDDD_DD_DD_DD_DD_DD.DDDDDDDDD";
-    rest.len() == shape.len()
-        && rest.bytes().zip(shape.bytes()).all(|(c, s)| match s {
-            b'D' => c.is_ascii_digit(),
-            other => c == other,
-        })
 }
 
 #[cfg(test)]

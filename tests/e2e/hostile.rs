@@ -54,7 +54,8 @@ async fn configuration_errors_exit_64_with_one_line_before_creating_anything() {
         (vec![dir(&fresh), format!("--state-dir={}", open_state.display())], "chmod 0700"),
         (vec![dir(&fresh), format!("--listen={taken}")], "--listen"),
         (vec![dir(&tmp.join("missing/parent/config"))], "--create-dir"),
-        (vec![dir(&fresh), "--max-wait=5124095576030432h".into()], "366 days"),
+        (vec![dir(&fresh), "--max-wait=5124095576030432h".into()], "too long"),
+        (vec![dir(&fresh), "--max-wait=8785h".into()], "366 days"),
         (vec![dir(&fresh), "--file-mode=0777".into()], "writable by every user"),
     ];
     for (args, needle) in &cases {

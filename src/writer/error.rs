@@ -1,0 +1,60 @@
+//! The writer's error: what failed, with the OS error, and a metric label for it.
+
+use super::DATA_LINK;
+use nix::errno::Errno;
+use thiserror::Error;
+
+/// A failed filesystem step; the current snapshot is left as it was.
+#[derive(Debug, Error)]
+pub enum Error {
+    /// A system call failed.
+    #[error("failed to {action}: {source}")]
+    Io {
+        /// What was being done, with the name involved.
+        action: String,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// `..data` exists but does not point at a snapshot dir of ours.
+    #[error("{DATA_LINK} points at {0:?}, which is not a configsnap snapshot directory")]
+    ForeignData(String),
+    /// The snapshot on disk does not match its manifests.
+    #[error("snapshot {dir} is damaged: {reason}")]
+    Damaged {
+        /// The snapshot root dir.
+        dir: String,
+        /// What does not match.
+        reason: String,
+    },
+}
+
+impl Error {
+    /// Short label for metrics: what kind of failure, by the OS error when there is one.
+    #[must_use]
+    pub fn label(&self) -> &'static str {
+        let Self::Io { source, .. } = self else {
+            return match self {
+                Self::ForeignData(_) => "foreign_data",
+                _ => "damaged",
+            };
+        };
+        match source.raw_os_error().map(Errno::from_raw) {
+            Some(Errno::ENOSPC) => "no_space",
+            Some(Errno::EDQUOT) => "quota",
+            Some(Errno::EROFS) => "read_only",
+            Some(Errno::EMFILE | Errno::ENFILE) => "too_many_files",
+            Some(Errno::EACCES | Errno::EPERM) => "permission",
+            Some(Errno::ENOTDIR | Errno::EISDIR | Errno::EEXIST | Errno::ELOOP) => "blocked_path",
+            _ => "io",
+        }
+    }
+}
+
+pub(super) fn io(action: impl Into<String>) -> impl FnOnce(Errno) -> Error {
+    move |errno| Error::Io { action: action.into(), source: errno.into() }
+}
+
+pub(super) fn io_std(action: impl Into<String>) -> impl FnOnce(std::io::Error) -> Error {
+    move |source| Error::Io { action: action.into(), source }
+}
