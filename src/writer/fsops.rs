@@ -112,19 +112,40 @@ pub fn walk(dir: impl AsFd, path: &str) -> Result<OwnedFd, Errno> {
 }
 
 /// Removes `name` from `dir`: a directory recursively, anything else (links included)
-/// with `unlink`, never following a link. A missing entry is not an error.
+/// with `unlink`, never following a link. A missing entry is not an error. The entry
+/// types readdir reports spare a stat per entry (a node of the snapshot tree is dozens
+/// of links, removed at every swap).
 pub fn remove_tree(dir: impl AsFd + Copy, name: &str) -> Result<(), Errno> {
-    match kind_of(dir, name)? {
-        Kind::Missing => Ok(()),
-        Kind::Directory => {
-            let fd = open_dir(dir, name)?;
-            for child in list(&fd)? {
-                remove_tree(&fd, &child)?;
-            }
-            ignore_missing(unlinkat(dir, name, UnlinkatFlags::RemoveDir))
+    let fd = match open_dir(dir, name) {
+        Ok(fd) => fd,
+        Err(Errno::ENOENT) => return Ok(()),
+        // A link (O_NOFOLLOW) or anything else that is not a directory.
+        Err(Errno::ELOOP | Errno::ENOTDIR) => return remove_entry(dir, name),
+        Err(err) => return Err(err),
+    };
+    for (child, is_dir) in list_typed(&fd)? {
+        match is_dir {
+            Some(false) => remove_entry(&fd, &child)?,
+            Some(true) | None => remove_tree(&fd, &child)?,
         }
-        Kind::Symlink | Kind::Other => ignore_missing(unlinkat(dir, name, UnlinkatFlags::NoRemoveDir)),
     }
+    ignore_missing(unlinkat(dir, name, UnlinkatFlags::RemoveDir))
+}
+
+/// Names in a directory with whether each is a directory, as readdir says (`None`
+/// when the filesystem does not say).
+fn list_typed(dir: impl AsFd) -> Result<Vec<(String, Option<bool>)>, Errno> {
+    let mut handle = Dir::openat(dir, ".", DIR_FLAGS, Mode::empty())?;
+    let mut names = Vec::new();
+    for entry in handle.iter() {
+        let entry = entry?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name != "." && name != ".." {
+            let is_dir = entry.file_type().map(|t| t == nix::dir::Type::Directory);
+            names.push((name, is_dir));
+        }
+    }
+    Ok(names)
 }
 
 /// Unlinks a non-directory entry; missing is fine.
@@ -141,16 +162,7 @@ fn ignore_missing(result: Result<(), Errno>) -> Result<(), Errno> {
 
 /// Names in a directory, without `.` and `..`.
 pub fn list(dir: impl AsFd) -> Result<Vec<String>, Errno> {
-    let mut handle = Dir::openat(dir, ".", DIR_FLAGS, Mode::empty())?;
-    let mut names = Vec::new();
-    for entry in handle.iter() {
-        let entry = entry?;
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if name != "." && name != ".." {
-            names.push(name);
-        }
-    }
-    Ok(names)
+    Ok(list_typed(dir)?.into_iter().map(|(name, _)| name).collect())
 }
 
 /// fsyncs a directory, making renames and creations in it durable.
