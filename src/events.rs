@@ -1,6 +1,7 @@
 //! Everything worth telling an operator: each event writes its log line, moves its
 //! metric and updates the status in one place, so logs, metrics and probes never disagree.
 
+use crate::keypath::Escaped;
 use crate::metrics::{MethodLabel, Metrics, ReasonLabel, ReloadLabels};
 use crate::pipeline::policy::Hold;
 use crate::snapshot::{ContentHash, Rejection, Snapshot};
@@ -116,10 +117,10 @@ impl Events {
     /// An object version was not taken into the snapshot.
     pub fn rejected(&self, rejection: &Rejection) {
         tracing::warn!(
-            namespace = %crate::keypath::Escaped(&rejection.namespace),
-            name = %crate::keypath::Escaped(&rejection.id.name),
+            namespace = %Escaped(&rejection.namespace),
+            name = %Escaped(&rejection.id.name),
             kind = %rejection.id.kind,
-            resource_version = %crate::keypath::Escaped(&rejection.resource_version),
+            resource_version = %Escaped(&rejection.resource_version),
             kept_previous = rejection.kept_previous,
             error = %rejection.reason,
             "object rejected; its previous files stay"
@@ -133,7 +134,7 @@ impl Events {
     /// A snapshot was not swapped in (validation) or the app refused it (reload,
     /// verification): the files stay behind the source until the content changes.
     pub fn refused(&self, hash: ContentHash, reason: &'static str, detail: &str) {
-        tracing::warn!(%hash, reason, error = %detail, "snapshot refused; the current one stays");
+        tracing::warn!(%hash, reason, error = %Escaped(detail), "snapshot refused; the current one stays");
         self.metrics.snapshots_refused.get_or_create(&ReasonLabel { reason }).inc();
         self.behind(format!("snapshot {hash} refused ({reason}): {detail}"));
     }
@@ -214,7 +215,7 @@ impl Events {
                 "success"
             }
             Err(error) => {
-                tracing::warn!(method, %hash, duration_ms, %error, "reload failed");
+                tracing::warn!(method, %hash, duration_ms, error = %Escaped(error), "reload failed");
                 let message = format!("reload by {method} failed: {error}");
                 self.status.update(|s| s.last_error = Some(message.clone()));
                 "failure"
@@ -263,10 +264,10 @@ impl Events {
         if due {
             let suppressed = std::mem::take(&mut limit.suppressed);
             limit.last_logged = Some(Instant::now());
-            tracing::warn!(watch, reason, error = %cause, suppressed_since_last_log = suppressed, "source error; retrying with backoff, files stay as they are");
+            tracing::warn!(watch, reason, error = %Escaped(cause), suppressed_since_last_log = suppressed, "source error; retrying with backoff, files stay as they are");
         } else {
             limit.suppressed += 1;
-            tracing::debug!(watch, reason, error = %cause, "source error (rate-limited)");
+            tracing::debug!(watch, reason, error = %Escaped(cause), "source error (rate-limited)");
         }
     }
 

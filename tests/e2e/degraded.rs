@@ -28,23 +28,22 @@ async fn a_restart_during_an_outage_restores_last_good_then_follows_the_api() {
     std::fs::create_dir(ws.dir()).expect("target dir");
     api.faults().set_refuse(true).await.expect("refuse");
 
-    let started = Instant::now();
     let sidecar = ws.start(&[&state, "--startup-timeout=1s"]);
     wait_for("restored", WAIT, || ws.read("web/a").as_deref() == Some("S")).await;
-    // The sidecar's own measure (start of the wait for the API → files swapped in) must be
-    // within the start-up timeout + 100 ms; the outer one includes process start-up.
-    let outer = started.elapsed();
+    // How soon after the timeout is a benchmark figure (`startup`); here: that it happened,
+    // once, and says how long it waited.
     let message = "no state from the source in time: restored the last good snapshot";
     wait_for("the restore logged", WAIT, || sidecar.log_count(message) == 1).await;
-    let restored = sidecar
+    let logged_wait = sidecar
         .log()
         .lines()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
         .find(|l| l["message"] == message)
-        .and_then(|l| l["waited_ms"].as_f64())
-        .expect("the restore is logged with its time");
-    assert!(restored < 1100.0, "restored after {restored} ms");
-    assert!(outer < Duration::from_secs(5), "restored {outer:?} after the process started");
+        .and_then(|l| l["waited_ms"].as_f64());
+    assert!(
+        logged_wait.is_some_and(|ms| ms >= 1000.0),
+        "it waited the start-up timeout first: {logged_wait:?}"
+    );
     wait_until("ready while restored", WAIT, || async {
         sidecar.get("/readyz").await.is_some_and(|(c, _)| c == 200)
     })
