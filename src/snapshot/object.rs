@@ -60,10 +60,10 @@ impl Object {
         self.files.iter().map(|f| f.size).sum()
     }
 
-    /// Hex name of its directory on disk.
+    /// Name of its directory on disk (see [`super::tree::node_name`]).
     #[must_use]
     pub fn dir_name(&self) -> String {
-        hex::encode(self.digest)
+        super::tree::node_name(&self.digest)
     }
 
     /// The path of one of its keys in the snapshot.

@@ -220,14 +220,79 @@ fn leaf_digest(leaf: &Leaf) -> Digest32 {
     hasher.finalize().into()
 }
 
-/// Hex name of a node's directory on disk.
+/// The first 128 bits of a node id: what its name on disk says.
+pub type ShortId = [u8; 16];
+
+/// Letters of the node names: base32 in lower case.
+const NAME_ALPHABET: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";
+/// Characters of a node name: 128 bits, 5 per character.
+const NAME_LEN: usize = 26;
+
+/// The first 128 bits of `id`.
+#[must_use]
+pub fn short(id: &Digest32) -> ShortId {
+    let mut out = [0; 16];
+    out.copy_from_slice(&id[..16]);
+    out
+}
+
+/// Name of a node's directory on disk: its id's first 128 bits in 26 base32 letters.
+/// Short on purpose: every link to a node then fits in the inode (ext4 stores a symlink
+/// target under 60 bytes inline; a longer one costs a data block and its allocation).
 #[must_use]
 pub fn node_name(id: &Digest32) -> String {
-    hex::encode(id)
+    let value = u128::from_be_bytes(short(id));
+    (0..NAME_LEN)
+        .map(|i| {
+            let shift = 5 * (NAME_LEN - 1 - i);
+            char::from(NAME_ALPHABET[((value >> shift) & 0x1f) as usize])
+        })
+        .collect()
+}
+
+/// The [`ShortId`] a node name stands for; `None` unless it is exactly a name made by
+/// [`node_name`].
+#[must_use]
+pub fn parse_node_name(name: &str) -> Option<ShortId> {
+    if name.len() != NAME_LEN {
+        return None;
+    }
+    let mut value: u128 = 0;
+    for (i, c) in name.bytes().enumerate() {
+        let digit = NAME_ALPHABET.iter().position(|&a| a == c)? as u128;
+        // The first letter carries the top 3 bits only (26 × 5 = 130).
+        if i == 0 && digit >= 8 {
+            return None;
+        }
+        value = (value << 5) | digit;
+    }
+    Some(value.to_be_bytes())
 }
 
 /// The hex digit naming child `index` of the root or of a middle node.
 #[must_use]
 pub fn digit(index: usize) -> char {
     char::from_digit(index as u32, 16).unwrap_or('0')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn node_names_are_short_and_parse_back() {
+        for byte in [0_u8, 1, 0x7f, 0xff] {
+            let id = [byte; 32];
+            let name = node_name(&id);
+            assert_eq!(name.len(), 26);
+            assert_eq!(parse_node_name(&name), Some(short(&id)), "{name}");
+        }
+        for bad in
+            ["", "a", &"a".repeat(27), &"A".repeat(26), &format!("9{}", "a".repeat(25)), &"z".repeat(26)]
+        {
+            assert_eq!(parse_node_name(bad), None, "{bad}");
+        }
+        let link = format!("../../..objects/{}", node_name(&[9; 32]));
+        assert!(link.len() < 60, "a leaf's link fits an ext4 inode: {link}");
+    }
 }

@@ -2,10 +2,10 @@
 //! node names, link targets, and a last-good copy with bytes flipped anywhere. None may
 //! panic, and a damaged copy is either refused or read back exactly as it was saved.
 
-use super::read::parse_id;
 use super::{DATA_LINK, Writer};
 use crate::snapshot::manifest::Origin;
 use crate::snapshot::tests::snapshot_of;
+use crate::snapshot::tree::{node_name, parse_node_name};
 use proptest::prelude::*;
 use std::path::{Path, PathBuf};
 
@@ -31,9 +31,11 @@ proptest! {
     #![proptest_config(crate::fuzz::fs_config())]
 
     #[test]
-    fn node_names_parse_only_as_64_lower_hex_digits(text in prop_oneof![any::<String>(), "[0-9a-fA-F]{60,68}"]) {
-        if let Some(id) = parse_id(&text) {
-            prop_assert_eq!(hex::encode(id), text);
+    fn node_names_parse_only_as_the_names_made_for_them(text in prop_oneof![any::<String>(), "[a-z2-7A-Z0-9]{24,28}"]) {
+        if let Some(id) = parse_node_name(&text) {
+            let mut full = [0; 32];
+            full[..16].copy_from_slice(&id);
+            prop_assert_eq!(node_name(&full), text);
         }
     }
 

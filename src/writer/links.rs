@@ -2,15 +2,15 @@
 //! validation view, and the clean-up of what an interrupted or refused swap leaves: the
 //! parts of the writer that name entries rather than write content.
 
-use super::read::parse_id;
 use super::{
     ASIDE_PREFIX, DATA_LINK, DATA_TMP_LINK, Error, LINK_TMP, Node, OBJECTS_DIR, State, TREE_DIR, VIEW_PREFIX,
     Writer, fsops, io, is_snapshot_dir_name, visible_link_target,
 };
 use crate::snapshot::Snapshot;
-use crate::snapshot::tree::Tree;
+use crate::snapshot::tree::{ShortId, Tree, short};
 use nix::fcntl::renameat;
 use std::collections::BTreeSet;
+use std::collections::HashSet;
 use std::os::fd::OwnedFd;
 
 impl Writer {
@@ -181,19 +181,21 @@ impl Writer {
                 fsops::remove_entry(&self.dir, &name).map_err(io(format!("remove link {name}")))?;
             }
         }
-        self.sweep_nodes(state, &self.objects, OBJECTS_DIR, Node::Object)?;
-        self.sweep_nodes(state, &self.tree, TREE_DIR, Node::Tree)
+        let (mut objects, mut nodes) = (HashSet::new(), HashSet::new());
+        for node in &state.present {
+            match node {
+                Node::Object(id) => objects.insert(short(id)),
+                Node::Tree(id) => nodes.insert(short(id)),
+            };
+        }
+        self.sweep_nodes(&objects, &self.objects, OBJECTS_DIR)?;
+        self.sweep_nodes(&nodes, &self.tree, TREE_DIR)
     }
 
-    fn sweep_nodes(
-        &self,
-        state: &mut State,
-        parent: &OwnedFd,
-        label: &str,
-        node: fn([u8; 32]) -> Node,
-    ) -> Result<(), Error> {
+    /// Removes every entry of `parent` that is not the name of a node in `present`.
+    fn sweep_nodes(&self, present: &HashSet<ShortId>, parent: &OwnedFd, label: &str) -> Result<(), Error> {
         for name in fsops::list(parent).map_err(io(format!("list {label}")))? {
-            let used = parse_id(&name).is_some_and(|id| state.present.contains(&node(id)));
+            let used = crate::snapshot::tree::parse_node_name(&name).is_some_and(|id| present.contains(&id));
             if !used {
                 tracing::debug!(name, "removing an unused node");
                 fsops::remove_tree(parent, &name).map_err(io(format!("remove {label}/{name}")))?;

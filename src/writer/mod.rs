@@ -393,8 +393,8 @@ impl Writer {
 
     fn node_location(&self, node: Node) -> (&OwnedFd, String) {
         match node {
-            Node::Object(id) => (&self.objects, hex::encode(id)),
-            Node::Tree(id) => (&self.tree, hex::encode(id)),
+            Node::Object(id) => (&self.objects, crate::snapshot::tree::node_name(&id)),
+            Node::Tree(id) => (&self.tree, crate::snapshot::tree::node_name(&id)),
         }
     }
 

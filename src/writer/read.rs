@@ -6,8 +6,8 @@
 use super::{Error, Node, OBJECTS_DIR, TREE_DIR, current_dir_name, fsops, io, io_std};
 use crate::keypath;
 use crate::snapshot::manifest::{MANIFEST_FILE, ObjectManifest, RootManifest};
-use crate::snapshot::object::{Digest32, Object};
-use crate::snapshot::tree::{self, FANOUT};
+use crate::snapshot::object::Object;
+use crate::snapshot::tree::{self, FANOUT, ShortId, parse_node_name, short};
 use crate::snapshot::{Snapshot, SourceRef};
 use crate::source::{Input, ObjectId, SourceObject};
 use bytes::Bytes;
@@ -49,30 +49,27 @@ pub(super) fn read_tree(dir: &OwnedFd, objects: &OwnedFd, tree: &OwnedFd) -> Res
     let raw =
         fsops::read_file(&root_fd, MANIFEST_FILE).map_err(io_std(format!("read {root}/{MANIFEST_FILE}")))?;
     let manifest = RootManifest::parse(&raw).map_err(|e| damaged(e.to_string()))?;
-    let mut reader =
-        Reader { objects, tree, loaded: HashMap::new(), entries: BTreeMap::new(), nodes: HashSet::new() };
+    let mut reader = Reader {
+        objects,
+        tree,
+        loaded: HashMap::new(),
+        entries: BTreeMap::new(),
+        mids: BTreeMap::new(),
+        leaves: BTreeMap::new(),
+    };
     for name in fsops::list(&root_fd).map_err(io(format!("list {root}")))? {
         if name == MANIFEST_FILE {
             continue;
         }
-        let mid = child_link(&root_fd, &name, &format!("../{TREE_DIR}/")).map_err(damaged)?;
-        reader.mid(mid).map_err(|e| e.or_damaged(&root))?;
+        let (h0, mid) = child_link(&root_fd, &name, &format!("../{TREE_DIR}/")).map_err(damaged)?;
+        reader.mids.insert(h0, mid);
+        reader.mid(h0, mid).map_err(|e| e.or_damaged(&root))?;
     }
     let objects: Vec<Arc<Object>> = reader.loaded.values().cloned().collect();
     let snapshot = Snapshot::from_objects(manifest.origin.layout, objects);
     manifest.check(&snapshot).map_err(|e| damaged(e.to_string()))?;
-    let found: Vec<(&String, Digest32)> = reader.entries.iter().map(|(n, d)| (n, *d)).collect();
-    let expected: Vec<(&String, Digest32)> = snapshot
-        .tree()
-        .entries()
-        .map(|(n, e)| (n, e.object.digest))
-        .collect::<BTreeMap<_, _>>()
-        .into_iter()
-        .collect();
-    if found != expected {
-        return Err(damaged("the entries on disk are not those of its objects".into()));
-    }
-    Ok(Some(Loaded { snapshot, root, nodes: reader.nodes, origin: manifest.origin }))
+    let nodes = reader.matches(&snapshot).map_err(damaged)?;
+    Ok(Some(Loaded { snapshot, root, nodes, origin: manifest.origin }))
 }
 
 /// One failure while reading a tree: an I/O error, or something that does not match.
@@ -99,51 +96,86 @@ impl From<Error> for ReadError {
 struct Reader<'a> {
     objects: &'a OwnedFd,
     tree: &'a OwnedFd,
-    loaded: HashMap<Digest32, Arc<Object>>,
-    entries: BTreeMap<String, Digest32>,
-    nodes: HashSet<Node>,
+    loaded: HashMap<ShortId, Arc<Object>>,
+    /// Entry name → the object its link names.
+    entries: BTreeMap<String, ShortId>,
+    /// Position → the middle node / leaf the links name.
+    mids: BTreeMap<usize, ShortId>,
+    leaves: BTreeMap<(usize, usize), ShortId>,
 }
 
 // === impl Reader ===
 
 impl Reader<'_> {
-    fn mid(&mut self, id: Digest32) -> Result<(), ReadError> {
-        let name = tree::node_name(&id);
+    fn mid(&mut self, h0: usize, id: ShortId) -> Result<(), ReadError> {
+        let name = name_of(&id);
         let fd = fsops::open_dir(self.tree, &name).map_err(io(format!("open {TREE_DIR}/{name}")))?;
         for child in fsops::list(&fd).map_err(io(format!("list {TREE_DIR}/{name}")))? {
-            let leaf = child_link(&fd, &child, "../").map_err(ReadError::Mismatch)?;
+            let (h1, leaf) = child_link(&fd, &child, "../").map_err(ReadError::Mismatch)?;
+            self.leaves.insert((h0, h1), leaf);
             self.leaf(leaf)?;
         }
-        self.nodes.insert(Node::Tree(id));
         Ok(())
     }
 
-    fn leaf(&mut self, id: Digest32) -> Result<(), ReadError> {
-        let name = tree::node_name(&id);
+    fn leaf(&mut self, id: ShortId) -> Result<(), ReadError> {
+        let name = name_of(&id);
         let fd = fsops::open_dir(self.tree, &name).map_err(io(format!("open {TREE_DIR}/{name}")))?;
         let prefix = format!("../../{OBJECTS_DIR}/");
         for entry in fsops::list(&fd).map_err(io(format!("list {TREE_DIR}/{name}")))? {
             let target = fsops::read_link(&fd, &entry)
                 .ok_or_else(|| ReadError::Mismatch(format!("leaf entry {entry:?} is not a link")))?;
             let rest = target.strip_prefix(&prefix).unwrap_or_default();
-            let (hex, inner) = rest.split_once('/').map_or((rest, None), |(h, i)| (h, Some(i)));
+            let (object_name, inner) = rest.split_once('/').map_or((rest, None), |(h, i)| (h, Some(i)));
             if inner.is_some_and(|i| i != entry) {
                 return Err(ReadError::Mismatch(format!("leaf entry {entry:?} points at {target:?}")));
             }
-            let digest = parse_id(hex).ok_or_else(|| ReadError::Mismatch(format!("bad link {target:?}")))?;
-            if !self.loaded.contains_key(&digest) {
-                let object = self.object(digest)?;
-                self.loaded.insert(digest, Arc::new(object));
+            let object = parse_node_name(object_name)
+                .ok_or_else(|| ReadError::Mismatch(format!("bad link {target:?}")))?;
+            if !self.loaded.contains_key(&object) {
+                let read = self.object(object)?;
+                self.loaded.insert(object, Arc::new(read));
             }
-            self.entries.insert(entry, digest);
+            self.entries.insert(entry, object);
         }
-        self.nodes.insert(Node::Tree(id));
         Ok(())
     }
 
+    /// Checks that the links found name exactly the nodes of the snapshot rebuilt from the
+    /// objects, and returns those nodes (with their full ids).
+    fn matches(&self, snapshot: &Snapshot) -> Result<HashSet<Node>, String> {
+        let tree = snapshot.tree();
+        let mut nodes: HashSet<Node> = snapshot.objects().map(|o| Node::Object(o.digest)).collect();
+        let expected_entries: BTreeMap<&String, ShortId> =
+            tree.entries().map(|(name, e)| (name, short(&e.object.digest))).collect();
+        let found_entries: BTreeMap<&String, ShortId> = self.entries.iter().map(|(n, id)| (n, *id)).collect();
+        if found_entries != expected_entries {
+            return Err("the entries on disk are not those of its objects".into());
+        }
+        for h0 in 0..FANOUT {
+            if tree.mid(h0).map(|m| short(&m)) != self.mids.get(&h0).copied() {
+                return Err(format!("middle node {h0:x} is not the one its leaves make"));
+            }
+            if let Some(mid) = tree.mid(h0) {
+                nodes.insert(Node::Tree(mid));
+            }
+            for h1 in 0..FANOUT {
+                let leaf = tree.leaf(h0, h1);
+                let want = (!leaf.entries.is_empty()).then(|| short(&leaf.id));
+                if want != self.leaves.get(&(h0, h1)).copied() {
+                    return Err(format!("leaf {h0:x}{h1:x} is not the one its entries make"));
+                }
+                if want.is_some() {
+                    nodes.insert(Node::Tree(leaf.id));
+                }
+            }
+        }
+        Ok(nodes)
+    }
+
     /// Reads one object dir: its manifest, then every file, checked against it.
-    fn object(&mut self, digest: Digest32) -> Result<Object, ReadError> {
-        let name = hex::encode(digest);
+    fn object(&mut self, id: ShortId) -> Result<Object, ReadError> {
+        let name = name_of(&id);
         let fd = fsops::open_dir(self.objects, &name).map_err(io(format!("open {OBJECTS_DIR}/{name}")))?;
         let raw = fsops::read_file(&fd, MANIFEST_FILE)
             .map_err(io_std(format!("read {OBJECTS_DIR}/{name}/{MANIFEST_FILE}")))?;
@@ -160,10 +192,9 @@ impl Reader<'_> {
             entries.insert(record.path.clone(), Bytes::from(content));
         }
         let object = restored_object(&manifest.source, files, entries);
-        if object.digest != digest {
+        if short(&object.digest) != id {
             return Err(ReadError::Mismatch(format!("object dir {name} does not hold what its name says")));
         }
-        self.nodes.insert(Node::Object(digest));
         Ok(object)
     }
 }
@@ -187,9 +218,9 @@ fn restored_object(
     Object::new(id, source.clone(), files, Input::Object(Arc::new(raw)))
 }
 
-/// The node id a child link names: exactly `<prefix><64 hex>`, and the child is a hex
-/// digit (root and middle nodes have no other entries).
-fn child_link(dir: &OwnedFd, child: &str, prefix: &str) -> Result<Digest32, String> {
+/// The position and node a child link names: the child is one hex digit (root and
+/// middle nodes have no other entries) and its link exactly `<prefix><node name>`.
+fn child_link(dir: &OwnedFd, child: &str, prefix: &str) -> Result<(usize, ShortId), String> {
     let digit_ok =
         child.len() == 1 && child.chars().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase());
     let index = usize::from_str_radix(child, 16).unwrap_or(FANOUT);
@@ -197,16 +228,13 @@ fn child_link(dir: &OwnedFd, child: &str, prefix: &str) -> Result<Digest32, Stri
         return Err(format!("unexpected entry {child:?}"));
     }
     let target = fsops::read_link(dir, child).ok_or_else(|| format!("entry {child:?} is not a link"))?;
-    target
-        .strip_prefix(prefix)
-        .and_then(parse_id)
-        .ok_or_else(|| format!("entry {child:?} points at {target:?}"))
+    let id = target.strip_prefix(prefix).and_then(parse_node_name);
+    id.map(|id| (index, id)).ok_or_else(|| format!("entry {child:?} points at {target:?}"))
 }
 
-/// A node name: 64 lower-case hex digits.
-pub(super) fn parse_id(text: &str) -> Option<Digest32> {
-    if text.len() != 64 || text.bytes().any(|b| b.is_ascii_uppercase()) {
-        return None;
-    }
-    hex::decode(text).ok()?.try_into().ok()
+/// The directory name of a node known by its short id.
+fn name_of(id: &ShortId) -> String {
+    let mut full = [0; 32];
+    full[..16].copy_from_slice(id);
+    tree::node_name(&full)
 }
