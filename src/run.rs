@@ -3,6 +3,7 @@
 
 use crate::cli::Config;
 use crate::events::Events;
+use crate::kube_events::{Pod, Publisher};
 use crate::metrics::Metrics;
 use crate::pipeline::debounce::Debounce;
 use crate::pipeline::{self, Parts, Pipeline};
@@ -75,7 +76,7 @@ struct Sources {
 
 /// Runs configsnap until SIGTERM/SIGINT (or, with `--once`, one sync).
 pub async fn run(config: Config) -> Result<(), Error> {
-    let events = Events::new(Arc::new(Metrics::new()), StatusHandle::default());
+    let mut events = Events::new(Arc::new(Metrics::new()), StatusHandle::default());
     // Signals first: a SIGTERM during start-up drains like any other.
     let work = CancellationToken::new();
     tokio::spawn(shutdown_on_signal(events.clone(), work.clone()));
@@ -87,7 +88,7 @@ pub async fn run(config: Config) -> Result<(), Error> {
             .map_err(|source| Error::Listen { addr: config.listen, source })?;
         Some(listener)
     };
-    let sources = start_sources(&config, &events, &work).await?;
+    let sources = start_sources(&config, &mut events, &work).await?;
     let origin = Origin {
         namespace: sources.namespace.clone(),
         selector: config.selector.clone(),
@@ -197,7 +198,7 @@ pub async fn run(config: Config) -> Result<(), Error> {
 /// Builds the configured sources: mounted dirs, or the API (ConfigMaps, and Secrets).
 async fn start_sources(
     config: &Config,
-    events: &Events,
+    events: &mut Events,
     cancel: &CancellationToken,
 ) -> Result<Sources, Error> {
     if !config.from_dirs.is_empty() {
@@ -215,6 +216,14 @@ async fn start_sources(
         source::kube::Connection::load(config.kubeconfig.as_deref(), config.watch_idle_timeout).await?;
     let namespace =
         source::kube::resolve_namespace(config.namespace.as_deref(), connection.default_namespace());
+    let mut tasks: Vec<SourceTask> = Vec::new();
+    if config.events && !config.once {
+        let pod = config.pod.clone().map(|(name, uid)| Pod { namespace: namespace.clone(), name, uid });
+        let (publisher, task) =
+            Publisher::start(connection.client()?, pod, config.secrets, events.metrics_arc(), cancel.clone());
+        *events = events.clone().with_publisher(publisher);
+        tasks.push(("events", Box::pin(task)));
+    }
     let selection = source::kube::Selection {
         namespace: namespace.clone(),
         selector: config.selector.clone(),
@@ -229,7 +238,7 @@ async fn start_sources(
         cancel.clone(),
     )?;
     let mut inventories = vec![configmaps];
-    let mut tasks: Vec<SourceTask> = vec![("configmaps", Box::pin(task))];
+    tasks.push(("configmaps", Box::pin(task)));
     if config.secrets {
         let (secrets, task) =
             source::kube::watch::<Secret>(&connection, selection, notifier, events.clone(), cancel.clone())?;
