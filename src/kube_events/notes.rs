@@ -68,7 +68,8 @@ pub fn regarded<'a>(objects: impl IntoIterator<Item = &'a Object>) -> Vec<Object
 #[must_use]
 pub fn rejected(rejection: &Rejection) -> Option<Notice> {
     let id = &rejection.id;
-    let regarding = reference(id.kind, &rejection.namespace, &id.name, "", &rejection.resource_version)?;
+    let regarding =
+        reference(id.kind, &rejection.namespace, &id.name, &rejection.uid, &rejection.resource_version)?;
     let kept = if rejection.kept_previous { "its previous files stay" } else { "it is not written" };
     let note = format!(
         "{} {} rejected by configsnap: {}; {kept} until it is fixed",

@@ -77,6 +77,9 @@ async fn each_reason_lands_on_the_object_it_concerns_with_a_useful_message() {
     let rejected = wait_event(&api, "ConfigMap", "bad", "Rejected").await;
     assert_eq!(rejected["type"], "Warning");
     assert!(note(&rejected).contains("invalid key") && note(&rejected).contains("../x"), "{rejected}");
+    // kubectl describe selects Events by involvedObject uid too.
+    let bad = api.get("configmaps", NS, "bad").expect("bad is stored");
+    assert_eq!(rejected["regarding"]["uid"], bad["metadata"]["uid"], "{rejected}");
 
     api.apply("configmaps", configmap("app", &[("mode", "good"), ("config.json", "{\"v\": 2,,}")]))
         .expect("json");
