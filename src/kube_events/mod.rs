@@ -6,6 +6,8 @@
 //! and sends.
 
 pub mod notes;
+#[cfg(test)]
+mod tests;
 
 use crate::metrics::{Metrics, ResultLabel};
 use k8s_openapi::api::core::v1::ObjectReference;
