@@ -79,13 +79,14 @@ fn seconds(time: Option<&Value>) -> Option<Value> {
     Some(Value::String(cut))
 }
 
-/// GET on `/api/v1/[namespaces/{ns}/]events[/{name}]`: the core/v1 view (list or one).
+/// GET on `/api/v1/[namespaces/{ns}/]events[/{name}]`: the core/v1 view (list or one), as
+/// a `meta.k8s.io/v1` Table when `accept` asks for one (what `kubectl get events` prints).
 pub(crate) fn serve_core(
     shared: &Arc<Shared>,
     method: &Method,
-    ns: Option<&str>,
-    name: Option<&str>,
+    (ns, name): (Option<&str>, Option<&str>),
     q: &Query,
+    accept: &str,
 ) -> Response<Body> {
     if *method != Method::GET || flag(q, "watch") {
         return status_response(
@@ -124,10 +125,67 @@ pub(crate) fn serve_core(
             .collect(),
         Err(()) => Vec::new(),
     };
+    if accept.contains("as=Table") {
+        return json_response(200, &table(&items, rv));
+    }
     json_response(
         200,
         &json!({"kind": "EventList", "apiVersion": "v1", "metadata": {"resourceVersion": rv.to_string()}, "items": items}),
     )
+}
+
+/// The columns `kubectl get events` prints from a real server.
+fn table(events: &[Value], rv: u64) -> Value {
+    let column = |name: &str, priority: u8| {
+        json!({"name": name, "type": "string", "format": if name == "Name" { "name" } else { "" },
+               "description": name, "priority": priority})
+    };
+    let now = now_seconds();
+    let rows: Vec<Value> = events
+        .iter()
+        .map(|e| {
+            let text = |p: &str| e.pointer(p).and_then(Value::as_str).unwrap_or_default().to_owned();
+            let last = e.pointer("/lastTimestamp").and_then(Value::as_str).and_then(parse_seconds);
+            let age = last.map_or_else(|| "<unknown>".to_owned(), |t| human(now.saturating_sub(t)));
+            let object = format!("{}/{}", text("/involvedObject/kind").to_lowercase(), text("/involvedObject/name"));
+            json!({"cells": [age, text("/type"), text("/reason"), object, text("/message"), text("/metadata/name")],
+                   "object": {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1",
+                              "metadata": e.get("metadata").cloned().unwrap_or(Value::Null)}})
+        })
+        .collect();
+    json!({"kind": "Table", "apiVersion": "meta.k8s.io/v1", "metadata": {"resourceVersion": rv.to_string()},
+           "columnDefinitions": [column("Last Seen", 0), column("Type", 0), column("Reason", 0),
+                                 column("Object", 0), column("Message", 0), column("Name", 1)],
+           "rows": rows})
+}
+
+fn now_seconds() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+/// Seconds since 1970 of `YYYY-MM-DDTHH:MM:SSZ`.
+fn parse_seconds(time: &str) -> Option<u64> {
+    let num = |range: std::ops::Range<usize>| time.get(range)?.parse::<i64>().ok();
+    let (y, m, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (hh, mm, ss) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    // Days from civil (Howard Hinnant's algorithm).
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    u64::try_from(days * 86_400 + hh * 3600 + mm * 60 + ss).ok()
+}
+
+/// An age as kubectl prints it: `42s`, `5m`, `3h`, `2d`.
+fn human(seconds: u64) -> String {
+    match seconds {
+        s if s < 120 => format!("{s}s"),
+        s if s < 7200 => format!("{}m", s / 60),
+        s if s < 172_800 => format!("{}h", s / 3600),
+        s => format!("{}d", s / 86_400),
+    }
 }
 
 /// Discovery of `events.k8s.io/v1`.

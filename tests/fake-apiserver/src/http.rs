@@ -115,9 +115,13 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Respo
             resource(&shared, method, None, "events".into(), None, query, req).await
         }
         (_, ["api", "v1", "namespaces", ns, "events", rest @ ..]) if rest.len() <= 1 => {
-            crate::events::serve_core(&shared, &method, Some(ns), rest.first().copied(), &query)
+            let accept = header_str(&req, header::ACCEPT);
+            crate::events::serve_core(&shared, &method, (Some(ns), rest.first().copied()), &query, &accept)
         }
-        (_, ["api", "v1", "events"]) => crate::events::serve_core(&shared, &method, None, None, &query),
+        (_, ["api", "v1", "events"]) => {
+            let accept = header_str(&req, header::ACCEPT);
+            crate::events::serve_core(&shared, &method, (None, None), &query, &accept)
+        }
         (&Method::GET, ["api", "v1"]) => json_response(200, &resource_list()),
         (_, ["api", "v1", "namespaces", ns, plural, rest @ ..]) if rest.len() <= 1 => {
             let ns = ns.to_string();

@@ -108,3 +108,26 @@ async fn event_writes_can_be_forbidden_and_delayed_without_touching_other_resour
     assert!(!slow.is_finished());
     slow.abort();
 }
+
+#[tokio::test]
+async fn kubectl_get_events_gets_a_table_with_the_columns_a_real_server_sends() {
+    let server = FakeApiServer::start().await.expect("server starts");
+    let c = client();
+    request(&c, Method::POST, &events_url(&server, ""), Some(&event("web.1", "web", "Rejected"))).await;
+    let req = hyper::Request::builder()
+        .uri(format!("{}/api/v1/namespaces/ns/events", server.url()))
+        .header("accept", "application/json;as=Table;v=v1;g=meta.k8s.io,application/json")
+        .body(http_body_util::Full::new(bytes::Bytes::new()))
+        .expect("request");
+    let response = c.request(req).await.expect("answer");
+    let body = http_body_util::BodyExt::collect(response.into_body()).await.expect("body").to_bytes();
+    let table: Value = serde_json::from_slice(&body).expect("JSON");
+    assert_eq!(table["kind"], "Table");
+    let names: Vec<&str> =
+        table["columnDefinitions"].as_array().unwrap().iter().filter_map(|c| c["name"].as_str()).collect();
+    assert_eq!(names, ["Last Seen", "Type", "Reason", "Object", "Message", "Name"]);
+    let cells = &table["rows"][0]["cells"];
+    assert_eq!(cells[1], "Warning");
+    assert_eq!(cells[3], "configmap/web");
+    assert_eq!(cells[4], "Rejected on web");
+}
