@@ -54,12 +54,6 @@ impl Events {
         &self.metrics
     }
 
-    /// The shared metrics.
-    #[must_use]
-    pub fn metrics_arc(&self) -> Arc<Metrics> {
-        Arc::clone(&self.metrics)
-    }
-
     /// The status (for the probes).
     #[must_use]
     pub fn status(&self) -> &StatusHandle {

@@ -71,6 +71,8 @@ struct Sources {
     inventory: SharedInventory,
     changes: tokio::sync::watch::Receiver<source::Change>,
     tasks: Vec<SourceTask>,
+    /// The Kubernetes Event publisher's task, when Events are on.
+    publisher: Option<std::pin::Pin<Box<dyn Future<Output = ()> + Send>>>,
     namespace: String,
 }
 
@@ -143,6 +145,9 @@ pub async fn run(config: Config) -> Result<(), Error> {
     for (name, task) in sources.tasks {
         tracker.spawn(task.instrument(tracing::info_span!("source", kind = name)));
     }
+    if let Some(task) = sources.publisher {
+        tracker.spawn(task.instrument(tracing::info_span!("events")));
+    }
     if config.once {
         let result = pipeline.once().await;
         work.cancel();
@@ -209,6 +214,7 @@ async fn start_sources(
             inventory,
             changes,
             tasks: vec![("directory", Box::pin(task))],
+            publisher: None,
             namespace: String::new(),
         });
     }
@@ -216,13 +222,13 @@ async fn start_sources(
         source::kube::Connection::load(config.kubeconfig.as_deref(), config.watch_idle_timeout).await?;
     let namespace =
         source::kube::resolve_namespace(config.namespace.as_deref(), connection.default_namespace());
-    let mut tasks: Vec<SourceTask> = Vec::new();
+    let mut publisher = None;
     if config.events && !config.once {
         let pod = config.pod.clone().map(|(name, uid)| Pod { namespace: namespace.clone(), name, uid });
-        let (publisher, task) =
+        let (handle, task) =
             Publisher::start(connection.client()?, pod, config.secrets, events.metrics_arc(), cancel.clone());
-        *events = events.clone().with_publisher(publisher);
-        tasks.push(("events", Box::pin(task)));
+        *events = events.clone().with_publisher(handle);
+        publisher = Some(Box::pin(task) as std::pin::Pin<Box<dyn Future<Output = ()> + Send>>);
     }
     let selection = source::kube::Selection {
         namespace: namespace.clone(),
@@ -238,14 +244,14 @@ async fn start_sources(
         cancel.clone(),
     )?;
     let mut inventories = vec![configmaps];
-    tasks.push(("configmaps", Box::pin(task)));
+    let mut tasks: Vec<SourceTask> = vec![("configmaps", Box::pin(task))];
     if config.secrets {
         let (secrets, task) =
             source::kube::watch::<Secret>(&connection, selection, notifier, events.clone(), cancel.clone())?;
         inventories.push(secrets);
         tasks.push(("secrets", Box::pin(task)));
     }
-    Ok(Sources { inventory: Arc::new(Combined(inventories)), changes, tasks, namespace })
+    Ok(Sources { inventory: Arc::new(Combined(inventories)), changes, tasks, publisher, namespace })
 }
 
 /// First SIGTERM/SIGINT: unready and drain. Second: exit at once.

@@ -25,6 +25,12 @@ impl Events {
         self
     }
 
+    /// The shared metrics (for the Event publisher).
+    #[must_use]
+    pub fn metrics_arc(&self) -> Arc<crate::metrics::Metrics> {
+        Arc::clone(&self.metrics)
+    }
+
     /// The snapshot being processed concerns these objects (at most
     /// [`notes::MAX_REGARDED`] are kept): its Events regard them.
     pub fn concerning<'a>(&self, objects: impl IntoIterator<Item = &'a Object>) {
