@@ -142,28 +142,37 @@ impl Publisher {
 
 impl Sender {
     async fn run(mut self, mut receiver: mpsc::Receiver<Notice>, cancel: CancellationToken) {
+        // A send cut short by shutdown is retried in the drain, not lost.
+        let mut interrupted = None;
         loop {
             let notice = tokio::select! {
                 () = cancel.cancelled() => break,
                 notice = receiver.recv() => notice,
             };
             let Some(notice) = notice else { return };
-            tokio::select! {
-                () = cancel.cancelled() => break,
-                () = self.handle(notice) => {}
+            let sent = tokio::select! {
+                () = cancel.cancelled() => false,
+                () = self.handle(&notice) => true,
+            };
+            if !sent {
+                interrupted = Some(notice);
+                break;
             }
         }
         receiver.close();
         let drain = async {
+            if let Some(notice) = interrupted {
+                self.handle(&notice).await;
+            }
             while let Some(notice) = receiver.recv().await {
-                self.handle(notice).await;
+                self.handle(&notice).await;
             }
         };
         let _ = tokio::time::timeout(DRAIN, drain).await;
     }
 
-    async fn handle(&mut self, notice: Notice) {
-        let outcome = self.publish(&notice).await;
+    async fn handle(&mut self, notice: &Notice) {
+        let outcome = self.publish(notice).await;
         let result = match outcome {
             Outcome::Sent => "sent",
             Outcome::Repeated => "repeated",
