@@ -1,6 +1,6 @@
 //! `cargo bench --bench configsnap [-- [--quick] [SCENARIO...]]`: runs the release
 //! binary against the fake API server on loopback and measures latency, swap cost,
-//! memory, idle CPU, bursts, start-up, fleet recovery (refused, and a 503 storm) and how an update's cost scales with
+//! memory, idle CPU, the cost of Kubernetes Events (off, on, refused, slow), bursts, start-up, fleet recovery (refused, and a 503 storm) and how an update's cost scales with
 //! the number of ConfigMaps. Prints a table and writes
 //! `target/bench/results.json`. See `docs/benchmarks.md`.
 //!
@@ -9,6 +9,8 @@
 
 #[path = "configsnap/burst.rs"]
 mod burst;
+#[path = "configsnap/events.rs"]
+mod events;
 #[path = "configsnap/fleet.rs"]
 mod fleet;
 #[path = "configsnap/latency.rs"]
@@ -31,8 +33,8 @@ use std::sync::{Arc, Mutex, mpsc};
 use std::time::Instant;
 
 /// Every scenario, in the order they run.
-const SCENARIOS: [&str; 9] =
-    ["latency", "swap", "memory", "cpu", "burst", "startup", "fleet", "fleet503", "scale"];
+const SCENARIOS: [&str; 10] =
+    ["latency", "swap", "events", "memory", "cpu", "burst", "startup", "fleet", "fleet503", "scale"];
 
 /// What every scenario shares.
 pub struct Ctx {
@@ -112,6 +114,7 @@ async fn run(quick: bool, chosen: &[&str]) {
                     latency::report_swap(&ctx, run, &mut report);
                 }
             }
+            "events" => events::events(&ctx, &mut report).await,
             "memory" => memory::memory(&ctx, &mut report).await,
             "cpu" => memory::idle_cpu(&ctx, &mut report).await,
             "burst" => burst::burst(&ctx, &mut report).await,

@@ -2,8 +2,8 @@
 //! test suite's fake API server, real HTTP on loopback). No cluster needed.
 //!
 //! `cargo run --example demo` shows: the first snapshot, a ConfigMap update arriving as an
-//! atomic `..data` swap, a bad key rejected while the previous files stay, and the admin
-//! endpoints. Each step checks that what it shows happened and fails the demo otherwise.
+//! atomic `..data` swap, a bad key rejected while the previous files stay, the Kubernetes
+//! Event that says why, and the admin endpoints. Each step checks that what it shows happened and fails the demo otherwise.
 //! Add `-- --keep` to leave it running (Ctrl-C to stop): it prints the kubeconfig and
 //! `kubectl` commands that work against the embedded API (get, patch, replace, delete).
 
@@ -72,6 +72,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     println!("== a ConfigMap with key \"../escape\" was rejected; the previous files stay:");
     show(&dir, "after the bad update");
+    let event = rejected_event(&api).await?;
+    println!(
+        "== Event on ConfigMap web (what `kubectl describe configmap web` shows): {} {}: {}\n",
+        event["type"].as_str().unwrap_or_default(),
+        event["reason"].as_str().unwrap_or_default(),
+        event["note"].as_str().unwrap_or_default()
+    );
 
     let metrics = get(admin, "/metrics").await?;
     println!("== http://{admin}/readyz\n{}", get(admin, "/readyz").await?);
@@ -98,6 +105,7 @@ fn print_try_it(kubeconfig: &Path, dir: &Path, admin: std::net::SocketAddr) {
         "\n== running; press Ctrl-C to stop. Try, in another terminal:\n\
          \n  export KUBECONFIG={kubeconfig}\
          \n  {k} get configmaps\
+         \n  {k} get events; {k} describe configmap web   # configsnap's Events\
          \n  # drop the bad key and change the page (a merge patch; kubectl edit works too):\
          \n  {k} patch configmap web --type merge -p '{{\"data\":{{\"../escape\":null,\"index.html\":\"<h1>Hello from v3</h1>\"}}}}'\
          \n  cat {index}\
@@ -109,6 +117,24 @@ fn print_try_it(kubeconfig: &Path, dir: &Path, admin: std::net::SocketAddr) {
         index = dir.join("web/index.html").display(),
         unrelated = dir.join("unrelated").display(),
     );
+}
+
+/// The `Rejected` Event configsnap published on ConfigMap web, read back from the API.
+async fn rejected_event(api: &FakeApiServer) -> Result<serde_json::Value, String> {
+    let found = || {
+        api.events(NS).into_iter().find(|e| {
+            e["reason"] == "Rejected"
+                && e["regarding"]["kind"] == "ConfigMap"
+                && e["regarding"]["name"] == "web"
+        })
+    };
+    for _ in 0..2000 {
+        if let Some(event) = found() {
+            return Ok(event);
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    Err("no Rejected Event on ConfigMap web within 10 s".into())
 }
 
 fn web(page: &str) -> serde_json::Value {

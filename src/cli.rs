@@ -201,6 +201,24 @@ pub struct Args {
     /// Time to finish in-flight work after SIGTERM
     #[arg(long, env = "CONFIGSNAP_SHUTDOWN_GRACE", default_value = "10s", help_heading = "Run")]
     pub shutdown_grace: DurationArg,
+    /// Publish Kubernetes Events on the ConfigMaps and Secrets concerned (rejected, refused, rolled back, applied)
+    #[arg(
+        long,
+        env = "CONFIGSNAP_EVENTS",
+        default_value_t = true,
+        action = clap::ArgAction::Set,
+        num_args = 0..=1,
+        default_missing_value = "true",
+        value_name = "BOOL",
+        help_heading = "Run"
+    )]
+    pub events: bool,
+    /// This Pod's name (downward API metadata.name): Events are related to it
+    #[arg(long, env = "POD_NAME", help_heading = "Run")]
+    pub pod_name: Option<String>,
+    /// This Pod's uid (downward API metadata.uid)
+    #[arg(long, env = "POD_UID", help_heading = "Run")]
+    pub pod_uid: Option<String>,
 }
 
 /// Validated, ready-to-use settings.
@@ -260,6 +278,10 @@ pub struct Config {
     pub rollback_on_refusal: bool,
     /// Swap in an empty selection.
     pub allow_empty: bool,
+    /// Publish Kubernetes Events.
+    pub events: bool,
+    /// This Pod's name and uid, when known.
+    pub pod: Option<(String, Option<String>)>,
 }
 
 /// A flag combination or value that cannot work.
@@ -390,6 +412,8 @@ impl Args {
             log_format: self.log_format,
             log_level: self.log_level,
             shutdown_grace: self.shutdown_grace.0,
+            events: self.events,
+            pod: self.pod_name.clone().filter(|n| !n.is_empty()).map(|n| (n, self.pod_uid.clone())),
         })
     }
 }

@@ -1,7 +1,10 @@
 //! Everything worth telling an operator: each event writes its log line, moves its
 //! metric and updates the status in one place, so logs, metrics and probes never disagree.
 
+mod announce;
+
 use crate::keypath::Escaped;
+use crate::kube_events::notes;
 use crate::metrics::{MethodLabel, Metrics, ReasonLabel, ReloadLabels};
 use crate::pipeline::policy::Hold;
 use crate::snapshot::{ContentHash, Rejection, Snapshot};
@@ -26,6 +29,7 @@ pub struct Events {
     metrics: Arc<Metrics>,
     status: StatusHandle,
     source_errors: Arc<Mutex<RateLimit>>,
+    announce: Arc<announce::Announce>,
 }
 
 #[derive(Debug, Default)]
@@ -42,7 +46,7 @@ impl Events {
     /// A sink writing to these metrics and this status.
     #[must_use]
     pub fn new(metrics: Arc<Metrics>, status: StatusHandle) -> Self {
-        Self { metrics, status, source_errors: Arc::default() }
+        Self { metrics, status, source_errors: Arc::default(), announce: Arc::default() }
     }
 
     /// The metrics (for `/metrics`).
@@ -127,14 +131,20 @@ impl Events {
         );
         let reason = rejection.reason.label();
         self.metrics.rejected.get_or_create(&ReasonLabel { reason }).inc();
+        self.publish(notes::rejected(rejection));
         let message = format!("{} {}: {}", rejection.id.kind, rejection.id.name, rejection.reason);
         self.status.update(|s| s.last_error = Some(message.clone()));
     }
 
     /// A snapshot was not swapped in (validation) or the app refused it (reload,
     /// verification): the files stay behind the source until the content changes.
-    pub fn refused(&self, hash: ContentHash, reason: &'static str, detail: &str) {
+    /// `public` is `detail` without what may quote file content (for Events when Secrets
+    /// are watched).
+    pub fn refused(&self, hash: ContentHash, reason: &'static str, detail: &str, public: &str) {
         tracing::warn!(%hash, reason, error = %Escaped(detail), "snapshot refused; the current one stays");
+        if self.announcing() {
+            self.publish(notes::refused(&self.regarding(), hash, reason, detail, public, self.redact()));
+        }
         self.metrics.snapshots_refused.get_or_create(&ReasonLabel { reason }).inc();
         self.behind(format!("snapshot {hash} refused ({reason}): {detail}"));
     }
@@ -160,6 +170,9 @@ impl Events {
                 .to_owned(),
         };
         tracing::warn!(%hash, "{message}");
+        if self.announcing() {
+            self.publish(notes::held(&self.regarding(), &message));
+        }
         self.metrics.snapshots_refused.get_or_create(&ReasonLabel { reason: "empty_selection" }).inc();
         self.behind(message);
     }
@@ -198,6 +211,9 @@ impl Events {
     pub fn rolled_back(&self, bad: ContentHash, good: &Snapshot) {
         tracing::warn!(bad = %bad, good = %good.hash, "rolled back to the last good snapshot");
         self.metrics.rollbacks.inc();
+        if self.announcing() {
+            self.publish(notes::rolled_back(&self.regarding(), bad, good.hash));
+        }
     }
 
     /// One reload method (`signal`, `webhook`, `exec`) finished, after its retries.

@@ -8,6 +8,7 @@ pub mod events;
 pub mod http;
 pub mod jitter;
 pub mod keypath;
+pub mod kube_events;
 pub mod lastgood;
 pub mod memory;
 pub mod metrics;

@@ -38,6 +38,13 @@ pub struct ReasonLabel {
     pub reason: &'static str,
 }
 
+/// Labels of `configsnap_events_total`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResultLabel {
+    /// `sent`, `repeated` (within the repeat window), `forbidden` or `failed`.
+    pub result: &'static str,
+}
+
 /// Every metric configsnap exports.
 #[derive(Debug)]
 pub struct Metrics {
@@ -68,6 +75,10 @@ pub struct Metrics {
     /// Failed API requests of the watch, by reason (`unavailable`, `throttled`, `refused`,
     /// `timeout`, `gone`, `stalled`, `decode`, `forbidden`, `other`).
     pub watch_errors: Family<ReasonLabel, Counter>,
+    /// Kubernetes Events by result.
+    pub events: Family<ResultLabel, Counter>,
+    /// Kubernetes Events dropped because the queue was full.
+    pub events_dropped: Counter,
     /// 1 while the source is degraded (API unreachable or files from last-good).
     pub degraded: Gauge,
     /// Unix time of the last complete state received from the source.
@@ -150,6 +161,18 @@ impl Metrics {
             "Failed requests and broken or stalled watches of the source, by reason",
             watch_errors.clone(),
         );
+        let events = Family::<ResultLabel, Counter>::default();
+        registry.register(
+            "events",
+            "Kubernetes Events by result (sent, repeated, forbidden, failed)",
+            events.clone(),
+        );
+        let events_dropped = Counter::default();
+        registry.register(
+            "events_dropped",
+            "Kubernetes Events dropped because the send queue was full",
+            events_dropped.clone(),
+        );
         let degraded = Gauge::default();
         registry.register(
             "degraded",
@@ -193,6 +216,8 @@ impl Metrics {
             rollbacks,
             swap_failures,
             watch_errors,
+            events,
+            events_dropped,
             degraded,
             last_sync_timestamp,
             selected_objects,

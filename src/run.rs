@@ -3,6 +3,7 @@
 
 use crate::cli::Config;
 use crate::events::Events;
+use crate::kube_events::{Pod, Publisher};
 use crate::metrics::Metrics;
 use crate::pipeline::debounce::Debounce;
 use crate::pipeline::{self, Parts, Pipeline};
@@ -70,12 +71,14 @@ struct Sources {
     inventory: SharedInventory,
     changes: tokio::sync::watch::Receiver<source::Change>,
     tasks: Vec<SourceTask>,
+    /// The Kubernetes Event publisher's task, when Events are on.
+    publisher: Option<std::pin::Pin<Box<dyn Future<Output = ()> + Send>>>,
     namespace: String,
 }
 
 /// Runs configsnap until SIGTERM/SIGINT (or, with `--once`, one sync).
 pub async fn run(config: Config) -> Result<(), Error> {
-    let events = Events::new(Arc::new(Metrics::new()), StatusHandle::default());
+    let mut events = Events::new(Arc::new(Metrics::new()), StatusHandle::default());
     // Signals first: a SIGTERM during start-up drains like any other.
     let work = CancellationToken::new();
     tokio::spawn(shutdown_on_signal(events.clone(), work.clone()));
@@ -87,7 +90,7 @@ pub async fn run(config: Config) -> Result<(), Error> {
             .map_err(|source| Error::Listen { addr: config.listen, source })?;
         Some(listener)
     };
-    let sources = start_sources(&config, &events, &work).await?;
+    let sources = start_sources(&config, &mut events, &work).await?;
     let origin = Origin {
         namespace: sources.namespace.clone(),
         selector: config.selector.clone(),
@@ -141,6 +144,9 @@ pub async fn run(config: Config) -> Result<(), Error> {
     let tracker = TaskTracker::new();
     for (name, task) in sources.tasks {
         tracker.spawn(task.instrument(tracing::info_span!("source", kind = name)));
+    }
+    if let Some(task) = sources.publisher {
+        tracker.spawn(task.instrument(tracing::info_span!("events")));
     }
     if config.once {
         let result = pipeline.once().await;
@@ -197,7 +203,7 @@ pub async fn run(config: Config) -> Result<(), Error> {
 /// Builds the configured sources: mounted dirs, or the API (ConfigMaps, and Secrets).
 async fn start_sources(
     config: &Config,
-    events: &Events,
+    events: &mut Events,
     cancel: &CancellationToken,
 ) -> Result<Sources, Error> {
     if !config.from_dirs.is_empty() {
@@ -208,6 +214,7 @@ async fn start_sources(
             inventory,
             changes,
             tasks: vec![("directory", Box::pin(task))],
+            publisher: None,
             namespace: String::new(),
         });
     }
@@ -215,6 +222,14 @@ async fn start_sources(
         source::kube::Connection::load(config.kubeconfig.as_deref(), config.watch_idle_timeout).await?;
     let namespace =
         source::kube::resolve_namespace(config.namespace.as_deref(), connection.default_namespace());
+    let mut publisher = None;
+    if config.events && !config.once {
+        let pod = config.pod.clone().map(|(name, uid)| Pod { namespace: namespace.clone(), name, uid });
+        let (handle, task) =
+            Publisher::start(connection.client()?, pod, config.secrets, events.metrics_arc(), cancel.clone());
+        *events = events.clone().with_publisher(handle);
+        publisher = Some(Box::pin(task) as std::pin::Pin<Box<dyn Future<Output = ()> + Send>>);
+    }
     let selection = source::kube::Selection {
         namespace: namespace.clone(),
         selector: config.selector.clone(),
@@ -236,7 +251,7 @@ async fn start_sources(
         inventories.push(secrets);
         tasks.push(("secrets", Box::pin(task)));
     }
-    Ok(Sources { inventory: Arc::new(Combined(inventories)), changes, tasks, namespace })
+    Ok(Sources { inventory: Arc::new(Combined(inventories)), changes, tasks, publisher, namespace })
 }
 
 /// First SIGTERM/SIGINT: unready and drain. Second: exit at once.

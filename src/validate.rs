@@ -85,6 +85,27 @@ impl Error {
             Self::Command(_) => "command",
         }
     }
+
+    /// The error without what may quote file content (the parser's message, the
+    /// command's output): file, format, line and column, or the command's exit code.
+    #[must_use]
+    pub fn summary(&self) -> String {
+        match self {
+            Self::Syntax { path, format, position: Some(p), .. } => {
+                format!("failed to parse {path} as {format}: {p}")
+            }
+            Self::Syntax { path, format, position: None, .. } => {
+                format!("failed to parse {path} as {format}")
+            }
+            Self::Encoding { .. } => self.to_string(),
+            Self::Command(message) => {
+                format!(
+                    "failed to validate the staged snapshot: {}",
+                    crate::kube_events::notes::without_output(message)
+                )
+            }
+        }
+    }
 }
 
 /// `"line L, column C: "`, or nothing when the parser gave no position.

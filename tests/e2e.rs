@@ -30,3 +30,6 @@ mod ecosystem;
 
 #[path = "e2e/hostile.rs"]
 mod hostile;
+
+#[path = "e2e/events.rs"]
+mod events;

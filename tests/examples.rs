@@ -120,6 +120,7 @@ fn demo_shows_an_update_swapped_in_and_a_bad_key_rejected() {
         "== update: ..data swapped from",
         "web/index.html = \"<h1>Hello from v2</h1>\\n\"",
         "== a ConfigMap with key \"../escape\" was rejected; the previous files stay:",
+        "== Event on ConfigMap web (what `kubectl describe configmap web` shows): Warning Rejected: ConfigMap web rejected by configsnap: invalid key",
         "configsnap_rejected_objects_total{reason=\"invalid_key\"} 1",
         "== done",
     ]);

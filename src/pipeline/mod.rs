@@ -252,6 +252,11 @@ impl Pipeline {
                 result
             }
             Decision::Hold(hold) => {
+                if hold == Hold::EmptySelection
+                    && let Some(current) = &self.current
+                {
+                    self.events.concerning(current.objects().map(AsRef::as_ref));
+                }
                 self.events.held(hold, snapshot.hash, self.current.as_ref().map(Snapshot::object_count));
                 self.deliver_pending_reload().await?;
                 match hold {
@@ -272,6 +277,7 @@ impl Pipeline {
     /// Validates, swaps in and tells the app about a new snapshot.
     async fn swap(&mut self, snapshot: Snapshot, first_change: Option<Instant>) -> Result<(), Error> {
         let changed = snapshot.changed_since(self.current.as_ref());
+        self.events.concerning(changed.iter().map(AsRef::as_ref));
         let (validator, layout, objects) = (self.validator.clone(), snapshot.layout(), changed.clone());
         if let Err(error) = blocking(move || validator.check_syntax(&objects, layout)).await {
             return self.refused_before_swap(&snapshot, error).await;
@@ -285,6 +291,7 @@ impl Pipeline {
             Err(Error::Refused(error)) => return self.refused_before_swap(&snapshot, error).await,
             Err(other) => return Err(other),
         };
+        self.events.applied(&changed, snapshot.hash);
         let result = match self.policy.swapped(snapshot.hash, snapshot.object_count()) {
             AfterSwap::Reload => self.tell_app(snapshot).await,
             AfterSwap::Good => {
@@ -307,7 +314,7 @@ impl Pipeline {
         error: crate::validate::Error,
     ) -> Result<(), Error> {
         self.policy.refused_before_swap(snapshot.hash);
-        self.events.refused(snapshot.hash, error.label(), &error.to_string());
+        self.events.refused(snapshot.hash, error.label(), &error.to_string(), &error.summary());
         self.deliver_pending_reload().await?;
         Err(error.into())
     }

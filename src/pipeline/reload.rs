@@ -21,15 +21,18 @@ impl Pipeline {
                 Err(Error::Reload { message: cause, retry: verdict == Verdict::Unreachable })
             }
             AfterReload::Blocked => {
-                self.events.refused(
-                    hash,
-                    "reload",
-                    &format!("{cause}; there is no earlier good snapshot to roll back to"),
-                );
+                let detail = format!("{cause}; there is no earlier good snapshot to roll back to");
+                let public = crate::kube_events::notes::without_output(&detail);
+                self.events.refused(hash, "reload", &detail, &public);
                 Err(Error::Reload { message: cause, retry: false })
             }
             AfterReload::RollBack(good) => {
-                self.events.refused(hash, "reload", &cause);
+                self.events.refused(
+                    hash,
+                    "reload",
+                    &cause,
+                    &crate::kube_events::notes::without_output(&cause),
+                );
                 self.roll_back(&snapshot, good).await;
                 Err(Error::Reload { message: cause, retry: false })
             }

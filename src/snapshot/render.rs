@@ -96,6 +96,8 @@ pub struct Rejection {
     pub id: ObjectId,
     /// Its namespace.
     pub namespace: String,
+    /// Its uid (empty when unknown).
+    pub uid: String,
     /// Its resource version.
     pub resource_version: String,
     /// Why.
@@ -209,6 +211,7 @@ impl Renderer {
                     rejections.push(Rejection {
                         id: id.clone(),
                         namespace: namespace.clone(),
+                        uid: input.uid(),
                         resource_version: input.resource_version(),
                         reason: reason.clone(),
                         kept_previous: previous.is_some(),
@@ -252,6 +255,7 @@ impl Renderer {
                 rejections.push(Rejection {
                     id: loser.clone(),
                     namespace: laid.source.namespace.clone(),
+                    uid: laid.source.uid.clone(),
                     resource_version: laid.source.resource_version.clone(),
                     reason: Reason::Collision { entry, other: keeper },
                     kept_previous: self.accepted.contains_key(&loser),

@@ -71,6 +71,7 @@ impl Renderer {
                 rejections.push(Rejection {
                     id: loser.clone(),
                     namespace: object.source.namespace.clone(),
+                    uid: object.source.uid.clone(),
                     resource_version: object.source.resource_version.clone(),
                     reason: Reason::Collision { entry, other: keeper },
                     kept_previous: previous.is_some(),

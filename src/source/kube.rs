@@ -100,6 +100,11 @@ impl Connection {
         Ok(Self { config, idle_timeout })
     }
 
+    /// A client with kube's default stack, for work off the watch loops (Events).
+    pub fn client(&self) -> Result<kube::Client, Error> {
+        kube::Client::try_from(self.config.clone()).map_err(Error::Client)
+    }
+
     /// The kubeconfig context's namespace.
     #[must_use]
     pub fn default_namespace(&self) -> &str {

@@ -77,6 +77,16 @@ impl Input {
         }
     }
 
+    /// The object's uid (empty when unknown).
+    #[must_use]
+    pub fn uid(&self) -> String {
+        match self {
+            Self::ConfigMap(cm) => cm.metadata.uid.clone().unwrap_or_default(),
+            Self::Secret(s) => s.metadata.uid.clone().unwrap_or_default(),
+            Self::Object(o) => o.uid.clone(),
+        }
+    }
+
     /// The object's own resourceVersion (for logs), without the UID part of [`Input::version`].
     #[must_use]
     pub fn resource_version(&self) -> String {

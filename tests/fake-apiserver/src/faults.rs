@@ -37,6 +37,10 @@ pub(crate) struct FaultState {
     pub hang: watch::Sender<bool>,
     pub refusing: AtomicBool,
     pub expire_resumes: AtomicBool,
+    /// Status every event write answers with (0: none).
+    pub event_status: std::sync::atomic::AtomicU16,
+    /// Milliseconds every event write waits before it is answered.
+    pub event_delay_ms: AtomicU64,
 }
 
 impl Default for FaultState {
@@ -50,6 +54,8 @@ impl Default for FaultState {
             hang: watch::Sender::new(false),
             refusing: AtomicBool::new(false),
             expire_resumes: AtomicBool::new(false),
+            event_status: std::sync::atomic::AtomicU16::new(0),
+            event_delay_ms: AtomicU64::new(0),
         }
     }
 }
@@ -109,7 +115,7 @@ impl Faults {
     /// Ends every open watch stream now with a clean end of the chunked body (as when the
     /// API server closes a watch). Clients are expected to resume from their last rv.
     pub fn drop_watches(&self) {
-        self.shared.store().drop_watchers();
+        self.shared.drop_all_watchers();
     }
 
     /// The next event written on any watch is cut half-way and the connection is aborted
@@ -179,6 +185,19 @@ impl Faults {
     /// `410 Expired` ERROR event, forcing clients to relist.
     pub fn set_expire_all_watch_resumes(&self, expire: bool) {
         self.shared.faults.expire_resumes.store(expire, SeqCst);
+    }
+
+    /// Every Event write (create, patch) answers `status` (403: the Forbidden an RBAC
+    /// without events gives); `None` lets them through again. Event reads are not touched,
+    /// and the generic [`Faults::fail_requests`] never applies to events.
+    pub fn set_event_writes_status(&self, status: Option<u16>) {
+        self.shared.faults.event_status.store(status.unwrap_or(0), SeqCst);
+    }
+
+    /// Every Event write waits `delay` before it is answered (a slow API server).
+    pub fn set_event_writes_delay(&self, delay: std::time::Duration) {
+        let ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
+        self.shared.faults.event_delay_ms.store(ms, SeqCst);
     }
 
     /// Pushes one BOOKMARK (at each watch's latest rv) to every open watch now, regardless

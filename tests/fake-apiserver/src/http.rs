@@ -91,8 +91,36 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Respo
                 "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": shared.addr.to_string()}]
             }),
         ),
-        (&Method::GET, ["apis"]) => {
-            json_response(200, &json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": []}))
+        (&Method::GET, ["apis"]) => json_response(
+            200,
+            &json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": [crate::events::group()]}),
+        ),
+        (&Method::GET, ["apis", "events.k8s.io"]) => {
+            let mut group = crate::events::group();
+            group["kind"] = json!("APIGroup");
+            group["apiVersion"] = json!("v1");
+            json_response(200, &group)
+        }
+        (&Method::GET, ["apis", "events.k8s.io", "v1"]) => {
+            json_response(200, &crate::events::resource_list())
+        }
+        (_, ["apis", "events.k8s.io", "v1", "namespaces", ns, "events", rest @ ..]) if rest.len() <= 1 => {
+            if let Some(fault) = crate::events::write_fault(&shared, &method).await {
+                return fault;
+            }
+            let (ns, name) = (ns.to_string(), rest.first().map(|s| s.to_string()));
+            resource(&shared, method, Some(ns), "events".into(), name, query, req).await
+        }
+        (&Method::GET, ["apis", "events.k8s.io", "v1", "events"]) => {
+            resource(&shared, method, None, "events".into(), None, query, req).await
+        }
+        (_, ["api", "v1", "namespaces", ns, "events", rest @ ..]) if rest.len() <= 1 => {
+            let accept = header_str(&req, header::ACCEPT);
+            crate::events::serve_core(&shared, &method, (Some(ns), rest.first().copied()), &query, &accept)
+        }
+        (_, ["api", "v1", "events"]) => {
+            let accept = header_str(&req, header::ACCEPT);
+            crate::events::serve_core(&shared, &method, (None, None), &query, &accept)
         }
         (&Method::GET, ["api", "v1"]) => json_response(200, &resource_list()),
         (_, ["api", "v1", "namespaces", ns, plural, rest @ ..]) if rest.len() <= 1 => {
@@ -122,7 +150,8 @@ fn resource_list() -> Value {
         })
     };
     json!({"kind": "APIResourceList", "groupVersion": "v1",
-           "resources": [res("configmaps", "ConfigMap", "cm"), res("secrets", "Secret", "secret")]})
+           "resources": [res("configmaps", "ConfigMap", "cm"), res("secrets", "Secret", "secret"),
+                         res("events", "Event", "ev")]})
 }
 
 async fn resource(
@@ -137,7 +166,9 @@ async fn resource(
     if kind_for(&plural).is_none() {
         return status_response(404, "NotFound", "the server could not find the requested resource");
     }
-    if let Some((code, retry_after)) = shared.faults.take_failure() {
+    // Injected failures are for the watched resources: an Event must not consume them.
+    let failure = if plural == crate::events::PLURAL { None } else { shared.faults.take_failure() };
+    if let Some((code, retry_after)) = failure {
         shared.stats.errors_injected.fetch_add(1, Relaxed);
         let msg = match code {
             429 => "Too many requests, please try again later.".to_string(),
@@ -161,7 +192,7 @@ async fn resource(
         (Method::GET, Some(name)) => {
             shared.stats.gets.fetch_add(1, Relaxed);
             let ns = ns.unwrap_or_default();
-            match shared.store().get(&plural, &ns, &name) {
+            match shared.store_for(&plural).get(&plural, &ns, &name) {
                 Some(obj) => json_response(200, &obj),
                 None => not_found(&plural, &name),
             }
@@ -169,7 +200,7 @@ async fn resource(
         (Method::DELETE, Some(name)) => {
             shared.stats.writes.fetch_add(1, Relaxed);
             let ns = ns.unwrap_or_default();
-            match shared.store().delete(&plural, &ns, &name) {
+            match shared.store_for(&plural).delete(&plural, &ns, &name) {
                 Some((_, obj)) => json_response(
                     200,
                     &json!({

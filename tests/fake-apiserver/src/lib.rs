@@ -20,6 +20,7 @@
 //! ```
 
 mod builders;
+mod events;
 mod faults;
 mod http;
 mod list;
@@ -185,7 +186,7 @@ pub(crate) fn write_object(
         }
         validate::validate(plural, &probe)?;
     }
-    shared.store().put(plural, obj, mode, validated)
+    shared.store_for(plural).put(plural, obj, mode, validated)
 }
 
 struct Handle {
@@ -281,12 +282,21 @@ impl FakeApiServer {
 
     /// Deletes an object; returns the resourceVersion of the deletion, `None` if absent.
     pub fn delete(&self, plural: &str, namespace: &str, name: &str) -> Option<u64> {
-        self.shared().store().delete(plural, namespace, name).map(|(rv, _)| rv)
+        self.shared().store_for(plural).delete(plural, namespace, name).map(|(rv, _)| rv)
     }
 
     /// The stored object (with `kind`, `apiVersion` and full metadata), if present.
     pub fn get(&self, plural: &str, namespace: &str, name: &str) -> Option<Value> {
-        self.shared().store().get(plural, namespace, name).map(|o| (*o).clone())
+        self.shared().store_for(plural).get(plural, namespace, name).map(|o| (*o).clone())
+    }
+
+    /// Every `events.k8s.io/v1` Event stored in `namespace`, as written (series patches
+    /// applied), in name order.
+    pub fn events(&self, namespace: &str) -> Vec<Value> {
+        let store = self.shared().store_for("events");
+        store
+            .list_at("events", Some(namespace), None)
+            .map_or_else(|()| Vec::new(), |(_, objects)| objects.iter().map(|o| (**o).clone()).collect())
     }
 
     /// The latest resourceVersion (the global counter).

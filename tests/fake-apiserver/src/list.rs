@@ -90,7 +90,7 @@ fn snapshot(
     ns: Option<&str>,
     plan: &Plan,
 ) -> Result<(u64, Vec<Arc<Value>>), Fail> {
-    let store = shared.store();
+    let store = shared.store_for(plural);
     let current = store.rv();
     if let Some(n) = plan.at.or(plan.not_older_than).filter(|n| *n > current) {
         return Err((504, "Timeout", format!("Too large resource version: {n}, current: {current}")));
@@ -146,7 +146,8 @@ fn page(
         })
         .collect();
     let kind = format!("{}List", kind_for(plural).unwrap_or("Object"));
-    json!({"kind": kind, "apiVersion": "v1", "metadata": meta, "items": items})
+    let api_version = crate::validate::api_version_for(plural);
+    json!({"kind": kind, "apiVersion": api_version, "metadata": meta, "items": items})
 }
 
 /// Handles a LIST (`GET` on a collection without `watch`).

@@ -32,7 +32,7 @@ pub(crate) fn apply(
     let patch: Value = serde_json::from_slice(body)
         .map_err(|e| ApiError::BadRequest(format!("the patch is not JSON: {e}")))?;
     let current = shared
-        .store()
+        .store_for(plural)
         .get(plural, ns, name)
         .ok_or_else(|| ApiError::NotFound(format!("{plural} {name:?} not found")))?;
     let mut object = (*current).clone();

@@ -173,9 +173,7 @@ impl FieldSelector {
                 return Err(format!("invalid selector: '{part}'; can't understand '{part}'"));
             };
             let field = field.trim();
-            let known = matches!(field, "metadata.name" | "metadata.namespace")
-                || (plural == "secrets" && field == "type");
-            if !known {
+            if pointer(field, plural).is_none() {
                 return Err(format!("field label not supported: {field}"));
             }
             reqs.push((field.to_string(), eq, value.trim().to_string()));
@@ -191,15 +189,46 @@ impl FieldSelector {
     /// Evaluates the selector against `obj`.
     pub(crate) fn matches(&self, obj: &Value) -> bool {
         self.reqs.iter().all(|(field, eq, value)| {
-            let ptr = match field.as_str() {
-                "metadata.name" => "/metadata/name",
-                "metadata.namespace" => "/metadata/namespace",
-                _ => "/type",
-            };
-            let actual = obj.pointer(ptr).and_then(Value::as_str).unwrap_or("");
+            let ptr = field.replace('.', "/");
+            let actual = obj.pointer(&format!("/{ptr}")).and_then(Value::as_str).unwrap_or("");
             (actual == value) == *eq
         })
     }
+}
+
+/// The JSON pointer of a field `plural` can be selected on (`core-events` is the core/v1
+/// view of events), `None` for a field the real server refuses.
+fn pointer(field: &str, plural: &str) -> Option<String> {
+    let known = match plural {
+        "secrets" => matches!(field, "type"),
+        "events" => matches!(
+            field,
+            "regarding.name"
+                | "regarding.kind"
+                | "regarding.namespace"
+                | "regarding.uid"
+                | "reason"
+                | "type"
+                | "reportingController"
+        ),
+        "core-events" => matches!(
+            field,
+            "involvedObject.name"
+                | "involvedObject.kind"
+                | "involvedObject.namespace"
+                | "involvedObject.uid"
+                | "involvedObject.apiVersion"
+                | "involvedObject.resourceVersion"
+                | "involvedObject.fieldPath"
+                | "reason"
+                | "type"
+                | "source"
+                | "reportingComponent"
+        ),
+        _ => false,
+    };
+    (known || matches!(field, "metadata.name" | "metadata.namespace"))
+        .then(|| format!("/{}", field.replace('.', "/")))
 }
 
 #[cfg(test)]

@@ -86,6 +86,9 @@ struct Tasks {
 /// aborts them, which breaks the cycle.
 pub(crate) struct Shared {
     pub store: Mutex<Store>,
+    /// Events (`events.k8s.io/v1`), apart: their writes must not evict the watch history
+    /// of ConfigMaps and Secrets nor move their resourceVersions.
+    pub events: Mutex<Store>,
     pub opts: Options,
     pub faults: FaultState,
     pub stats: Counters,
@@ -108,6 +111,7 @@ impl Shared {
     pub(crate) fn new(opts: Options, addr: SocketAddr) -> Self {
         Self {
             store: Mutex::new(Store::new(opts.initial_resource_version, opts.history_capacity)),
+            events: Mutex::new(Store::new(opts.initial_resource_version, opts.history_capacity)),
             opts,
             faults: FaultState::default(),
             stats: Counters::default(),
@@ -120,6 +124,17 @@ impl Shared {
 
     pub(crate) fn store(&self) -> MutexGuard<'_, Store> {
         lock(&self.store)
+    }
+
+    /// The store that holds `plural`.
+    pub(crate) fn store_for(&self, plural: &str) -> MutexGuard<'_, Store> {
+        if plural == "events" { lock(&self.events) } else { lock(&self.store) }
+    }
+
+    /// Ends every open watch, of every store.
+    pub(crate) fn drop_all_watchers(&self) {
+        self.store().drop_watchers();
+        lock(&self.events).drop_watchers();
     }
 
     /// Starts the accept loop on `listener`.
@@ -189,7 +204,7 @@ impl Shared {
             let _ = h.await;
         }
         let conns = std::mem::take(&mut lock(&self.tasks).conns);
-        self.store().drop_watchers();
+        self.drop_all_watchers();
         for h in conns.values() {
             h.abort();
         }
@@ -216,7 +231,7 @@ impl Shared {
 
     /// Graceful stop: end watches, stop accepting, let connections finish (≤ 2 s), abort the rest.
     pub(crate) async fn shutdown(&self) {
-        self.store().drop_watchers();
+        self.drop_all_watchers();
         self.shutdown.send_replace(true);
         let handles: Vec<_> = {
             let mut t = lock(&self.tasks);
@@ -232,7 +247,7 @@ impl Shared {
     /// Immediate stop (used by Drop): abort every task.
     pub(crate) fn abort_all(&self) {
         self.shutdown.send_replace(true);
-        self.store().drop_watchers();
+        self.drop_all_watchers();
         let mut t = lock(&self.tasks);
         if let Some(a) = t.accept.take() {
             a.abort();

@@ -201,7 +201,7 @@ impl Store {
         let kind = kind_for(plural).expect("unsupported resource");
         let root = obj.as_object_mut().expect("object must be a JSON object");
         root.insert("kind".into(), json!(kind));
-        root.insert("apiVersion".into(), json!("v1"));
+        root.insert("apiVersion".into(), json!(crate::validate::api_version_for(plural)));
         let meta = root.entry("metadata").or_insert_with(|| json!({}));
         let meta = meta.as_object_mut().expect("metadata must be an object");
         if meta.get("name").and_then(Value::as_str).unwrap_or("").is_empty()

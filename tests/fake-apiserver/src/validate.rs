@@ -52,8 +52,14 @@ pub(crate) fn kind_for(plural: &str) -> Option<&'static str> {
     match plural {
         "configmaps" => Some("ConfigMap"),
         "secrets" => Some("Secret"),
+        "events" => Some("Event"),
         _ => None,
     }
+}
+
+/// `apiVersion` of a supported plural: events are served as `events.k8s.io/v1`.
+pub(crate) fn api_version_for(plural: &str) -> &'static str {
+    if plural == "events" { "events.k8s.io/v1" } else { "v1" }
 }
 
 /// Folds a Secret's `stringData` into `data` (base64) as the real server does on write.

@@ -218,7 +218,7 @@ pub(crate) fn serve(shared: &Arc<Shared>, plural: &str, ns: Option<&str>, q: &Qu
         shared.stats.watch_resumes.fetch_add(1, Relaxed);
     }
     let force_expire = shared.faults.expire_resumes.load(SeqCst);
-    let (start, rx) = shared.store().subscribe(plural, ns, from, force_expire);
+    let (start, rx) = shared.store_for(plural).subscribe(plural, ns, from, force_expire);
     shared.stats.open_watches.fetch_add(1, Relaxed);
     let kind = kind_for(plural).unwrap_or("Object");
     let filter = Filter { plural: plural.into(), ns: ns.map(String::from), label, field };

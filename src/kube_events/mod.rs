@@ -1,0 +1,245 @@
+//! Kubernetes Events where users look (`kubectl describe configmap`, `kubectl get events`):
+//! a bounded queue and one background task that publishes with kube's event recorder, so
+//! event delivery never slows or blocks a swap or a reload.
+//!
+//! What each happening says is built in [`notes`] (pure); this module queues, rate limits
+//! and sends.
+
+pub mod notes;
+#[cfg(test)]
+mod tests;
+
+use crate::metrics::{Metrics, ResultLabel};
+use k8s_openapi::api::core::v1::ObjectReference;
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+/// `reportingController` of every Event.
+pub const CONTROLLER: &str = "configsnap";
+/// Events waiting to be sent; beyond this they are dropped and counted (a burst of
+/// rejections must not grow memory while the API is slow).
+const QUEUE: usize = 256;
+/// The same event (object, reason, note) is sent at most once per window; a stuck bad
+/// ConfigMap then costs the API server one write per window, not one per update.
+const REPEAT_WINDOW: Duration = Duration::from_secs(300);
+/// Rate-limit entries kept; older ones are forgotten first.
+const REMEMBERED: usize = 1024;
+/// One API write may take this long before it counts as failed (the queue waits behind it).
+const SEND_TIMEOUT: Duration = Duration::from_secs(10);
+/// After a 403 the API is asked again only this much later (RBAC may be granted later).
+const FORBIDDEN_RETRY: Duration = Duration::from_secs(600);
+/// At shutdown, queued events get this long to go out.
+const DRAIN: Duration = Duration::from_secs(2);
+
+/// The sidecar's own Pod, from the downward API: every Event is `related` to it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pod {
+    /// Its namespace.
+    pub namespace: String,
+    /// Its name (also the `reportingInstance`).
+    pub name: String,
+    /// Its uid, when known.
+    pub uid: Option<String>,
+}
+
+/// One Event to publish.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Notice {
+    /// `Normal` or `Warning`.
+    pub type_: EventType,
+    /// `Rejected`, `ValidationFailed`, `ReloadFailed`, `RolledBack`, `SelectionHeld`, `Applied`.
+    pub reason: &'static str,
+    /// What the recorder calls the action (`Render`, `Validate`, `Reload`, `Swap`).
+    pub action: &'static str,
+    /// The message (at most [`notes::NOTE_BYTES`]).
+    pub note: String,
+    /// The object concerned.
+    pub regarding: ObjectReference,
+}
+
+/// A handle that queues Events for the background task. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Publisher {
+    queue: mpsc::Sender<Notice>,
+    metrics: Arc<Metrics>,
+    pod: Option<Pod>,
+    redact: bool,
+}
+
+/// The background task's state.
+struct Sender {
+    recorder: Recorder,
+    related: Option<ObjectReference>,
+    metrics: Arc<Metrics>,
+    sent: HashMap<(String, String, &'static str), (String, Instant)>,
+    forbidden_until: Option<Instant>,
+    failures_logged: bool,
+}
+
+/// What became of one Event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    Sent,
+    Repeated,
+    Forbidden,
+    Failed,
+}
+
+// === impl Publisher ===
+
+impl Publisher {
+    /// A publisher sending through `client`, and its task (run it until `cancel`; it then
+    /// drains the queue for a moment). `redact` withholds free text that may quote file
+    /// content (parser messages, command output) because Secrets are watched.
+    pub fn start(
+        client: kube::Client,
+        pod: Option<Pod>,
+        redact: bool,
+        metrics: Arc<Metrics>,
+        cancel: CancellationToken,
+    ) -> (Self, impl Future<Output = ()> + Send + 'static) {
+        let (queue, receiver) = mpsc::channel(QUEUE);
+        let reporter =
+            Reporter { controller: CONTROLLER.to_owned(), instance: pod.as_ref().map(|p| p.name.clone()) };
+        let sender = Sender {
+            recorder: Recorder::new(client, reporter),
+            related: pod.as_ref().map(notes::pod_reference),
+            metrics: Arc::clone(&metrics),
+            sent: HashMap::new(),
+            forbidden_until: None,
+            failures_logged: false,
+        };
+        (Self { queue, metrics, pod, redact }, sender.run(receiver, cancel))
+    }
+
+    /// The sidecar's Pod, when known.
+    #[must_use]
+    pub fn pod(&self) -> Option<&Pod> {
+        self.pod.as_ref()
+    }
+
+    /// True when free text that may quote file content must stay out of Events.
+    #[must_use]
+    pub fn redact(&self) -> bool {
+        self.redact
+    }
+
+    /// Queues `notice`; never waits. A full queue drops it and counts the drop.
+    pub fn send(&self, notice: Notice) {
+        if let Err(error) = self.queue.try_send(notice) {
+            self.metrics.events_dropped.inc();
+            tracing::debug!(%error, "Kubernetes Event dropped: the queue is full or closed");
+        }
+    }
+}
+
+// === impl Sender ===
+
+impl Sender {
+    async fn run(mut self, mut receiver: mpsc::Receiver<Notice>, cancel: CancellationToken) {
+        // A send cut short by shutdown is retried in the drain, not lost.
+        let mut interrupted = None;
+        loop {
+            let notice = tokio::select! {
+                () = cancel.cancelled() => break,
+                notice = receiver.recv() => notice,
+            };
+            let Some(notice) = notice else { return };
+            let sent = tokio::select! {
+                () = cancel.cancelled() => false,
+                () = self.handle(&notice) => true,
+            };
+            if !sent {
+                interrupted = Some(notice);
+                break;
+            }
+        }
+        receiver.close();
+        let drain = async {
+            if let Some(notice) = interrupted {
+                self.handle(&notice).await;
+            }
+            while let Some(notice) = receiver.recv().await {
+                self.handle(&notice).await;
+            }
+        };
+        let _ = tokio::time::timeout(DRAIN, drain).await;
+    }
+
+    async fn handle(&mut self, notice: &Notice) {
+        let outcome = self.publish(notice).await;
+        let result = match outcome {
+            Outcome::Sent => "sent",
+            Outcome::Repeated => "repeated",
+            Outcome::Forbidden => "forbidden",
+            Outcome::Failed => "failed",
+        };
+        self.metrics.events.get_or_create(&ResultLabel { result }).inc();
+    }
+
+    async fn publish(&mut self, notice: &Notice) -> Outcome {
+        let now = Instant::now();
+        if self.forbidden_until.is_some_and(|until| now < until) {
+            return Outcome::Forbidden;
+        }
+        let key = (
+            notice.regarding.kind.clone().unwrap_or_default(),
+            notice.regarding.name.clone().unwrap_or_default(),
+            notice.reason,
+        );
+        if let Some((note, at)) = self.sent.get(&key)
+            && *note == notice.note
+            && now.duration_since(*at) < REPEAT_WINDOW
+        {
+            return Outcome::Repeated;
+        }
+        let event = Event {
+            type_: notice.type_,
+            reason: notice.reason.to_owned(),
+            note: Some(notice.note.clone()),
+            action: notice.action.to_owned(),
+            secondary: self.related.clone(),
+        };
+        let sent = tokio::time::timeout(SEND_TIMEOUT, self.recorder.publish(&event, &notice.regarding)).await;
+        match sent {
+            Ok(Ok(())) => {
+                self.forbidden_until = None;
+                self.remember(key, notice.note.clone(), now);
+                Outcome::Sent
+            }
+            Ok(Err(kube::Error::Api(status))) if status.code == 403 => {
+                if self.forbidden_until.is_none() {
+                    tracing::warn!(error = %status.message, retry_in_s = FORBIDDEN_RETRY.as_secs(), "the API forbids creating Events; grant create and patch on events.k8s.io events, or pass --events=false; swaps and reloads go on");
+                }
+                self.forbidden_until = Some(now + FORBIDDEN_RETRY);
+                Outcome::Forbidden
+            }
+            Ok(Err(error)) => self.failed(&error),
+            Err(_) => self.failed(&format!("no answer within {SEND_TIMEOUT:?}")),
+        }
+    }
+
+    fn failed(&mut self, error: &dyn std::fmt::Display) -> Outcome {
+        if std::mem::replace(&mut self.failures_logged, true) {
+            tracing::debug!(%error, "sending a Kubernetes Event failed");
+        } else {
+            tracing::warn!(%error, "sending a Kubernetes Event failed (further failures are logged at debug level)");
+        }
+        Outcome::Failed
+    }
+
+    fn remember(&mut self, key: (String, String, &'static str), note: String, now: Instant) {
+        if self.sent.len() >= REMEMBERED {
+            self.sent.retain(|_, (_, at)| now.duration_since(*at) < REPEAT_WINDOW);
+            if self.sent.len() >= REMEMBERED {
+                self.sent.clear();
+            }
+        }
+        self.sent.insert(key, (note, now));
+    }
+}
