@@ -30,6 +30,9 @@ pub struct Events {
     status: StatusHandle,
     source_errors: Arc<Mutex<RateLimit>>,
     announce: Arc<announce::Announce>,
+    /// True while the pipeline is in a step (a swap, a reload): background work such as
+    /// Kubernetes Events waits for the end of it, so it takes no time from the update path.
+    pipeline_busy: Arc<tokio::sync::watch::Sender<bool>>,
 }
 
 #[derive(Debug, Default)]
@@ -46,7 +49,8 @@ impl Events {
     /// A sink writing to these metrics and this status.
     #[must_use]
     pub fn new(metrics: Arc<Metrics>, status: StatusHandle) -> Self {
-        Self { metrics, status, source_errors: Arc::default(), announce: Arc::default() }
+        let pipeline_busy = Arc::new(tokio::sync::watch::channel(false).0);
+        Self { metrics, status, source_errors: Arc::default(), announce: Arc::default(), pipeline_busy }
     }
 
     /// The metrics (for `/metrics`).
@@ -316,6 +320,13 @@ impl Events {
     pub fn busy(&self, busy: bool) {
         let since = busy.then(Instant::now);
         self.status.update(|s| s.busy_since = since);
+        self.pipeline_busy.send_replace(busy);
+    }
+
+    /// Follows whether the pipeline is in a step (see [`Events::busy`]).
+    #[must_use]
+    pub fn pipeline_busy(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.pipeline_busy.subscribe()
     }
 
     /// A source loop is alive and turning.

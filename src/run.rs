@@ -225,8 +225,15 @@ async fn start_sources(
     let mut publisher = None;
     if config.events && !config.once {
         let pod = config.pod.clone().map(|(name, uid)| Pod { namespace: namespace.clone(), name, uid });
-        let (handle, task) =
-            Publisher::start(connection.client()?, pod, config.secrets, events.metrics_arc(), cancel.clone());
+        let busy = events.pipeline_busy();
+        let (handle, task) = Publisher::start(
+            connection.client()?,
+            pod,
+            config.secrets,
+            events.metrics_arc(),
+            busy,
+            cancel.clone(),
+        );
         *events = events.clone().with_publisher(handle);
         publisher = Some(Box::pin(task) as std::pin::Pin<Box<dyn Future<Output = ()> + Send>>);
     }

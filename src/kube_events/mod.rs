@@ -35,6 +35,9 @@ const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 const FORBIDDEN_RETRY: Duration = Duration::from_secs(600);
 /// At shutdown, queued events get this long to go out.
 const DRAIN: Duration = Duration::from_secs(2);
+/// An Event waits at most this long for the pipeline's step (a swap and its reload) to
+/// end, so its HTTP work never competes with the update path, yet always goes out.
+const STEP_WAIT: Duration = Duration::from_secs(5);
 
 /// The sidecar's own Pod, from the downward API: every Event is `related` to it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -79,6 +82,8 @@ struct Sender {
     sent: HashMap<(String, String, &'static str), (String, Instant)>,
     forbidden_until: Option<Instant>,
     failures_logged: bool,
+    /// True while the pipeline is in a step.
+    pipeline_busy: tokio::sync::watch::Receiver<bool>,
 }
 
 /// What became of one Event.
@@ -96,11 +101,13 @@ impl Publisher {
     /// A publisher sending through `client`, and its task (run it until `cancel`; it then
     /// drains the queue for a moment). `redact` withholds free text that may quote file
     /// content (parser messages, command output) because Secrets are watched.
+    /// `pipeline_busy` says when the pipeline is in a step; sending waits for its end.
     pub fn start(
         client: kube::Client,
         pod: Option<Pod>,
         redact: bool,
         metrics: Arc<Metrics>,
+        pipeline_busy: tokio::sync::watch::Receiver<bool>,
         cancel: CancellationToken,
     ) -> (Self, impl Future<Output = ()> + Send + 'static) {
         let (queue, receiver) = mpsc::channel(QUEUE);
@@ -113,6 +120,7 @@ impl Publisher {
             sent: HashMap::new(),
             forbidden_until: None,
             failures_logged: false,
+            pipeline_busy,
         };
         (Self { queue, metrics, pod, redact }, sender.run(receiver, cancel))
     }
@@ -152,7 +160,10 @@ impl Sender {
             let Some(notice) = notice else { return };
             let sent = tokio::select! {
                 () = cancel.cancelled() => false,
-                () = self.handle(&notice) => true,
+                () = self.after_the_step() => {
+                    self.handle(&notice).await;
+                    true
+                }
             };
             if !sent {
                 interrupted = Some(notice);
@@ -169,6 +180,11 @@ impl Sender {
             }
         };
         let _ = tokio::time::timeout(DRAIN, drain).await;
+    }
+
+    /// Waits (a bounded while) until the pipeline is not in a step.
+    async fn after_the_step(&mut self) {
+        let _ = tokio::time::timeout(STEP_WAIT, self.pipeline_busy.wait_for(|busy| !*busy)).await;
     }
 
     async fn handle(&mut self, notice: &Notice) {

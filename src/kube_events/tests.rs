@@ -57,8 +57,14 @@ async fn wait_counted(metrics: &Metrics, line: &str) {
 async fn the_same_event_is_sent_once_and_a_new_version_with_a_new_message_goes_out() {
     let api = FakeApiServer::start().await.expect("fake api");
     let metrics = Arc::new(Metrics::new());
-    let (publisher, task) =
-        Publisher::start(client(&api).await, None, false, Arc::clone(&metrics), CancellationToken::new());
+    let (publisher, task) = Publisher::start(
+        client(&api).await,
+        None,
+        false,
+        Arc::clone(&metrics),
+        idle(),
+        CancellationToken::new(),
+    );
     tokio::spawn(task);
     for _ in 0..3 {
         publisher.send(notice("invalid key"));
@@ -79,8 +85,14 @@ async fn a_forbidding_api_is_asked_once_and_later_events_are_counted_not_sent() 
     let api = FakeApiServer::start().await.expect("fake api");
     api.faults().set_event_writes_status(Some(403));
     let metrics = Arc::new(Metrics::new());
-    let (publisher, task) =
-        Publisher::start(client(&api).await, None, false, Arc::clone(&metrics), CancellationToken::new());
+    let (publisher, task) = Publisher::start(
+        client(&api).await,
+        None,
+        false,
+        Arc::clone(&metrics),
+        idle(),
+        CancellationToken::new(),
+    );
     tokio::spawn(task);
     publisher.send(notice("one"));
     publisher.send(notice("two"));
@@ -96,8 +108,14 @@ async fn a_full_queue_drops_and_counts_without_waiting() {
     let api = FakeApiServer::start().await.expect("fake api");
     let metrics = Arc::new(Metrics::new());
     // The task is never run: nothing drains the queue.
-    let (publisher, _task) =
-        Publisher::start(client(&api).await, None, false, Arc::clone(&metrics), CancellationToken::new());
+    let (publisher, _task) = Publisher::start(
+        client(&api).await,
+        None,
+        false,
+        Arc::clone(&metrics),
+        idle(),
+        CancellationToken::new(),
+    );
     for i in 0..=super::QUEUE {
         publisher.send(notice(&i.to_string()));
     }
@@ -110,9 +128,14 @@ async fn cancelling_drains_what_is_queued() {
     let metrics = Arc::new(Metrics::new());
     let cancel = CancellationToken::new();
     let (publisher, task) =
-        Publisher::start(client(&api).await, None, false, Arc::clone(&metrics), cancel.clone());
+        Publisher::start(client(&api).await, None, false, Arc::clone(&metrics), idle(), cancel.clone());
     publisher.send(notice("queued before shutdown"));
     cancel.cancel();
     tokio::time::timeout(WAIT, task).await.expect("the task ends after its drain");
     assert_eq!(api.events("ns").len(), 1);
+}
+
+/// A pipeline that is never busy.
+fn idle() -> tokio::sync::watch::Receiver<bool> {
+    tokio::sync::watch::channel(false).1
 }
