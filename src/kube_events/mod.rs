@@ -241,6 +241,9 @@ impl Sender {
     }
 
     fn failed(&mut self, error: &dyn std::fmt::Display) -> Outcome {
+        // The API server's message is untrusted text: no raw newline reaches a log line.
+        let error = error.to_string();
+        let error = crate::keypath::Escaped(&error);
         if std::mem::replace(&mut self.failures_logged, true) {
             tracing::debug!(%error, "sending a Kubernetes Event failed");
         } else {

@@ -220,6 +220,8 @@ impl Pipeline {
             if !error.retryable() {
                 return;
             }
+            let error = error.to_string();
+            let error = crate::keypath::Escaped(&error);
             tracing::warn!(%error, retry_in_ms = delay.as_millis(), "retrying; the files on disk stay as they are");
             let seen = self.seen;
             let mut changes = self.changes.clone();
