@@ -57,14 +57,7 @@ async fn wait_counted(metrics: &Metrics, line: &str) {
 async fn the_same_event_is_sent_once_and_a_new_version_with_a_new_message_goes_out() {
     let api = FakeApiServer::start().await.expect("fake api");
     let metrics = Arc::new(Metrics::new());
-    let (publisher, task) = Publisher::start(
-        client(&api).await,
-        None,
-        false,
-        Arc::clone(&metrics),
-        idle(),
-        CancellationToken::new(),
-    );
+    let (publisher, task) = start(&api, &metrics, CancellationToken::new()).await;
     tokio::spawn(task);
     for _ in 0..3 {
         publisher.send(notice("invalid key"));
@@ -85,14 +78,7 @@ async fn a_forbidding_api_is_asked_once_and_later_events_are_counted_not_sent() 
     let api = FakeApiServer::start().await.expect("fake api");
     api.faults().set_event_writes_status(Some(403));
     let metrics = Arc::new(Metrics::new());
-    let (publisher, task) = Publisher::start(
-        client(&api).await,
-        None,
-        false,
-        Arc::clone(&metrics),
-        idle(),
-        CancellationToken::new(),
-    );
+    let (publisher, task) = start(&api, &metrics, CancellationToken::new()).await;
     tokio::spawn(task);
     publisher.send(notice("one"));
     publisher.send(notice("two"));
@@ -108,14 +94,7 @@ async fn a_full_queue_drops_and_counts_without_waiting() {
     let api = FakeApiServer::start().await.expect("fake api");
     let metrics = Arc::new(Metrics::new());
     // The task is never run: nothing drains the queue.
-    let (publisher, _task) = Publisher::start(
-        client(&api).await,
-        None,
-        false,
-        Arc::clone(&metrics),
-        idle(),
-        CancellationToken::new(),
-    );
+    let (publisher, _task) = start(&api, &metrics, CancellationToken::new()).await;
     for i in 0..=super::QUEUE {
         publisher.send(notice(&i.to_string()));
     }
@@ -127,15 +106,19 @@ async fn cancelling_drains_what_is_queued() {
     let api = FakeApiServer::start().await.expect("fake api");
     let metrics = Arc::new(Metrics::new());
     let cancel = CancellationToken::new();
-    let (publisher, task) =
-        Publisher::start(client(&api).await, None, false, Arc::clone(&metrics), idle(), cancel.clone());
+    let (publisher, task) = start(&api, &metrics, cancel.clone()).await;
     publisher.send(notice("queued before shutdown"));
     cancel.cancel();
     tokio::time::timeout(WAIT, task).await.expect("the task ends after its drain");
     assert_eq!(api.events("ns").len(), 1);
 }
 
-/// A pipeline that is never busy.
-fn idle() -> tokio::sync::watch::Receiver<bool> {
-    tokio::sync::watch::channel(false).1
+/// A publisher for no Pod, without redaction, beside a pipeline that is never busy.
+async fn start(
+    api: &FakeApiServer,
+    metrics: &Arc<Metrics>,
+    cancel: CancellationToken,
+) -> (Publisher, impl Future<Output = ()> + Send + 'static) {
+    let idle = tokio::sync::watch::channel(false).1;
+    Publisher::start(client(api).await, None, false, Arc::clone(metrics), idle, cancel)
 }
