@@ -142,27 +142,13 @@ pub async fn fleet(ctx: &Ctx, report: &mut Report) {
         within(1) as f64,
         "req/s",
     );
-    report.add(s, "requests/s over the first 5 s after recovery", within(5) as f64 / 5.0, "req/s");
-    report.add(
-        s,
-        "max requests in any 100 ms bucket",
-        buckets.iter().copied().max().unwrap_or(0) as f64,
-        "count",
-    );
+    report_recovery(report, s, &recovery, &stats);
     report.add(
         s,
         "100 ms buckets with any request",
         buckets.iter().filter(|b| **b > 0).count() as f64,
         "count",
     );
-    report.check(
-        s,
-        "LISTs after recovery (rvs still valid)",
-        stats.lists as f64,
-        "count",
-        Target::Equals(0.0),
-    );
-    report.add(s, "watch resumes after recovery", stats.watch_resumes as f64, "count");
     report.add(s, "watches after recovery", stats.watches as f64, "count");
     report.add(s, "requests after recovery (total)", stats.requests_total as f64, "count");
     if let Some(t) = recovery.first_request {
@@ -226,21 +212,7 @@ pub async fn fleet503(ctx: &Ctx, report: &mut Report) {
         "count",
         Target::AtMost(2.0),
     );
-    report.add(s, "requests/s over the first 5 s after recovery", recovery.within(5) as f64 / 5.0, "req/s");
-    report.add(
-        s,
-        "max requests in any 100 ms bucket",
-        recovery.buckets().into_iter().max().unwrap_or(0) as f64,
-        "count",
-    );
-    report.check(
-        s,
-        "LISTs after recovery (rvs still valid)",
-        stats.lists as f64,
-        "count",
-        Target::Equals(0.0),
-    );
-    report.add(s, "watch resumes after recovery", stats.watch_resumes as f64, "count");
+    report_recovery(report, s, &recovery, &stats);
     let converged = recovery.converged.unwrap_or(CONVERGE);
     if recovery.converged.is_none() {
         report.note(format!(
@@ -251,4 +223,21 @@ pub async fn fleet503(ctx: &Ctx, report: &mut Report) {
     report.check(s, "recovery -> every sidecar current", ms(converged), "ms", Target::AtMost(30_000.0));
     let exited = sidecars.iter_mut().map(|c| !c.running()).filter(|gone| *gone).count();
     report.add(s, "sidecars that exited (should be 0)", exited as f64, "count");
+}
+
+/// What both fleet scenarios report about the first seconds after the API recovered:
+/// request rate, the busiest 100 ms, relists (none while resourceVersions are valid) and
+/// watch resumes.
+fn report_recovery(report: &mut Report, s: &'static str, recovery: &Recovery, stats: &fake_apiserver::Stats) {
+    report.add(s, "requests/s over the first 5 s after recovery", recovery.within(5) as f64 / 5.0, "req/s");
+    let busiest = recovery.buckets().into_iter().max().unwrap_or(0);
+    report.add(s, "max requests in any 100 ms bucket", busiest as f64, "count");
+    report.check(
+        s,
+        "LISTs after recovery (rvs still valid)",
+        stats.lists as f64,
+        "count",
+        Target::Equals(0.0),
+    );
+    report.add(s, "watch resumes after recovery", stats.watch_resumes as f64, "count");
 }
