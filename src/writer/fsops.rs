@@ -188,6 +188,12 @@ pub fn symlink(target: &str, dir: impl AsFd, name: &str) -> Result<(), Errno> {
     nix::unistd::symlinkat(target, dir, name)
 }
 
+/// Adds a second name `to_name` in `to_dir` for the entry `name` in `dir` (a hard link;
+/// a symlink there is linked itself, not followed).
+pub fn hard_link(dir: impl AsFd, name: &str, to_dir: impl AsFd, to_name: &str) -> Result<(), Errno> {
+    nix::unistd::linkat(dir, name, to_dir, to_name, AtFlags::empty())
+}
+
 /// The target of the symlink `name` in `dir`, if it is one.
 #[must_use]
 pub fn read_link(dir: impl AsFd, name: &str) -> Option<String> {

@@ -304,3 +304,55 @@ fn a_replaced_visible_link_moves_a_planted_link_tmp_dir_aside() {
     assert_eq!(std::fs::read_to_string(tmp.path().join("web/a")).expect("read"), "1");
     assert!(names(tmp.path()).iter().any(|n| n.starts_with(ASIDE_PREFIX)));
 }
+
+/// Inode numbers of the links in the staged root and in the live root, by name.
+fn root_link_inodes(dir: &Path, root: &str) -> std::collections::BTreeMap<String, u64> {
+    std::fs::read_dir(dir.join(root))
+        .expect("list root")
+        .map(|e| e.expect("entry"))
+        .filter(|e| e.file_type().expect("type").is_symlink())
+        .map(|e| (e.file_name().to_string_lossy().into_owned(), e.metadata().expect("lstat").ino()))
+        .collect()
+}
+
+#[test]
+fn a_new_node_shares_the_unchanged_links_of_the_one_it_replaces() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let writer = open(tmp.path());
+    swap(&writer, &many(100, None));
+    let live = writer.current_dir_name().expect("read").expect("live");
+    let staged = writer.stage(&many(100, Some((3, b"changed")))).expect("stage");
+    let (old, new) = (root_link_inodes(tmp.path(), &live), root_link_inodes(tmp.path(), staged.name()));
+    assert_eq!(old.len(), crate::snapshot::tree::FANOUT);
+    let shared = new.iter().filter(|(name, ino)| old.get(*name) == Some(ino)).count();
+    assert_eq!(
+        shared,
+        crate::snapshot::tree::FANOUT - 1,
+        "every root link but the changed one is the old inode"
+    );
+    writer.persist(writer.commit(staged).expect("commit")).expect("persist");
+    assert_eq!(read_current(tmp.path()).expect("read").expect("present"), many(100, Some((3, b"changed"))));
+}
+
+#[test]
+fn a_donor_link_that_differs_or_strict_durability_gets_a_new_link() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let writer = open(tmp.path()).with_durability(Durability::Strict);
+    swap(&writer, &many(100, None));
+    let live = writer.current_dir_name().expect("read").expect("live");
+    let staged = writer.stage(&many(100, Some((3, b"changed")))).expect("stage");
+    let (old, new) = (root_link_inodes(tmp.path(), &live), root_link_inodes(tmp.path(), staged.name()));
+    assert!(new.iter().all(|(name, ino)| old.get(name) != Some(ino)), "strict: no shared inode");
+    writer.discard(staged).expect("discard");
+
+    let writer = open(tmp.path());
+    writer.load_current().expect("load");
+    let live = writer.current_dir_name().expect("read").expect("live");
+    let tampered = tmp.path().join(&live).join("0");
+    std::fs::remove_file(&tampered).expect("remove");
+    std::os::unix::fs::symlink("../elsewhere", &tampered).expect("plant");
+    let staged = writer.stage(&many(100, Some((3, b"again")))).expect("stage");
+    let target = std::fs::read_link(tmp.path().join(staged.name()).join("0")).expect("link");
+    assert!(target.starts_with(format!("../{TREE_DIR}")), "a planted link is never copied: {target:?}");
+    writer.discard(staged).expect("discard");
+}
