@@ -2,6 +2,7 @@
 //! metric and updates the status in one place, so logs, metrics and probes never disagree.
 
 mod announce;
+mod writes;
 
 use crate::keypath::Escaped;
 use crate::kube_events::notes;
@@ -179,12 +180,6 @@ impl Events {
         }
         self.metrics.snapshots_refused.get_or_create(&ReasonLabel { reason: "empty_selection" }).inc();
         self.behind(message);
-    }
-
-    /// Writing a snapshot failed; the previous one stays and the write is retried.
-    pub fn swap_failed(&self, error: &crate::writer::Error) {
-        self.metrics.swap_failures.get_or_create(&ReasonLabel { reason: error.label() }).inc();
-        self.behind(format!("writing the snapshot failed: {error}"));
     }
 
     /// The files are behind the source for `reason`.

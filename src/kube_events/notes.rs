@@ -80,6 +80,20 @@ pub fn rejected(rejection: &Rejection) -> Option<Notice> {
     Some(warning("Rejected", "Render", note, regarding))
 }
 
+/// Warning `WriteFailed` on an object whose new files did not fit on the volume.
+#[must_use]
+pub fn without_room(object: &Object, error: &str) -> Option<Notice> {
+    let s = &object.source;
+    let regarding = reference(s.kind, &s.namespace, &s.name, &s.uid, &s.resource_version)?;
+    let note = format!(
+        "{} {}: its new files do not fit on configsnap's volume ({error}); its previous files stay, every other \
+         change is applied, and the write is retried until it fits",
+        object.id.kind,
+        crate::keypath::Escaped(&object.id.name),
+    );
+    Some(warning("WriteFailed", "Swap", note, regarding))
+}
+
 /// Warning `ValidationFailed` (`syntax`, `command`) or `ReloadFailed` (the rest) on each
 /// object that changed in the refused snapshot. `public` is the detail safe to show when
 /// Secrets are watched, `detail` the full one.

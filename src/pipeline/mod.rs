@@ -3,12 +3,14 @@
 //!
 //! What to do at each step is decided by the pure [`policy`]; this module carries it out.
 //! Start-up (keep what is on disk, or restore last-good when the source is late) is in
-//! [`startup`]; telling the app, verifying and rolling back in [`reload`].
+//! [`startup`]; the swap step in [`swap`]; telling the app, verifying and rolling back in
+//! [`reload`].
 
 pub mod debounce;
 pub mod policy;
 mod reload;
 mod startup;
+mod swap;
 
 use crate::events::Events;
 use crate::lastgood;
@@ -21,7 +23,8 @@ use crate::status;
 use crate::validate::Validator;
 use crate::writer::{self, Writer};
 use debounce::Debounce;
-use policy::{AfterSwap, Decision, Hold, Policy};
+use policy::{Decision, Hold, Policy};
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 use thiserror::Error;
@@ -67,6 +70,14 @@ pub enum Error {
         /// The app could not be reached: worth retrying.
         retry: bool,
     },
+    /// One object's new files do not fit on the volume; every other change was applied.
+    #[error("{object}'s new files do not fit on the volume (every other change is applied): {error}")]
+    NoRoom {
+        /// The object left at its previous version.
+        object: crate::source::ObjectId,
+        /// The write error.
+        error: writer::Error,
+    },
     /// The snapshot was held (an emptied selection).
     #[error("the snapshot was held: {0}")]
     Held(String),
@@ -85,7 +96,7 @@ pub enum Error {
 impl Error {
     /// True when the same sync is worth trying again later with no new change.
     fn retryable(&self) -> bool {
-        matches!(self, Self::Write(_) | Self::Reload { retry: true, .. })
+        matches!(self, Self::Write(_) | Self::NoRoom { .. } | Self::Reload { retry: true, .. })
     }
 }
 
@@ -109,6 +120,8 @@ pub struct Pipeline {
     seen: u64,
     /// A full render (or a read of a whole snapshot) freed a lot: trim the heap after it.
     trim_due: bool,
+    /// Object versions already reported as not fitting on the volume.
+    without_room: HashSet<crate::snapshot::object::Digest32>,
 }
 
 /// Everything a [`Pipeline`] works with.
@@ -152,6 +165,7 @@ impl Pipeline {
             last_good: None,
             seen: 0,
             trim_due: true,
+            without_room: HashSet::new(),
         }
     }
 
@@ -215,6 +229,7 @@ impl Pipeline {
             }
             self.events.busy(false);
             let Err(error) = result else {
+                self.without_room.clear();
                 return;
             };
             if !error.retryable() {
@@ -222,7 +237,7 @@ impl Pipeline {
             }
             let error = error.to_string();
             let error = crate::keypath::Escaped(&error);
-            tracing::warn!(%error, retry_in_ms = delay.as_millis(), "retrying; the files on disk stay as they are");
+            tracing::warn!(%error, retry_in_ms = delay.as_millis(), "retrying; until then the files on disk stay as they are now");
             let seen = self.seen;
             let mut changes = self.changes.clone();
             tokio::select! {
@@ -238,6 +253,11 @@ impl Pipeline {
     async fn sync(&mut self, first_change: Option<Instant>) -> Result<(), Error> {
         self.seen = self.changes.borrow_and_update().generation;
         let snapshot = self.render();
+        self.act(snapshot, first_change).await
+    }
+
+    /// Does what the policy decides for `snapshot`.
+    async fn act(&mut self, snapshot: Snapshot, first_change: Option<Instant>) -> Result<(), Error> {
         match self.policy.decide(snapshot.hash, snapshot.object_count()) {
             Decision::UpToDate => {
                 tracing::debug!(hash = %snapshot.hash, "content unchanged; nothing to do");
@@ -276,51 +296,6 @@ impl Pipeline {
         }
     }
 
-    /// Validates, swaps in and tells the app about a new snapshot.
-    async fn swap(&mut self, snapshot: Snapshot, first_change: Option<Instant>) -> Result<(), Error> {
-        let changed = snapshot.changed_since(self.current.as_ref());
-        self.events.concerning(changed.iter().map(AsRef::as_ref));
-        let (validator, layout, objects) = (self.validator.clone(), snapshot.layout(), changed.clone());
-        if let Err(error) = blocking(move || validator.check_syntax(&objects, layout)).await {
-            return self.refused_before_swap(&snapshot, error).await;
-        }
-        let mut names: Vec<&str> = changed.iter().map(|o| o.id.name.as_str()).collect();
-        let removed = self.current.as_ref().map(|c| snapshot.removed_since(c)).unwrap_or_default();
-        names.extend(removed.iter().map(String::as_str));
-        let names = names.join(",");
-        let committed = match self.swap_in(&snapshot, &names, first_change).await {
-            Ok(committed) => committed,
-            Err(Error::Refused(error)) => return self.refused_before_swap(&snapshot, error).await,
-            Err(other) => return Err(other),
-        };
-        self.events.applied(&changed, snapshot.hash);
-        let result = match self.policy.swapped(snapshot.hash, snapshot.object_count()) {
-            AfterSwap::Reload => self.tell_app(snapshot).await,
-            AfterSwap::Good => {
-                if self.last_good.is_none() {
-                    tracing::info!("first snapshot: the app reads it at start, so no reload");
-                }
-                self.mark_good(snapshot).await;
-                Ok(())
-            }
-        };
-        // Durability of the switch comes after the reload: it is not on the latency path.
-        let writer = Arc::clone(&self.writer);
-        blocking(move || writer.persist(committed)).await?;
-        result
-    }
-
-    async fn refused_before_swap(
-        &mut self,
-        snapshot: &Snapshot,
-        error: crate::validate::Error,
-    ) -> Result<(), Error> {
-        self.policy.refused_before_swap(snapshot.hash);
-        self.events.refused(snapshot.hash, error.label(), &error.to_string(), &error.summary());
-        self.deliver_pending_reload().await?;
-        Err(error.into())
-    }
-
     /// Renders the current objects, reporting rejections.
     fn render(&mut self) -> Snapshot {
         let delta = self.inventory.take_delta();
@@ -345,55 +320,6 @@ impl Pipeline {
             (Some(pending), Some(current)) if pending == current.hash => self.tell_app(current).await,
             _ => Ok(()),
         }
-    }
-
-    /// Stages the snapshot, runs the validation command on it, and commits it (not yet
-    /// durable: the caller persists the commit).
-    async fn swap_in(
-        &mut self,
-        snapshot: &Snapshot,
-        changed: &str,
-        first_change: Option<Instant>,
-    ) -> Result<writer::Committed, Error> {
-        let writer = Arc::clone(&self.writer);
-        let snap = snapshot.clone();
-        let staged = blocking(move || writer.stage(&snap)).await;
-        let mut staged = staged.inspect_err(|error| self.events.swap_failed(error))?;
-        if self.validator.has_command() {
-            let writer = Arc::clone(&self.writer);
-            let (view, back) = blocking(move || (writer.staged_view(&mut staged), staged)).await;
-            staged = back;
-            let checked = match view {
-                Ok(view) => self.validator.check_command(&view, snapshot.hash).await,
-                Err(error) => Err(crate::validate::Error::Command(format!(
-                    "could not lay out the staged snapshot: {error}"
-                ))),
-            };
-            if let Err(error) = checked {
-                let writer = Arc::clone(&self.writer);
-                if let Err(discard) = blocking(move || writer.discard(staged)).await {
-                    tracing::warn!(error = %discard, "removing the refused staged snapshot failed; it is cleaned at the next start");
-                }
-                return Err(error.into());
-            }
-        }
-        let writer = Arc::clone(&self.writer);
-        let committed = blocking(move || writer.commit(staged)).await;
-        let committed = committed.inspect_err(|error| self.events.swap_failed(error))?;
-        self.events.swapped(snapshot, changed, committed.timings, first_change.map(|t| t.elapsed()));
-        self.current = Some(snapshot.clone());
-        Ok(committed)
-    }
-
-    /// Remembers `snapshot` as the rollback target and persists it in the state dir.
-    async fn mark_good(&mut self, snapshot: Snapshot) {
-        if let Some(store) = self.store.clone() {
-            let snap = snapshot.clone();
-            if let Err(error) = blocking(move || store.save(&snap)).await {
-                tracing::warn!(%error, "saving the last-good copy failed; the previous copy stays");
-            }
-        }
-        self.last_good = Some(snapshot);
     }
 }
 

@@ -11,7 +11,7 @@ pub mod object;
 pub mod render;
 pub mod tree;
 
-use crate::source::SourceKind;
+use crate::source::{ObjectId, SourceKind};
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
 use std::fmt;
@@ -226,6 +226,28 @@ impl Snapshot {
             }
         }
         changed
+    }
+
+    /// `self` with object `id` as `older` has it (or without it when `older` lacks it):
+    /// the rest of a change when that object's new files cannot be written. `None` when
+    /// an entry of its older version now belongs to another object. Scans the objects:
+    /// for the failure path only.
+    #[must_use]
+    pub fn with_object_as_in(&self, id: &ObjectId, older: &Snapshot) -> Option<Snapshot> {
+        let new = self.objects().find(|o| o.id == *id).cloned();
+        let old = older.objects().find(|o| o.id == *id).cloned();
+        if let Some(old) = &old {
+            let taken = old
+                .tops(self.layout)
+                .into_iter()
+                .any(|top| self.tree.get(top).is_some_and(|e| e.object.id != *id));
+            if taken {
+                return None;
+            }
+        }
+        let mut rest = self.clone();
+        rest.change([(new, old)]);
+        Some(rest)
     }
 
     /// Names of objects that `older` has and `self` does not (deleted or replaced by an

@@ -118,3 +118,27 @@ fn flat_layout_shows_each_key_at_the_top() {
     assert_eq!(snapshot.file_count(), 2);
     assert_eq!(snapshot.read("y.conf"), Some(&b"2"[..]));
 }
+
+#[test]
+fn the_rest_of_a_change_keeps_one_object_as_it_was() {
+    let before = snapshot_of(&[("web/a", b"1", 0o644), ("api/b", b"1", 0o644)]);
+    let after = snapshot_of(&[("web/a", b"big", 0o644), ("api/b", b"2", 0o644), ("new/c", b"1", 0o644)]);
+    let web = ObjectId { kind: SourceKind::ConfigMap, name: "web".into() };
+    let rest = after.with_object_as_in(&web, &before).expect("no collision");
+    assert_eq!(rest.read("web/a"), Some(&b"1"[..]), "web as it was");
+    assert_eq!(rest.read("api/b"), Some(&b"2"[..]), "every other change");
+    assert_eq!(rest.read("new/c"), Some(&b"1"[..]));
+    let added = ObjectId { kind: SourceKind::ConfigMap, name: "new".into() };
+    let without = after.with_object_as_in(&added, &before).expect("no collision");
+    assert_eq!(without.read("new/c"), None, "a new object that does not fit stays out");
+    assert_eq!(without.object_count(), 2);
+}
+
+#[test]
+fn an_object_whose_old_entries_were_taken_cannot_go_back() {
+    let key = |name: &str, key: &str| Arc::new(object(name, &[(key, b"v", 0o644)]));
+    let before = Snapshot::from_objects(Layout::Flat, [key("one", "a.conf")]);
+    let after = Snapshot::from_objects(Layout::Flat, [key("one", "b.conf"), key("two", "a.conf")]);
+    let one = ObjectId { kind: SourceKind::ConfigMap, name: "one".into() };
+    assert!(after.with_object_as_in(&one, &before).is_none(), "a.conf is two's now");
+}

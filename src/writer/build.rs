@@ -105,7 +105,11 @@ fn write_plan(
     created: &mut Vec<Node>,
 ) -> Result<(), Error> {
     for object in &plan.objects {
-        write_object(writer, object, syncer)?;
+        if let Err(error) = write_object(writer, object, syncer) {
+            // What it wrote would take room from everything else until the next sweep.
+            let _ = fsops::remove_tree(&writer.objects, &object.dir_name());
+            return Err(Error::Object { object: object.id.clone(), source: Box::new(error) });
+        }
         created.push(Node::Object(object.digest));
     }
     let tree = snapshot.tree();

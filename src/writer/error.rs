@@ -1,6 +1,7 @@
 //! The writer's error: what failed, with the OS error, and a metric label for it.
 
 use super::DATA_LINK;
+use crate::source::ObjectId;
 use nix::errno::Errno;
 use thiserror::Error;
 
@@ -15,6 +16,15 @@ pub enum Error {
         /// The OS error.
         #[source]
         source: std::io::Error,
+    },
+    /// Writing one object's files failed.
+    #[error("{object}: {source}")]
+    Object {
+        /// The object.
+        object: ObjectId,
+        /// What failed.
+        #[source]
+        source: Box<Error>,
     },
     /// `..data` exists but does not point at a snapshot dir of ours.
     #[error("{DATA_LINK} points at {0:?}, which is not a configsnap snapshot directory")]
@@ -35,6 +45,7 @@ impl Error {
     pub fn label(&self) -> &'static str {
         let Self::Io { source, .. } = self else {
             return match self {
+                Self::Object { source, .. } => source.label(),
                 Self::ForeignData(_) => "foreign_data",
                 _ => "damaged",
             };
@@ -42,11 +53,28 @@ impl Error {
         match source.raw_os_error().map(Errno::from_raw) {
             Some(Errno::ENOSPC) => "no_space",
             Some(Errno::EDQUOT) => "quota",
+            Some(Errno::EFBIG) => "file_too_large",
             Some(Errno::EROFS) => "read_only",
             Some(Errno::EMFILE | Errno::ENFILE) => "too_many_files",
             Some(Errno::EACCES | Errno::EPERM) => "permission",
             Some(Errno::ENOTDIR | Errno::EISDIR | Errno::EEXIST | Errno::ELOOP) => "blocked_path",
             _ => "io",
+        }
+    }
+}
+
+impl Error {
+    /// The object whose new files did not fit (no space, quota, or larger than a file
+    /// may be): the rest of a change can go ahead without it.
+    #[must_use]
+    pub fn object_without_room(&self) -> Option<&ObjectId> {
+        match self {
+            Self::Object { object, source }
+                if matches!(source.label(), "no_space" | "quota" | "file_too_large") =>
+            {
+                Some(object)
+            }
+            _ => None,
         }
     }
 }

@@ -80,6 +80,51 @@ async fn a_failed_write_is_counted_shown_stale_and_cleared_once_it_lands() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_object_too_big_for_the_volume_is_held_while_every_other_change_lands() {
+    let api = FakeApiServer::start().await.expect("fake api");
+    api.apply("configmaps", configmap("web", &[("a", "1")])).expect("web");
+    api.apply("configmaps", configmap("api", &[("b", "1")])).expect("api");
+    let ws = Workspace::new(&api);
+    // No file of the sidecar may grow past 256 KiB (`ulimit -f` counts 512-byte blocks);
+    // SIGXFSZ ignored, so a write past it fails with EFBIG, as ENOSPC would on a full volume.
+    let limit = Some("trap '' XFSZ && ulimit -f 512".to_owned());
+    let sidecar = ws.start_in_shell(limit, &["--debounce=0", "--max-wait=0"]);
+    wait_state(&sidecar, "fresh", WAIT).await;
+    let big = "x".repeat(400 * 1024);
+    api.apply("configmaps", configmap("web", &[("a", &big)])).expect("grow web");
+    api.apply("configmaps", configmap("api", &[("b", "2")])).expect("update api");
+    wait_for("api's change lands without web's", WAIT, || ws.read("api/b").as_deref() == Some("2")).await;
+    let body = wait_state(&sidecar, "stale", WAIT).await;
+    let reason = body["status"]["reason"].as_str().unwrap_or_default().to_owned();
+    assert!(reason.contains("web") && reason.contains("do not fit"), "{body}");
+    assert_eq!(ws.read("web/a").as_deref(), Some("1"), "web's previous files stay");
+    // Retried (each attempt counted), reported once per version, on the object too.
+    sidecar.wait_metric("configsnap_swap_failures_total{reason=\"file_too_large\"}", 2.0).await;
+    assert_eq!(
+        sidecar.log_count(
+            "object does not fit on the volume; its previous files stay, every other change is applied"
+        ),
+        1,
+        "{}",
+        sidecar.log()
+    );
+    wait_until("a WriteFailed Event on web", WAIT, || async {
+        api.events(crate::support::NS)
+            .iter()
+            .any(|e| e["reason"] == "WriteFailed" && e["regarding"]["name"] == "web")
+    })
+    .await;
+    assert_eq!(ws.read("api/b").as_deref(), Some("2"), "the retries keep the other change");
+    crate::support::assert_complete_snapshot(&ws.dir());
+    // Once it fits it lands, and the error clears.
+    api.apply("configmaps", configmap("web", &[("a", "3")])).expect("shrink web");
+    wait_for("web's fitting version lands", WAIT, || ws.read("web/a").as_deref() == Some("3")).await;
+    let body = wait_state(&sidecar, "fresh", WAIT).await;
+    assert!(body["lastError"].is_null(), "{body}");
+    crate::support::assert_complete_snapshot(&ws.dir());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deleting_every_object_is_held_with_the_files_and_last_good_kept() {
     let api = FakeApiServer::start().await.expect("fake api");
     api.apply("configmaps", configmap("web", &[("a", "1")])).expect("web");

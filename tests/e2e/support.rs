@@ -110,6 +110,12 @@ impl Workspace {
 
     /// Like [`Workspace::start`], under `ulimit -n fds` when given.
     pub fn start_with_fd_limit(&self, fds: Option<u32>, extra: &[&str]) -> Sidecar {
+        self.start_in_shell(fds.map(|fds| format!("ulimit -n {fds}")), extra)
+    }
+
+    /// Like [`Workspace::start`], after the shell commands `setup` (limits, traps) when
+    /// given.
+    pub fn start_in_shell(&self, setup: Option<String>, extra: &[&str]) -> Sidecar {
         let port = free_port();
         let mut args: Vec<String> = vec![
             format!("--dir={}", self.dir().display()),
@@ -118,7 +124,7 @@ impl Workspace {
             "--log-format=json".into(),
         ];
         args.extend(extra.iter().map(|s| (*s).to_owned()));
-        Sidecar::spawn_limited(&args, &self.tmp.path().join("kubeconfig"), self.tmp.path(), port, fds)
+        Sidecar::spawn_in_shell(&args, &self.tmp.path().join("kubeconfig"), self.tmp.path(), port, setup)
     }
 }
 
@@ -145,13 +151,25 @@ impl Sidecar {
         port: u16,
         fds: Option<u32>,
     ) -> Self {
+        Self::spawn_in_shell(args, kubeconfig, log_dir, port, fds.map(|fds| format!("ulimit -n {fds}")))
+    }
+
+    /// Like [`Sidecar::spawn`], after the shell commands `setup` (run by `sh`, which then
+    /// `exec`s the binary: the pid is configsnap's) when given.
+    pub fn spawn_in_shell(
+        args: &[String],
+        kubeconfig: &Path,
+        log_dir: &Path,
+        port: u16,
+        setup: Option<String>,
+    ) -> Self {
         let log = log_dir.join(format!("configsnap-{port}.log"));
         let stderr = File::create(&log).expect("log file");
         let binary = env!("CARGO_BIN_EXE_configsnap");
-        let mut command = match fds {
-            Some(fds) => {
+        let mut command = match setup {
+            Some(setup) => {
                 let mut sh = Command::new("sh");
-                sh.args(["-c", &format!("ulimit -n {fds} && exec \"$0\" \"$@\""), binary]);
+                sh.args(["-c", &format!("{setup} && exec \"$0\" \"$@\""), binary]);
                 sh
             }
             None => Command::new(binary),
