@@ -58,6 +58,10 @@ impl Error {
             Self::Listen { .. } | Self::Kube(_) | Self::State(lastgood::Error::Unsafe { .. }) => {
                 crate::cli::EXIT_USAGE
             }
+            // A target dir we may not write to is the mount's or the securityContext's to fix.
+            Self::Target(error) if matches!(error.label(), "permission" | "read_only") => {
+                crate::cli::EXIT_USAGE
+            }
             Self::Target(_) | Self::State(_) | Self::Once(_) => 1,
         }
     }

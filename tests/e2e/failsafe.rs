@@ -237,3 +237,17 @@ async fn verify_url_without_a_reload_method_is_a_usage_error() {
     assert_eq!(status.code(), Some(64), "{}", sidecar.log());
     assert!(sidecar.log().contains("needs a reload method"), "{}", sidecar.log());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_target_dir_it_may_not_write_to_is_a_usage_error() {
+    let api = FakeApiServer::start().await.expect("fake api");
+    let ws = Workspace::new(&api);
+    std::fs::create_dir_all(ws.dir()).expect("dir");
+    freeze(&ws.dir(), true);
+    let mut sidecar = ws.start(&[]);
+    let status = sidecar.wait_exit(WAIT).await;
+    freeze(&ws.dir(), false);
+    assert_eq!(status.code(), Some(64), "{}", sidecar.log());
+    let log = sidecar.log();
+    assert!(log.contains("Operation not permitted") || log.contains("Permission denied"), "{log}");
+}
