@@ -7,6 +7,7 @@
 //! files live in [`manifest`].
 
 pub mod manifest;
+mod mode;
 pub mod object;
 pub mod render;
 pub mod tree;

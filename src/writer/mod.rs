@@ -64,6 +64,7 @@
 mod build;
 mod error;
 mod fsops;
+mod garbage;
 mod links;
 mod names;
 mod read;
@@ -166,7 +167,7 @@ pub struct Committed {
     /// The root it replaced, removed by [`Writer::persist`].
     previous: Option<String>,
     /// Nodes only the replaced generation used.
-    garbage: Vec<build::Garbage>,
+    garbage: Vec<garbage::Garbage>,
 }
 
 /// A content-addressed dir: an object's or a tree node's.
@@ -336,7 +337,7 @@ impl Writer {
             tracing::warn!(%error, "removing stale visible links failed; the next swap retries");
             state.dirty = true;
         }
-        let garbage = previous.as_ref().map(|old| build::garbage(old, &snapshot)).unwrap_or_default();
+        let garbage = previous.as_ref().map(|old| garbage::garbage(old, &snapshot)).unwrap_or_default();
         let previous_root =
             state.current.replace((snapshot, root.clone())).map(|(_, r)| r).filter(|r| *r != root);
         timings.rename = started.elapsed();
