@@ -26,7 +26,9 @@ fn sample() -> Snapshot {
 
 fn stored_file(dir: &Path, path: &str) -> PathBuf {
     let snapshot = writer::read_current(dir).expect("read").expect("a copy");
-    let object = snapshot.tree().get(path.split('/').next().expect("top")).expect("entry").object.dir_name();
+    let object = snapshot.tree().get(path.split('/').next().expect("top")).expect("entry").members()[0]
+        .object
+        .dir_name();
     dir.join(OBJECTS_DIR).join(object).join(path.split_once('/').expect("key").1)
 }
 
@@ -230,4 +232,19 @@ fn junk_and_leftovers_in_the_state_dir_never_stop_start_up() {
     assert!(Path::new("/etc/passwd").exists(), "a link is removed, never followed");
     assert_eq!(store.load().expect("load"), Some(sample()));
     store.save(&snapshot_of(&[("web/a", b"new", 0o644)])).expect("saves still land");
+}
+
+#[test]
+fn a_shared_target_dir_round_trips_through_the_store() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(dir.path(), origin()).expect("open");
+    let member = |name: &str, key: &str| {
+        let object = crate::snapshot::tests::object(name, &[(key, b"x", 0o644)]);
+        std::sync::Arc::new(object.with_target(Some("rules".into())))
+    };
+    let snap = Snapshot::from_objects(Layout::ByName, [member("a", "a.conf"), member("b", "b.conf")]);
+    store.save(&snap).expect("save");
+    let loaded = store.load().expect("load").expect("a copy");
+    assert_eq!(loaded, snap);
+    assert_eq!(loaded.read("rules/b.conf"), Some(&b"x"[..]));
 }

@@ -72,6 +72,10 @@ pub struct ObjectManifest {
     pub format: u32,
     /// The object the files came from.
     pub source: SourceRef,
+    /// The top-level directory its files go to (`configsnap.io/target-dir`); absent
+    /// when it has none, as in manifests written before target dirs existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_dir: Option<String>,
     /// Every file, sorted by path.
     pub files: Vec<ManifestFile>,
 }
@@ -154,7 +158,7 @@ impl ObjectManifest {
                 sha256: hex::encode(f.sha256),
             })
             .collect();
-        Self { format: FORMAT, source: object.source.clone(), files }
+        Self { format: FORMAT, source: object.source.clone(), target_dir: object.target.clone(), files }
     }
 
     /// Parses an object manifest.
@@ -214,6 +218,7 @@ mod tests {
             uid: "u".into(),
             resource_version: "3".into(),
             mode_annotation: None,
+            target_annotation: None,
             entries: [("a".to_string(), bytes::Bytes::from_static(b"hello"))].into(),
             duplicate_keys: vec![],
         };
@@ -245,5 +250,19 @@ mod tests {
         assert!(parsed.check(&Snapshot::empty(Layout::ByName)).is_err());
         assert!(matches!(RootManifest::parse(b"{\"format\":1}"), Err(Error::Parse(_) | Error::Format(_))));
         assert_eq!((parsed.objects, parsed.files, parsed.bytes), (1, 1, 5));
+    }
+
+    #[test]
+    fn the_target_dir_is_recorded_only_when_set_and_old_manifests_still_parse() {
+        let plain = ObjectManifest::describe(&object());
+        let json = String::from_utf8(plain.to_json()).expect("utf-8");
+        assert!(!json.contains("targetDir"), "unannotated objects' manifests are unchanged: {json}");
+        let moved = object().with_target(Some("conf.d".into()));
+        assert_ne!(moved.digest, object().digest, "the dir name covers the target");
+        assert_eq!(object().with_target(None).digest, object().digest);
+        let manifest = ObjectManifest::describe(&moved);
+        let parsed = ObjectManifest::parse(&manifest.to_json()).expect("parses");
+        assert_eq!(parsed.target_dir.as_deref(), Some("conf.d"));
+        assert_eq!(ObjectManifest::parse(&plain.to_json()).expect("parses").target_dir, None);
     }
 }

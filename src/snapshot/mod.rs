@@ -6,6 +6,7 @@
 //! files, with the key rules) lives in [`render`]; the manifests written next to the
 //! files live in [`manifest`].
 
+mod claims;
 pub mod manifest;
 mod mode;
 pub mod object;
@@ -14,13 +15,13 @@ pub mod tree;
 
 use crate::source::{ObjectId, SourceKind};
 use serde::{Deserialize, Serialize};
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 use std::sync::Arc;
 
 pub use object::{Object, ObjectFile};
 pub use render::{Reason, Rejection, RenderOptions, Rendered, Renderer};
-use tree::{Entry, Tree};
+use tree::{Entry, Member, Tree};
 
 /// How objects are laid out under the target directory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
@@ -122,28 +123,46 @@ impl Snapshot {
     }
 
     /// Replaces objects: each pair is (old version, new version), either side absent.
+    /// An entry that several objects share is rebuilt from the members that stay.
     pub(crate) fn change(
         &mut self,
         changes: impl IntoIterator<Item = (Option<Arc<Object>>, Option<Arc<Object>>)>,
     ) {
         let layout = self.layout;
-        let mut edits: Vec<(String, Option<Entry>)> = Vec::new();
+        let (mut gone, mut added) = (HashSet::new(), Vec::new());
+        let mut touched: BTreeMap<String, Vec<Member>> = BTreeMap::new();
         for (old, new) in changes {
             if let Some(old) = old {
-                edits.extend(old.tops(layout).into_iter().map(|top| (top.to_owned(), None)));
-            }
-            if let Some(new) = new {
-                let tops = new.tops(layout);
-                let first = tops.first().copied();
-                for top in tops {
-                    let whole = layout == Layout::ByName;
-                    let entry = Entry { object: Arc::clone(&new), whole, primary: Some(top) == first };
-                    edits.push((top.to_owned(), Some(entry)));
+                gone.insert(old.id.clone());
+                for top in old.tops(layout) {
+                    touched.entry(top.to_owned()).or_default();
                 }
             }
+            added.extend(new);
         }
         // Removals first, so an entry that moves between objects ends up added.
-        edits.sort_by_key(|(_, entry)| entry.is_some());
+        for (name, members) in &mut touched {
+            let current = self.tree.get(name).map(Entry::members).unwrap_or_default();
+            members.extend(current.iter().filter(|m| !gone.contains(&m.object.id)).cloned());
+        }
+        for new in added {
+            let tops = new.tops(layout);
+            let first = tops.first().copied();
+            let whole = new.dir(layout).is_some();
+            for top in tops {
+                let member = Member { object: Arc::clone(&new), whole, primary: Some(top) == first };
+                let members = touched.entry(top.to_owned()).or_insert_with(|| {
+                    let current = self.tree.get(top).map(Entry::members).unwrap_or_default();
+                    current.iter().filter(|m| !gone.contains(&m.object.id)).cloned().collect()
+                });
+                members.retain(|m| m.object.id != new.id);
+                members.push(member);
+            }
+        }
+        let edits = touched.into_iter().map(|(name, members)| {
+            let entry = Entry::of(&name, members);
+            (name, entry)
+        });
         self.tree.apply(edits);
         self.hash = ContentHash(self.tree.root());
     }
@@ -162,7 +181,7 @@ impl Snapshot {
 
     /// Every object, once each.
     pub fn objects(&self) -> impl Iterator<Item = &Arc<Object>> {
-        self.tree.entries().filter(|(_, e)| e.primary).map(|(_, e)| &e.object)
+        self.tree.entries().flat_map(|(_, e)| e.members().iter().filter(|m| m.primary).map(|m| &m.object))
     }
 
     /// Number of objects.
@@ -200,12 +219,11 @@ impl Snapshot {
     #[must_use]
     pub fn read(&self, path: &str) -> Option<&[u8]> {
         let entry = self.tree.get(top_of(path))?;
-        let key = match self.layout {
-            Layout::ByName => path.split_once('/')?.1,
-            Layout::Flat => path,
-        };
-        let object = &entry.object;
-        object.files.iter().find(|f| f.key == key).map(|f| object.content(f))
+        entry.members().iter().find_map(|member| {
+            let key = if member.whole { path.split_once('/')?.1 } else { path };
+            let object = &member.object;
+            object.files.iter().find(|f| f.key == key).map(|f| object.content(f))
+        })
     }
 
     /// Objects of `self` that `older` does not have in the same version (new or changed),
@@ -220,9 +238,12 @@ impl Snapshot {
         for (h0, h1) in self.tree.changed_leaves(&older.tree) {
             let before = &older.tree.leaf(h0, h1).entries;
             for (name, entry) in &self.tree.leaf(h0, h1).entries {
-                let same = before.get(name).is_some_and(|b| b.object.digest == entry.object.digest);
-                if !same && seen.insert(entry.object.digest) {
-                    changed.push(Arc::clone(&entry.object));
+                for member in entry.members() {
+                    let digest = member.object.digest;
+                    let same = before.get(name).is_some_and(|b| b.has(&digest));
+                    if !same && seen.insert(digest) {
+                        changed.push(Arc::clone(&member.object));
+                    }
                 }
             }
         }
@@ -238,11 +259,12 @@ impl Snapshot {
         let new = self.objects().find(|o| o.id == *id).cloned();
         let old = older.objects().find(|o| o.id == *id).cloned();
         if let Some(old) = &old {
-            let taken = old
-                .tops(self.layout)
-                .into_iter()
-                .any(|top| self.tree.get(top).is_some_and(|e| e.object.id != *id));
-            if taken {
+            let mut seen = HashSet::new();
+            let others = (old.tops(self.layout).into_iter())
+                .filter_map(|top| self.tree.get(top))
+                .flat_map(|entry| entry.members().iter().map(|m| &*m.object))
+                .filter(|other| other.id != *id && seen.insert(&other.id));
+            if claims::first_collision(self.layout, others, [&**old]).is_some() {
                 return None;
             }
         }
@@ -255,12 +277,22 @@ impl Snapshot {
     /// object of another kind).
     #[must_use]
     pub fn removed_since(&self, older: &Snapshot) -> Vec<String> {
+        let changed: Vec<_> = self.tree.changed_leaves(&older.tree).collect();
+        // An object still here sits in a changed leaf unless it is unchanged (then
+        // its leaves are unchanged in `older` too).
+        let mut present = HashSet::new();
+        for &(h0, h1) in &changed {
+            for entry in self.tree.leaf(h0, h1).entries.values() {
+                present.extend(entry.members().iter().map(|m| &m.object.id));
+            }
+        }
         let mut removed = Vec::new();
-        for (h0, h1) in self.tree.changed_leaves(&older.tree) {
-            let now = &self.tree.leaf(h0, h1).entries;
-            for (name, entry) in &older.tree.leaf(h0, h1).entries {
-                if entry.primary && !now.contains_key(name) {
-                    removed.push(entry.object.id.name.clone());
+        for &(h0, h1) in &changed {
+            for entry in older.tree.leaf(h0, h1).entries.values() {
+                for member in entry.members().iter().filter(|m| m.primary) {
+                    if !present.contains(&member.object.id) {
+                        removed.push(member.object.id.name.clone());
+                    }
                 }
             }
         }

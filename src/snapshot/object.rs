@@ -31,9 +31,13 @@ pub struct Object {
     pub source: SourceRef,
     /// Its files, sorted by key.
     pub files: Vec<ObjectFile>,
-    /// Digest of kind, name and every file (key, mode, size, digest), and for a Secret
-    /// its uid: the name of its content-addressed directory on disk.
+    /// Digest of kind, name and every file (key, mode, size, digest), for a Secret its
+    /// uid, and its target dir when it has one: the name of its content-addressed
+    /// directory on disk.
     pub digest: Digest32,
+    /// The top-level directory its files go to (`configsnap.io/target-dir`), instead of
+    /// its name (by-name layout) or the top level (flat layout).
+    pub target: Option<String>,
     input: Input,
 }
 
@@ -44,8 +48,17 @@ impl Object {
     #[must_use]
     pub fn new(id: ObjectId, source: SourceRef, mut files: Vec<ObjectFile>, input: Input) -> Self {
         files.sort_unstable_by(|a, b| a.key.cmp(&b.key));
-        let digest = object_digest(&id, &source, &files);
-        Self { id, source, files, digest, input }
+        let digest = object_digest(&id, &source, &files, None);
+        Self { id, source, files, digest, target: None, input }
+    }
+
+    /// The same object with its files under the top-level directory `target` (already
+    /// checked against the key rules); its digest covers the target.
+    #[must_use]
+    pub fn with_target(mut self, target: Option<String>) -> Self {
+        self.digest = object_digest(&self.id, &self.source, &self.files, target.as_deref());
+        self.target = target;
+        self
     }
 
     /// The bytes of `file` (one of [`Object::files`]).
@@ -69,9 +82,20 @@ impl Object {
     /// The path of one of its keys in the snapshot.
     #[must_use]
     pub fn path_of(&self, key: &str, layout: Layout) -> String {
-        match layout {
-            Layout::ByName => format!("{}/{key}", self.id.name),
-            Layout::Flat => key.to_owned(),
+        match self.dir(layout) {
+            Some(dir) => format!("{dir}/{key}"),
+            None => key.to_owned(),
+        }
+    }
+
+    /// The top-level directory holding all its files: its target dir, else its name in
+    /// by-name layout; `None` when its keys are top-level entries (flat layout).
+    #[must_use]
+    pub fn dir(&self, layout: Layout) -> Option<&str> {
+        match (&self.target, layout) {
+            (Some(target), _) => Some(target),
+            (None, Layout::ByName) => Some(&self.id.name),
+            (None, Layout::Flat) => None,
         }
     }
 
@@ -81,10 +105,17 @@ impl Object {
         if self.files.is_empty() {
             return BTreeSet::new();
         }
-        match layout {
-            Layout::ByName => BTreeSet::from([self.id.name.as_str()]),
-            Layout::Flat => self.files.iter().map(|f| top_of(&f.key)).collect(),
+        match self.dir(layout) {
+            Some(dir) => BTreeSet::from([dir]),
+            None => self.components().collect(),
         }
+    }
+
+    /// The first element of each key, once each, in order: the names it shows inside
+    /// its directory (or at the top level in flat layout).
+    pub fn components(&self) -> impl Iterator<Item = &str> {
+        let mut last = None;
+        self.files.iter().map(|f| top_of(&f.key)).filter(move |c| last.replace(*c) != Some(*c))
     }
 }
 
@@ -107,7 +138,9 @@ pub fn sha256(content: &[u8]) -> Digest32 {
 /// let them test guesses of a weak value offline. The Secret's uid (random, from the API;
 /// on disk only in its 0600 manifest) salts it; it is stable across updates, so unchanged
 /// Secrets still share their dir.
-fn object_digest(id: &ObjectId, source: &SourceRef, files: &[ObjectFile]) -> Digest32 {
+/// An object without a target dir hashes as it did before target dirs existed, so its
+/// directory keeps its name.
+fn object_digest(id: &ObjectId, source: &SourceRef, files: &[ObjectFile], target: Option<&str>) -> Digest32 {
     let mut hasher = Sha256::new();
     hasher.update(b"configsnap object\0");
     hasher.update(id.kind.to_string().as_bytes());
@@ -125,6 +158,11 @@ fn object_digest(id: &ObjectId, source: &SourceRef, files: &[ObjectFile]) -> Dig
         hasher.update(file.mode.to_be_bytes());
         hasher.update(file.size.to_be_bytes());
         hasher.update(file.sha256);
+    }
+    if let Some(target) = target {
+        hasher.update(b"target\0");
+        hasher.update(target.as_bytes());
+        hasher.update([0]);
     }
     hasher.finalize().into()
 }

@@ -1,6 +1,7 @@
 //! Objects → snapshot: lay out keys as paths, enforce key rules and limits, detect
 //! collisions, and keep each object's last accepted version when a new one is rejected.
 
+use super::claims;
 use super::object::{Object, ObjectFile, sha256};
 use super::{Layout, Snapshot, SourceRef};
 use crate::keypath;
@@ -63,6 +64,9 @@ pub enum Reason {
         /// What is wrong with it.
         error: ModeError,
     },
+    /// The target-dir annotation is not one safe directory name.
+    #[error("annotation configsnap.io/target-dir must be one directory name: {0}")]
+    BadTargetDir(#[source] keypath::Error),
     /// A key is in both `data` and `binaryData`.
     #[error("key {0} is in both data and binaryData")]
     DuplicateKey(String),
@@ -85,6 +89,7 @@ impl Reason {
             Self::InvalidName(_) => "invalid_name",
             Self::Oversized { .. } => "oversized",
             Self::BadMode { .. } => "bad_mode",
+            Self::BadTargetDir(_) => "bad_target_dir",
             Self::DuplicateKey(_) => "duplicate_key",
             Self::Collision { .. } => "collision",
         }
@@ -281,22 +286,12 @@ impl Renderer {
         &self,
         candidate: &BTreeMap<ObjectId, Arc<Object>>,
     ) -> Option<(String, ObjectId, ObjectId)> {
-        let mut owners: HashMap<&str, &ObjectId> = HashMap::new();
-        for (id, laid) in candidate {
-            for top in laid.tops(self.options.layout) {
-                if let Some(first) = owners.insert(top, id) {
-                    let is_new =
-                        |id: &ObjectId| self.accepted.get(id).is_none_or(|a| !Arc::ptr_eq(a, &candidate[id]));
-                    let (keeper, loser) = if is_new(id) || !is_new(first) {
-                        (first.clone(), id.clone())
-                    } else {
-                        (id.clone(), first.clone())
-                    };
-                    return Some((top.to_owned(), keeper, loser));
-                }
-            }
-        }
-        None
+        let is_new = |laid: &&Object| {
+            self.accepted.get(&laid.id).is_none_or(|accepted| !std::ptr::eq(&**accepted, *laid))
+        };
+        let (changes, base): (Vec<&Object>, Vec<&Object>) =
+            candidate.values().map(|o| &**o).partition(is_new);
+        claims::first_collision(self.options.layout, base, changes)
     }
 
     fn lay_out(&self, input: &Input) -> LayResult {
@@ -318,6 +313,14 @@ impl Renderer {
             (None, SourceKind::Secret) => self.options.secret_file_mode,
             (None, _) => self.options.file_mode,
         };
+        let target = match object.target_annotation {
+            Some(text) => match keypath::validate_key(text) {
+                Ok(()) => Some(text.to_owned()),
+                Err(err) => return fail(Reason::BadTargetDir(err)),
+            },
+            None => None,
+        };
+        let dir = target.as_deref().or((self.options.layout == Layout::ByName).then_some(&*object.id.name));
         let mut files = Vec::with_capacity(object.entries.len());
         for &(key, value) in &object.entries {
             let key_check = match object.id.kind {
@@ -334,8 +337,8 @@ impl Renderer {
                     limit: self.options.max_file_bytes,
                 });
             }
-            if self.options.layout == Layout::ByName
-                && let Err(err) = keypath::validate_path(&format!("{}/{key}", object.id.name))
+            if let Some(dir) = dir
+                && let Err(err) = keypath::validate_path(&format!("{dir}/{key}"))
             {
                 return fail(Reason::InvalidKey(err));
             }
@@ -353,7 +356,7 @@ impl Renderer {
             uid: object.uid.to_owned(),
             resource_version: object.resource_version.to_owned(),
         };
-        Ok(Arc::new(Object::new(object.id, source, files, input.clone())))
+        Ok(Arc::new(Object::new(object.id, source, files, input.clone()).with_target(target)))
     }
 }
 
@@ -363,3 +366,7 @@ mod delta;
 #[cfg(test)]
 #[path = "render_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "render_target_tests.rs"]
+mod target_tests;

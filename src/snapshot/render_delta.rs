@@ -5,8 +5,9 @@
 
 use super::{Reason, Rejection, Rendered, Renderer};
 use crate::snapshot::Object;
+use crate::snapshot::claims;
 use crate::source::{Delta, Input, ObjectId};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
 impl Renderer {
@@ -101,28 +102,22 @@ impl Renderer {
             (Some(Some(_)), None) => true,
             _ => false,
         };
-        let mut owners: HashMap<&str, &ObjectId> = HashMap::new();
-        for (id, candidate) in batch {
-            let Some(object) = candidate else { continue };
-            for top in object.tops(layout) {
-                let outside = self
-                    .snapshot
-                    .tree()
-                    .get(top)
-                    .map(|e| &e.object.id)
-                    .filter(|owner| *owner != id && !batch.contains_key(*owner));
-                if let Some(other) = owners.get(top).copied().or(outside) {
-                    let (keeper, loser) = if is_new(id) || !is_new(other) {
-                        (other.clone(), id.clone())
-                    } else {
-                        (id.clone(), other.clone())
-                    };
-                    return Some((top.to_owned(), keeper, loser));
+        let mut base: Vec<&Object> = Vec::new();
+        let mut seen = HashSet::new();
+        let tops = batch.values().flatten().flat_map(|object| object.tops(layout));
+        for entry in tops.filter_map(|top| self.snapshot.tree().get(top)) {
+            for member in entry.members() {
+                let outside = &member.object;
+                if !batch.contains_key(&outside.id) && seen.insert(&outside.id) {
+                    base.push(outside);
                 }
-                owners.insert(top, id);
             }
         }
-        None
+        let mut changes = Vec::new();
+        for (id, object) in batch.iter().filter_map(|(id, c)| Some((id, c.as_ref()?))) {
+            if is_new(id) { changes.push(&**object) } else { base.push(object) }
+        }
+        claims::first_collision(layout, base, changes)
     }
 
     /// True when taking `delta` would change the content (reporting nothing): whether a

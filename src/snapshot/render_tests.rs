@@ -5,7 +5,7 @@ use crate::source::{Delta, Input, ObjectId, SourceKind};
 use k8s_openapi::api::core::v1::ConfigMap;
 use std::collections::BTreeMap;
 
-fn cm(name: &str, rv: &str, data: &[(&str, &str)]) -> Input {
+pub(super) fn cm(name: &str, rv: &str, data: &[(&str, &str)]) -> Input {
     let mut cm = ConfigMap::default();
     cm.metadata.name = Some(name.into());
     cm.metadata.namespace = Some("ns".into());
@@ -16,19 +16,28 @@ fn cm(name: &str, rv: &str, data: &[(&str, &str)]) -> Input {
 }
 
 fn with_mode(input: Input, mode: &str) -> Input {
+    annotated(input, crate::source::FILE_MODE_ANNOTATION, mode)
+}
+
+/// `input` (a ConfigMap) with the target-dir annotation.
+pub(super) fn with_target(input: Input, dir: &str) -> Input {
+    annotated(input, crate::source::TARGET_DIR_ANNOTATION, dir)
+}
+
+fn annotated(input: Input, annotation: &str, value: &str) -> Input {
     let Input::ConfigMap(cm) = input else { unreachable!("test helper takes ConfigMaps") };
     let mut cm = ConfigMap::clone(&cm);
-    cm.metadata.annotations = Some([(crate::source::FILE_MODE_ANNOTATION.into(), mode.into())].into());
+    cm.metadata.annotations.get_or_insert_default().insert(annotation.into(), value.into());
     Input::ConfigMap(Arc::new(cm))
 }
 
-fn paths(r: &Rendered) -> Vec<String> {
+pub(super) fn paths(r: &Rendered) -> Vec<String> {
     let mut paths: Vec<String> = r.snapshot.files().map(|(path, ..)| path).collect();
     paths.sort();
     paths
 }
 
-fn content(r: &Rendered, path: &str) -> String {
+pub(super) fn content(r: &Rendered, path: &str) -> String {
     String::from_utf8(r.snapshot.read(path).expect("file present").to_vec()).expect("utf-8 test content")
 }
 
@@ -36,7 +45,7 @@ fn mode(r: &Rendered, path: &str) -> u32 {
     r.snapshot.files().find(|(p, ..)| p == path).map(|(_, _, f)| f.mode).expect("file present")
 }
 
-fn renderer(layout: Layout) -> Renderer {
+pub(super) fn renderer(layout: Layout) -> Renderer {
     Renderer::new(RenderOptions { layout, ..RenderOptions::default() })
 }
 
@@ -260,12 +269,17 @@ fn rendering_only_the_changes_matches_rendering_everything() {
             state ^= state << 17;
             let name = format!("o{}", state % 12);
             let key = ["a", "b", "shared", "..bad"][usize::try_from((state >> 8) % 4).expect("small")];
+            let target = [None, None, None, Some("o1"), Some("dir"), Some("a"), Some("..bad")]
+                [usize::try_from((state >> 16) % 7).expect("small")];
             let mut changes = Vec::new();
             if state.is_multiple_of(5) {
                 objects.remove(&name);
                 changes.push((ObjectId { kind: SourceKind::ConfigMap, name: name.clone() }, None));
             } else {
-                let input = cm(&name, &step.to_string(), &[(key, &format!("v{step}"))]);
+                let mut input = cm(&name, &step.to_string(), &[(key, &format!("v{step}"))]);
+                if let Some(target) = target {
+                    input = with_target(input, target);
+                }
                 objects.insert(name.clone(), input.clone());
                 changes.push((input.id(), Some(input)));
             }

@@ -54,6 +54,7 @@ pub(crate) fn object(name: &str, files: &[TestFile<'_>]) -> Object {
         uid: source.uid.clone(),
         resource_version: "1".into(),
         mode_annotation: None,
+        target_annotation: None,
         entries,
         duplicate_keys: Vec::new(),
     };
@@ -141,4 +142,28 @@ fn an_object_whose_old_entries_were_taken_cannot_go_back() {
     let after = Snapshot::from_objects(Layout::Flat, [key("one", "b.conf"), key("two", "a.conf")]);
     let one = ObjectId { kind: SourceKind::ConfigMap, name: "one".into() };
     assert!(after.with_object_as_in(&one, &before).is_none(), "a.conf is two's now");
+}
+
+#[test]
+fn an_object_goes_back_into_a_shared_dir_unless_another_member_took_its_name() {
+    let member = |name: &str, key: &str, content: &[u8]| {
+        Arc::new(object(name, &[(key, content, 0o644)]).with_target(Some("rules".into())))
+    };
+    let before = Snapshot::from_objects(
+        Layout::ByName,
+        [member("one", "a.conf", b"1"), member("two", "b.conf", b"1")],
+    );
+    let after = Snapshot::from_objects(
+        Layout::ByName,
+        [member("one", "a.conf", b"big"), member("two", "b.conf", b"2")],
+    );
+    let one = ObjectId { kind: SourceKind::ConfigMap, name: "one".into() };
+    let rest = after.with_object_as_in(&one, &before).expect("a.conf is free");
+    assert_eq!(rest.read("rules/a.conf"), Some(&b"1"[..]));
+    assert_eq!(rest.read("rules/b.conf"), Some(&b"2"[..]));
+    let taken = Snapshot::from_objects(
+        Layout::ByName,
+        [member("one", "c.conf", b"1"), member("two", "a.conf", b"2")],
+    );
+    assert!(taken.with_object_as_in(&one, &before).is_none(), "rules/a.conf is two's now");
 }

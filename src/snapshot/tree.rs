@@ -11,6 +11,13 @@
 //! middle node over its leaves' ids, the root over the middle nodes' ids), so the root id
 //! is the content hash of the whole snapshot and equal ids mean equal subtrees: the
 //! writer reuses every node whose id is already on disk. Pure: no I/O.
+//!
+//! An entry is usually one object's (its directory, or one name in it). Several objects
+//! that name the same target dir (`configsnap.io/target-dir`) share one **merged**
+//! entry: a small node of its own, one link per name inside the dir to the object that
+//! provides it, with an id over the entry name and its members' digests. Objects stay
+//! the content-addressed dirs of their own files, so updating one member rewrites that
+//! object and the merged node's links, never the other members' files.
 
 use super::object::{Digest32, Object};
 use sha2::{Digest, Sha256};
@@ -20,16 +27,25 @@ use std::sync::Arc;
 /// Children of the root and of each middle node.
 pub const FANOUT: usize = 16;
 
-/// One top-level entry: the object that provides it.
+/// One object's part in a top-level entry.
 #[derive(Debug, Clone)]
-pub struct Entry {
+pub struct Member {
     /// The object.
     pub object: Arc<Object>,
-    /// True when the entry is the object's whole directory (by-name layout); false when
-    /// it is one top-level name inside it (flat layout).
+    /// True when the entry is the object's whole directory (by-name layout, or a target
+    /// dir); false when it is one top-level name inside it (flat layout).
     pub whole: bool,
     /// True for exactly one entry of each object (for counting and listing objects).
     pub primary: bool,
+}
+
+/// One top-level entry: the object that provides it, or the objects that share it.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    /// Providers, sorted by object id: one, or several whole directories (a merged dir).
+    members: Vec<Member>,
+    /// Id of the merged node when there are several members.
+    merged: Option<Digest32>,
 }
 
 /// A leaf: the entries whose names hash to its position.
@@ -59,6 +75,62 @@ pub struct Totals {
     pub files: u64,
     /// Bytes of file content.
     pub bytes: u64,
+}
+
+// === impl Entry ===
+
+impl Entry {
+    /// The entry `name` provided by `members` (at least one; several only when every one
+    /// is a whole directory whose names inside do not collide); `None` when empty.
+    #[must_use]
+    pub fn of(name: &str, mut members: Vec<Member>) -> Option<Self> {
+        members.sort_by(|a, b| a.object.id.cmp(&b.object.id));
+        let merged = match members.len() {
+            0 => return None,
+            1 => None,
+            _ => Some(merged_digest(name, &members)),
+        };
+        Some(Self { members, merged })
+    }
+
+    /// Its providers, sorted by object id.
+    #[must_use]
+    pub fn members(&self) -> &[Member] {
+        &self.members
+    }
+
+    /// The only provider; `None` for a merged entry.
+    #[must_use]
+    pub fn single_member(&self) -> Option<&Member> {
+        match &self.members[..] {
+            [only] => Some(only),
+            _ => None,
+        }
+    }
+
+    /// The merged node's id, when several objects share the entry.
+    #[must_use]
+    pub fn merged(&self) -> Option<Digest32> {
+        self.merged
+    }
+
+    /// The id its leaf link names: the merged node's, else the object's.
+    #[must_use]
+    pub fn target_id(&self) -> Digest32 {
+        self.merged.unwrap_or(self.members[0].object.digest)
+    }
+
+    /// True when the object version `digest` provides (part of) it.
+    #[must_use]
+    pub fn has(&self, digest: &Digest32) -> bool {
+        self.members.iter().any(|m| m.object.digest == *digest)
+    }
+
+    /// Each name inside a merged entry with the object providing it, in name order.
+    #[must_use]
+    pub fn merged_links(&self) -> BTreeMap<&str, &Arc<Object>> {
+        self.members.iter().flat_map(|m| m.object.components().map(move |c| (c, &m.object))).collect()
+    }
 }
 
 // === impl Tree ===
@@ -192,19 +264,19 @@ impl Tree {
 // === impl Totals ===
 
 impl Totals {
+    /// Adds (or removes) the objects whose primary entry `entry` is: each object once.
     fn count(&mut self, entry: &Entry, add: bool) {
-        if !entry.primary {
-            return;
-        }
-        let (files, bytes) = (entry.object.files.len() as u64, entry.object.bytes());
-        if add {
-            self.objects += 1;
-            self.files += files;
-            self.bytes += bytes;
-        } else {
-            self.objects -= 1;
-            self.files -= files;
-            self.bytes -= bytes;
+        for member in entry.members.iter().filter(|m| m.primary) {
+            let (files, bytes) = (member.object.files.len() as u64, member.object.bytes());
+            if add {
+                self.objects += 1;
+                self.files += files;
+                self.bytes += bytes;
+            } else {
+                self.objects -= 1;
+                self.files -= files;
+                self.bytes -= bytes;
+            }
         }
     }
 }
@@ -214,8 +286,24 @@ fn leaf_digest(leaf: &Leaf) -> Digest32 {
     hasher.update(b"configsnap leaf\0");
     for (name, entry) in &leaf.entries {
         hasher.update(name.as_bytes());
-        hasher.update([0, u8::from(entry.whole)]);
-        hasher.update(entry.object.digest);
+        match entry.single_member() {
+            Some(only) => hasher.update([0, u8::from(only.whole)]),
+            None => hasher.update([0, 2]),
+        }
+        hasher.update(entry.target_id());
+    }
+    hasher.finalize().into()
+}
+
+/// The id of a merged entry: its name and its members' digests (which cover their keys,
+/// hence every link of the node).
+fn merged_digest(name: &str, members: &[Member]) -> Digest32 {
+    let mut hasher = Sha256::new();
+    hasher.update(b"configsnap merged\0");
+    hasher.update(name.as_bytes());
+    hasher.update([0]);
+    for member in members {
+        hasher.update(member.object.digest);
     }
     hasher.finalize().into()
 }

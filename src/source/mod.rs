@@ -20,6 +20,10 @@ pub const HEARTBEAT: std::time::Duration = std::time::Duration::from_secs(30);
 /// Annotation that sets the file mode of every file of one object, in octal (`"0600"`).
 pub const FILE_MODE_ANNOTATION: &str = "configsnap.io/file-mode";
 
+/// Annotation that puts every file of one object under a chosen top-level directory
+/// (`<dir>/<target>/<key>`) in either layout; objects naming the same one share it.
+pub const TARGET_DIR_ANNOTATION: &str = "configsnap.io/target-dir";
+
 /// What the sources tell the pipeline: "something changed; render when ready".
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Change {

@@ -1,7 +1,7 @@
 //! The source-neutral object model: a named set of keys with bytes, and its conversions
 //! from ConfigMaps, Secrets and mounted directories.
 
-use super::FILE_MODE_ANNOTATION;
+use super::{FILE_MODE_ANNOTATION, TARGET_DIR_ANNOTATION};
 use bytes::Bytes;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use std::collections::BTreeMap;
@@ -156,6 +156,7 @@ impl Input {
                 uid: &o.uid,
                 resource_version: &o.resource_version,
                 mode_annotation: o.mode_annotation.as_deref(),
+                target_annotation: o.target_annotation.as_deref(),
                 entries: o.entries.iter().map(|(k, v)| (k.as_str(), &v[..])).collect(),
                 duplicate_keys: o.duplicate_keys.iter().map(String::as_str).collect(),
             },
@@ -176,6 +177,8 @@ pub struct View<'a> {
     pub resource_version: &'a str,
     /// The `configsnap.io/file-mode` annotation, unparsed.
     pub mode_annotation: Option<&'a str>,
+    /// The `configsnap.io/target-dir` annotation, unchecked.
+    pub target_annotation: Option<&'a str>,
     /// Keys and values, sorted by key.
     pub entries: Vec<(&'a str, &'a [u8])>,
     /// Keys present in both `data` and `binaryData` (invalid).
@@ -189,11 +192,8 @@ impl<'a> View<'a> {
             namespace: meta.namespace.as_deref().unwrap_or_default(),
             uid: meta.uid.as_deref().unwrap_or_default(),
             resource_version: meta.resource_version.as_deref().unwrap_or_default(),
-            mode_annotation: meta
-                .annotations
-                .as_ref()
-                .and_then(|a| a.get(FILE_MODE_ANNOTATION))
-                .map(String::as_str),
+            mode_annotation: annotation(meta, FILE_MODE_ANNOTATION),
+            target_annotation: annotation(meta, TARGET_DIR_ANNOTATION),
             entries: Vec::new(),
             duplicate_keys: Vec::new(),
         }
@@ -220,6 +220,13 @@ impl<'a> View<'a> {
     }
 }
 
+fn annotation<'a>(
+    meta: &'a k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+    name: &str,
+) -> Option<&'a str> {
+    meta.annotations.as_ref().and_then(|a| a.get(name)).map(String::as_str)
+}
+
 fn version_of(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> String {
     format!(
         "{}/{}",
@@ -241,6 +248,8 @@ pub struct SourceObject {
     pub resource_version: String,
     /// Mode requested by the `configsnap.io/file-mode` annotation, unparsed.
     pub mode_annotation: Option<String>,
+    /// Directory requested by the `configsnap.io/target-dir` annotation, unchecked.
+    pub target_annotation: Option<String>,
     /// Keys (ConfigMap keys, or relative paths for directories) and values.
     pub entries: BTreeMap<String, Bytes>,
     /// Keys present in more than one of `data`/`binaryData` (invalid).
@@ -256,7 +265,8 @@ fn meta_fields(
         namespace: meta.namespace.clone().unwrap_or_default(),
         uid: meta.uid.clone().unwrap_or_default(),
         resource_version: meta.resource_version.clone().unwrap_or_default(),
-        mode_annotation: meta.annotations.as_ref().and_then(|a| a.get(FILE_MODE_ANNOTATION).cloned()),
+        mode_annotation: annotation(meta, FILE_MODE_ANNOTATION).map(str::to_owned),
+        target_annotation: annotation(meta, TARGET_DIR_ANNOTATION).map(str::to_owned),
         entries: BTreeMap::new(),
         duplicate_keys: Vec::new(),
     }

@@ -7,7 +7,7 @@ use super::{
 };
 use crate::snapshot::manifest::{MANIFEST_FILE, ObjectManifest, RootManifest};
 use crate::snapshot::object::Object;
-use crate::snapshot::tree::{self, FANOUT, Leaf};
+use crate::snapshot::tree::{self, Entry, FANOUT, Leaf};
 use crate::snapshot::{Snapshot, SourceRef};
 use crate::source::SourceKind;
 use nix::errno::Errno;
@@ -22,6 +22,8 @@ const DIR_MODE: u32 = 0o755;
 /// What one stage writes.
 struct Plan<'a> {
     objects: Vec<&'a Arc<Object>>,
+    /// Merged entries (name and entry) whose node is not on disk.
+    merged: Vec<(&'a str, &'a Entry)>,
     leaves: Vec<(usize, usize)>,
     mids: Vec<usize>,
 }
@@ -71,7 +73,7 @@ pub(super) fn stage(writer: &Writer, state: &mut State, snapshot: &Snapshot) -> 
 /// The nodes of `snapshot` not on disk, found top-down: a present node's subtree is.
 fn plan<'a>(state: &State, snapshot: &'a Snapshot) -> Plan<'a> {
     let tree = snapshot.tree();
-    let mut plan = Plan { objects: Vec::new(), leaves: Vec::new(), mids: Vec::new() };
+    let mut plan = Plan { objects: Vec::new(), merged: Vec::new(), leaves: Vec::new(), mids: Vec::new() };
     let mut planned = HashSet::new();
     for h0 in 0..FANOUT {
         let Some(mid) = tree.mid(h0) else { continue };
@@ -85,10 +87,18 @@ fn plan<'a>(state: &State, snapshot: &'a Snapshot) -> Plan<'a> {
                 continue;
             }
             plan.leaves.push((h0, h1));
-            for entry in leaf.entries.values() {
-                let node = Node::Object(entry.object.digest);
-                if !state.present.contains(&node) && planned.insert(node) {
-                    plan.objects.push(&entry.object);
+            for (name, entry) in &leaf.entries {
+                if let Some(id) = entry.merged()
+                    && !state.present.contains(&Node::Tree(id))
+                    && planned.insert(Node::Tree(id))
+                {
+                    plan.merged.push((name, entry));
+                }
+                for member in entry.members() {
+                    let node = Node::Object(member.object.digest);
+                    if !state.present.contains(&node) && planned.insert(node) {
+                        plan.objects.push(&member.object);
+                    }
                 }
             }
         }
@@ -111,6 +121,9 @@ fn write_plan(
             return Err(Error::Object { object: object.id.clone(), source: Box::new(error) });
         }
         created.push(Node::Object(object.digest));
+    }
+    for &(name, entry) in &plan.merged {
+        write_merged(writer, entry, &live.merged(name), syncer, created)?;
     }
     let tree = snapshot.tree();
     for &(h0, h1) in &plan.leaves {
@@ -167,13 +180,31 @@ fn write_object(writer: &Writer, object: &Object, syncer: &mut Syncer) -> Result
 fn write_leaf(writer: &Writer, leaf: &Leaf, donor: &Donor, syncer: &mut Syncer) -> Result<(), Error> {
     let dir = make_node_dir(&writer.tree, &tree::node_name(&leaf.id))?;
     for (name, entry) in &leaf.entries {
-        let object = entry.object.dir_name();
-        let target = if entry.whole {
-            format!("../../{OBJECTS_DIR}/{object}")
-        } else {
-            format!("../../{OBJECTS_DIR}/{object}/{name}")
+        let target = match entry.single_member() {
+            Some(only) if only.whole => format!("../../{OBJECTS_DIR}/{}", only.object.dir_name()),
+            Some(only) => format!("../../{OBJECTS_DIR}/{}/{name}", only.object.dir_name()),
+            None => format!("../{}", tree::node_name(&entry.target_id())),
         };
         donor.link(&dir, &target, name)?;
+    }
+    syncer.strict_dir(&dir)
+}
+
+/// Writes the node of a directory several objects share: one link per name in it, to
+/// the object that provides it (`nginx.conf -> ../../..objects/<id>/nginx.conf`).
+fn write_merged(
+    writer: &Writer,
+    entry: &Entry,
+    donor: &Donor,
+    syncer: &mut Syncer,
+    created: &mut Vec<Node>,
+) -> Result<(), Error> {
+    let id = entry.target_id();
+    let dir = make_node_dir(&writer.tree, &tree::node_name(&id))?;
+    created.push(Node::Tree(id));
+    for (inside, object) in entry.merged_links() {
+        let target = format!("../../{OBJECTS_DIR}/{}/{inside}", object.dir_name());
+        donor.link(&dir, &target, inside)?;
     }
     syncer.strict_dir(&dir)
 }
@@ -261,6 +292,12 @@ impl<'a> Live<'a> {
 
     fn mid(&self, h0: usize) -> Donor {
         let id = self.current.and_then(|(s, _)| s.tree().mid(h0));
+        Donor::open(&self.writer.tree, id.map(|id| tree::node_name(&id)))
+    }
+
+    /// The live merged node of entry `name`, if it has one.
+    fn merged(&self, name: &str) -> Donor {
+        let id = self.current.and_then(|(s, _)| s.tree().get(name)).and_then(Entry::merged);
         Donor::open(&self.writer.tree, id.map(|id| tree::node_name(&id)))
     }
 

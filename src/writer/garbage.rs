@@ -3,7 +3,7 @@
 
 use super::Node;
 use crate::snapshot::Snapshot;
-use crate::snapshot::tree::FANOUT;
+use crate::snapshot::tree::{Entry, FANOUT, Leaf};
 use std::collections::{HashMap, HashSet};
 
 /// Nodes `old` uses that `new` does not: the old tree's nodes at every position whose
@@ -25,8 +25,18 @@ pub(super) fn garbage(old: &Snapshot, new: &Snapshot) -> Vec<Garbage> {
         if !was.entries.is_empty() {
             nodes.push(Garbage { node: Node::Tree(was.id), slot: (h0, Some(h1)) });
         }
-        old_objects.extend(was.entries.values().map(|e| (e.object.digest, (h0, h1))));
-        kept_objects.extend(is.entries.values().map(|e| e.object.digest));
+        let kept_merged: HashSet<_> = is.entries.values().filter_map(Entry::merged).collect();
+        let old_merged = was.entries.values().filter_map(Entry::merged);
+        nodes.extend(
+            old_merged
+                .filter(|id| !kept_merged.contains(id))
+                .map(|id| Garbage { node: Node::Tree(id), slot: (h0, Some(h1)) }),
+        );
+        let members = |leaf: &'_ Leaf| {
+            leaf.entries.values().flat_map(|e| e.members()).map(|m| m.object.digest).collect::<Vec<_>>()
+        };
+        old_objects.extend(members(was).into_iter().map(|digest| (digest, (h0, h1))));
+        kept_objects.extend(members(is));
     }
     nodes.extend(
         old_objects
@@ -54,10 +64,11 @@ impl Garbage {
             (Node::Tree(id), (h0, None)) => tree.mid(h0) == Some(id),
             (Node::Tree(id), (h0, Some(h1))) => {
                 let leaf = tree.leaf(h0, h1);
-                !leaf.entries.is_empty() && leaf.id == id
+                !leaf.entries.is_empty()
+                    && (leaf.id == id || leaf.entries.values().any(|e| e.merged() == Some(id)))
             }
             (Node::Object(digest), (h0, Some(h1))) => {
-                tree.leaf(h0, h1).entries.values().any(|e| e.object.digest == digest)
+                tree.leaf(h0, h1).entries.values().any(|e| e.has(&digest))
             }
             (Node::Object(_), (_, None)) => false,
         }

@@ -11,6 +11,8 @@
 //!     3 -> ../..tree/<mid id>
 //! ..tree/<mid id>/a -> ../<leaf id>             middle node: ≤ 16 links
 //! ..tree/<leaf id>/web -> ../../..objects/<id>  leaf: the entries hashing to (3, a)
+//! ..tree/<leaf id>/rules -> ../<merged id>       an entry several objects share
+//! ..tree/<merged id>/a.conf -> ../../..objects/<id>/a.conf   one link per name in it
 //! ..objects/<id>/nginx.conf                     one object's files, and its manifest
 //! web -> ..data/3/a/web                         visible link, fixed for the entry's life
 //! ```
@@ -19,7 +21,10 @@
 //! [`crate::snapshot::tree`]) and never change once written, so consecutive snapshots
 //! share every node that did not change: a one-object update writes that object's dir,
 //! one leaf, one middle node and a root (about 35 entries at 5,000 objects), whatever
-//! the size of the namespace. Open fds are O(1): one node is open at a time.
+//! the size of the namespace. Open fds are O(1): one node is open at a time. A directory
+//! that several objects share (`configsnap.io/target-dir`) is a merged node of links
+//! into their object dirs: updating one member writes that object, the merged node's
+//! links (shared with the old node's by hard link where unchanged) and the same path.
 //!
 //! A new node's links that the node it replaces already has (same name, same target)
 //! are hard links to that node's symlink inodes, not new symlinks: a swap then allocates
@@ -418,6 +423,9 @@ impl Writer {
 #[cfg(test)]
 #[path = "tests.rs"]
 mod tests;
+
+#[cfg(test)]
+mod target_tests;
 
 #[cfg(test)]
 mod fuzz;

@@ -54,6 +54,7 @@ pub(super) fn read_tree(dir: &OwnedFd, objects: &OwnedFd, tree: &OwnedFd) -> Res
         tree,
         loaded: HashMap::new(),
         entries: BTreeMap::new(),
+        merged: HashMap::new(),
         mids: BTreeMap::new(),
         leaves: BTreeMap::new(),
     };
@@ -97,8 +98,10 @@ struct Reader<'a> {
     objects: &'a OwnedFd,
     tree: &'a OwnedFd,
     loaded: HashMap<ShortId, Arc<Object>>,
-    /// Entry name → the object its link names.
+    /// Entry name → the object (or merged node) its link names.
     entries: BTreeMap<String, ShortId>,
+    /// Merged node → its links: name inside → object.
+    merged: HashMap<ShortId, BTreeMap<String, ShortId>>,
     /// Position → the middle node / leaf the links name.
     mids: BTreeMap<usize, ShortId>,
     leaves: BTreeMap<(usize, usize), ShortId>,
@@ -121,24 +124,55 @@ impl Reader<'_> {
     fn leaf(&mut self, id: ShortId) -> Result<(), ReadError> {
         let name = name_of(&id);
         let fd = fsops::open_dir(self.tree, &name).map_err(io(format!("open {TREE_DIR}/{name}")))?;
-        let prefix = format!("../../{OBJECTS_DIR}/");
         for entry in fsops::list(&fd).map_err(io(format!("list {TREE_DIR}/{name}")))? {
             let target = fsops::read_link(&fd, &entry)
                 .ok_or_else(|| ReadError::Mismatch(format!("leaf entry {entry:?} is not a link")))?;
-            let rest = target.strip_prefix(&prefix).unwrap_or_default();
-            let (object_name, inner) = rest.split_once('/').map_or((rest, None), |(h, i)| (h, Some(i)));
-            if inner.is_some_and(|i| i != entry) {
-                return Err(ReadError::Mismatch(format!("leaf entry {entry:?} points at {target:?}")));
-            }
-            let object = parse_node_name(object_name)
-                .ok_or_else(|| ReadError::Mismatch(format!("bad link {target:?}")))?;
-            if !self.loaded.contains_key(&object) {
-                let read = self.object(object)?;
-                self.loaded.insert(object, Arc::new(read));
-            }
-            self.entries.insert(entry, object);
+            let id = match target.strip_prefix("../").and_then(parse_node_name) {
+                Some(merged) => {
+                    self.merged_node(merged)?;
+                    merged
+                }
+                None => self.object_link(&entry, &target, false)?,
+            };
+            self.entries.insert(entry, id);
         }
         Ok(())
+    }
+
+    /// Reads a node of a directory several objects share: every entry a link to the
+    /// same name in an object dir.
+    fn merged_node(&mut self, id: ShortId) -> Result<(), ReadError> {
+        if self.merged.contains_key(&id) {
+            return Ok(());
+        }
+        let name = name_of(&id);
+        let fd = fsops::open_dir(self.tree, &name).map_err(io(format!("open {TREE_DIR}/{name}")))?;
+        let mut links = BTreeMap::new();
+        for inside in fsops::list(&fd).map_err(io(format!("list {TREE_DIR}/{name}")))? {
+            let target = fsops::read_link(&fd, &inside)
+                .ok_or_else(|| ReadError::Mismatch(format!("merged entry {inside:?} is not a link")))?;
+            let object = self.object_link(&inside, &target, true)?;
+            links.insert(inside, object);
+        }
+        self.merged.insert(id, links);
+        Ok(())
+    }
+
+    /// Loads the object a link names: `../../..objects/<id>`, or `…/<id>/<entry>` (the
+    /// only form when `inside`).
+    fn object_link(&mut self, entry: &str, target: &str, inside: bool) -> Result<ShortId, ReadError> {
+        let rest = target.strip_prefix(&format!("../../{OBJECTS_DIR}/")).unwrap_or_default();
+        let (object_name, inner) = rest.split_once('/').map_or((rest, None), |(h, i)| (h, Some(i)));
+        if inner.is_some_and(|i| i != entry) || (inside && inner.is_none()) {
+            return Err(ReadError::Mismatch(format!("entry {entry:?} points at {target:?}")));
+        }
+        let object = parse_node_name(object_name)
+            .ok_or_else(|| ReadError::Mismatch(format!("bad link {target:?}")))?;
+        if !self.loaded.contains_key(&object) {
+            let read = self.object(object)?;
+            self.loaded.insert(object, Arc::new(read));
+        }
+        Ok(object)
     }
 
     /// Checks that the links found name exactly the nodes of the snapshot rebuilt from the
@@ -147,10 +181,19 @@ impl Reader<'_> {
         let tree = snapshot.tree();
         let mut nodes: HashSet<Node> = snapshot.objects().map(|o| Node::Object(o.digest)).collect();
         let expected_entries: BTreeMap<&String, ShortId> =
-            tree.entries().map(|(name, e)| (name, short(&e.object.digest))).collect();
+            tree.entries().map(|(name, e)| (name, short(&e.target_id()))).collect();
         let found_entries: BTreeMap<&String, ShortId> = self.entries.iter().map(|(n, id)| (n, *id)).collect();
         if found_entries != expected_entries {
             return Err("the entries on disk are not those of its objects".into());
+        }
+        for (name, entry) in tree.entries() {
+            let Some(id) = entry.merged() else { continue };
+            let expected: BTreeMap<String, ShortId> =
+                entry.merged_links().into_iter().map(|(n, o)| (n.to_owned(), short(&o.digest))).collect();
+            if self.merged.get(&short(&id)) != Some(&expected) {
+                return Err(format!("the shared dir {name:?} does not hold its objects' files"));
+            }
+            nodes.insert(Node::Tree(id));
         }
         for h0 in 0..FANOUT {
             if tree.mid(h0).map(|m| short(&m)) != self.mids.get(&h0).copied() {
@@ -191,7 +234,11 @@ impl Reader<'_> {
                 .push(manifest.check_file(record, &content).map_err(|e| ReadError::Mismatch(e.to_string()))?);
             entries.insert(record.path.clone(), Bytes::from(content));
         }
-        let object = restored_object(&manifest.source, files, entries);
+        if let Some(target) = &manifest.target_dir {
+            keypath::validate_key(target)
+                .map_err(|e| ReadError::Mismatch(format!("unsafe target dir: {e}")))?;
+        }
+        let object = restored_object(&manifest.source, files, entries, manifest.target_dir.clone());
         if short(&object.digest) != id {
             return Err(ReadError::Mismatch(format!("object dir {name} does not hold what its name says")));
         }
@@ -204,6 +251,7 @@ fn restored_object(
     source: &SourceRef,
     files: Vec<crate::snapshot::ObjectFile>,
     entries: BTreeMap<String, Bytes>,
+    target: Option<String>,
 ) -> Object {
     let id = ObjectId { kind: source.kind, name: source.name.clone() };
     let raw = SourceObject {
@@ -212,10 +260,11 @@ fn restored_object(
         uid: source.uid.clone(),
         resource_version: source.resource_version.clone(),
         mode_annotation: None,
+        target_annotation: target.clone(),
         entries,
         duplicate_keys: Vec::new(),
     };
-    Object::new(id, source.clone(), files, Input::Object(Arc::new(raw)))
+    Object::new(id, source.clone(), files, Input::Object(Arc::new(raw))).with_target(target)
 }
 
 /// The position and node a child link names: the child is one hex digit (root and

@@ -6,15 +6,15 @@ use crate::snapshot::{Layout, Snapshot};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::sync::Arc;
 
-fn open(dir: &Path) -> Writer {
+pub(super) fn open(dir: &Path) -> Writer {
     Writer::open(dir, Origin::default()).expect("open")
 }
 
-fn swap(writer: &Writer, snap: &Snapshot) {
+pub(super) fn swap(writer: &Writer, snap: &Snapshot) {
     writer.swap(snap).expect("swap succeeds");
 }
 
-fn names(dir: &Path) -> Vec<String> {
+pub(super) fn names(dir: &Path) -> Vec<String> {
     let mut names: Vec<_> = std::fs::read_dir(dir)
         .expect("list")
         .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())

@@ -193,6 +193,7 @@ fn object(name: &str, entries: Entries) -> SourceObject {
         uid: String::new(),
         resource_version: content_token(&entries),
         mode_annotation: None,
+        target_annotation: None,
         entries,
         duplicate_keys: Vec::new(),
     }
