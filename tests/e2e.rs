@@ -33,3 +33,6 @@ mod hostile;
 
 #[path = "e2e/events.rs"]
 mod events;
+
+#[path = "e2e/target_dir.rs"]
+mod target_dir;
