@@ -1,7 +1,7 @@
 //! Tests of directories several objects share (`configsnap.io/target-dir`) on disk:
 //! merged nodes written, read back, updated incrementally and collected.
 
-use super::tests::{names, open, swap};
+use super::tests::{names, open, roll_back_before_persisting, swap};
 use super::*;
 use crate::snapshot::tests::object;
 use crate::snapshot::{Layout, Object, Snapshot};
@@ -27,6 +27,14 @@ fn read(dir: &Path, path: &str) -> String {
     std::fs::read_to_string(dir.join(path)).expect("read")
 }
 
+/// A target dir holding `snapshot`, and its writer.
+fn swapped(snapshot: &Snapshot) -> (tempfile::TempDir, Writer) {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let writer = open(tmp.path());
+    swap(&writer, snapshot);
+    (tmp, writer)
+}
+
 fn object_inode(dir: &Path, snapshot: &Snapshot, name: &str, key: &str) -> u64 {
     let object = snapshot.objects().find(|o| o.id.name == name).expect("object");
     std::fs::metadata(dir.join(OBJECTS_DIR).join(object.dir_name()).join(key)).expect("stat").ino()
@@ -34,10 +42,8 @@ fn object_inode(dir: &Path, snapshot: &Snapshot, name: &str, key: &str) -> u64 {
 
 #[test]
 fn a_shared_dir_swaps_in_and_reads_back_equal() {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let writer = open(tmp.path());
     let snapshot = shared(3, None);
-    swap(&writer, &snapshot);
+    let (tmp, _writer) = swapped(&snapshot);
     for i in 0..3 {
         assert_eq!(read(tmp.path(), &format!("rules/m{i}.conf")), "v");
     }
@@ -54,10 +60,8 @@ fn a_shared_dir_swaps_in_and_reads_back_equal() {
 
 #[test]
 fn updating_one_member_writes_that_object_the_merged_node_and_the_path_only() {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let writer = open(tmp.path());
     let before = shared(20, None);
-    swap(&writer, &before);
+    let (tmp, writer) = swapped(&before);
     let untouched = object_inode(tmp.path(), &before, "m3", "m3.conf");
     let (objects, nodes) = (names(&tmp.path().join(OBJECTS_DIR)), names(&tmp.path().join(TREE_DIR)));
     let next = shared(20, Some((7, b"changed")));
@@ -76,9 +80,7 @@ fn updating_one_member_writes_that_object_the_merged_node_and_the_path_only() {
 
 #[test]
 fn a_shared_dir_that_shrinks_to_one_member_links_straight_to_it_and_the_merged_node_goes() {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let writer = open(tmp.path());
-    swap(&writer, &shared(1, None));
+    let (tmp, writer) = swapped(&shared(1, None));
     let single_nodes = names(&tmp.path().join(TREE_DIR)).len();
     swap(&writer, &shared(2, None));
     assert_eq!(names(&tmp.path().join(TREE_DIR)).len(), single_nodes + 1, "one merged node more");
@@ -92,14 +94,7 @@ fn a_shared_dir_that_shrinks_to_one_member_links_straight_to_it_and_the_merged_n
 
 #[test]
 fn a_rollback_before_the_bad_commit_is_persisted_keeps_the_merged_node() {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let writer = open(tmp.path());
-    let (good, bad) = (shared(5, None), shared(5, Some((2, b"bad"))));
-    swap(&writer, &good);
-    let committed_bad = writer.commit(writer.stage(&bad).expect("stage")).expect("commit");
-    swap(&writer, &good);
-    writer.persist(committed_bad).expect("persist the bad commit after the rollback");
-    assert_eq!(read_current(tmp.path()).expect("read").expect("present"), good);
+    let tmp = roll_back_before_persisting(&shared(5, None), &shared(5, Some((2, b"bad"))));
     assert_eq!(read(tmp.path(), "rules/m2.conf"), "v");
 }
 
@@ -118,9 +113,7 @@ fn strict_durability_and_the_validation_view_show_a_shared_dir() {
 
 #[test]
 fn a_merged_node_that_does_not_match_its_members_is_damaged() {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let writer = open(tmp.path());
-    swap(&writer, &shared(3, None));
+    let (tmp, _writer) = swapped(&shared(3, None));
     let node = std::fs::canonicalize(tmp.path().join("rules")).expect("resolve");
     std::fs::remove_file(node.join("m1.conf")).expect("remove a link");
     assert!(matches!(open(tmp.path()).load_current(), Err(Error::Damaged { .. })));

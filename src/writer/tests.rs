@@ -257,16 +257,22 @@ fn going_back_to_an_earlier_content_rebuilds_collected_nodes() {
     assert_eq!(names(&tmp.path().join(OBJECTS_DIR)).len(), 20);
 }
 
-#[test]
-fn a_rollback_before_the_bad_commit_is_persisted_keeps_the_good_nodes() {
+/// Swaps `good`, commits `bad`, swaps `good` back, and only then persists `bad`'s commit:
+/// `good` must read back whole. Returns the target dir.
+pub(super) fn roll_back_before_persisting(good: &Snapshot, bad: &Snapshot) -> tempfile::TempDir {
     let tmp = tempfile::tempdir().expect("tempdir");
     let writer = open(tmp.path());
-    let (good, bad) = (many(30, None), many(30, Some((4, b"bad"))));
-    swap(&writer, &good);
-    let committed_bad = writer.commit(writer.stage(&bad).expect("stage")).expect("commit");
-    swap(&writer, &good);
+    swap(&writer, good);
+    let committed_bad = writer.commit(writer.stage(bad).expect("stage")).expect("commit");
+    swap(&writer, good);
     writer.persist(committed_bad).expect("persist the bad commit after the rollback");
-    assert_eq!(read_current(tmp.path()).expect("read").expect("present"), good);
+    assert_eq!(read_current(tmp.path()).expect("read").expect("present"), *good);
+    tmp
+}
+
+#[test]
+fn a_rollback_before_the_bad_commit_is_persisted_keeps_the_good_nodes() {
+    let tmp = roll_back_before_persisting(&many(30, None), &many(30, Some((4, b"bad"))));
     assert_eq!(std::fs::read_to_string(tmp.path().join("cm0004/k")).expect("read"), "v");
     assert_eq!(names(&tmp.path().join(OBJECTS_DIR)).len(), 30);
 }
