@@ -40,6 +40,17 @@ fn object_inode(dir: &Path, snapshot: &Snapshot, name: &str, key: &str) -> u64 {
     std::fs::metadata(dir.join(OBJECTS_DIR).join(object.dir_name()).join(key)).expect("stat").ino()
 }
 
+/// Inode numbers of the links in the merged node of `rules`, by name.
+fn link_inodes(dir: &Path, snapshot: &Snapshot) -> std::collections::BTreeMap<String, u64> {
+    let id = snapshot.tree().get("rules").and_then(crate::snapshot::tree::Entry::merged).expect("merged");
+    let node = dir.join(TREE_DIR).join(crate::snapshot::tree::node_name(&id));
+    std::fs::read_dir(node)
+        .expect("list")
+        .map(|e| e.expect("entry"))
+        .map(|e| (e.file_name().to_string_lossy().into_owned(), e.metadata().expect("lstat").ino()))
+        .collect()
+}
+
 #[test]
 fn a_shared_dir_swaps_in_and_reads_back_equal() {
     let snapshot = shared(3, None);
@@ -68,6 +79,9 @@ fn updating_one_member_writes_that_object_the_merged_node_and_the_path_only() {
     let staged = writer.stage(&next).expect("stage");
     assert_eq!(staged.created.iter().filter(|n| matches!(n, Node::Object(_))).count(), 1);
     assert_eq!(staged.created.len(), 4, "one object, the merged node, one leaf, one middle node");
+    let (old, new) = (link_inodes(tmp.path(), &before), link_inodes(tmp.path(), &next));
+    let shared = new.iter().filter(|(name, ino)| old.get(*name) == Some(ino)).count();
+    assert_eq!((new.len(), shared), (20, 19), "the merged node shares its unchanged links");
     writer.persist(writer.commit(staged).expect("commit")).expect("persist");
     assert_eq!(read(tmp.path(), "rules/m7.conf"), "changed");
     assert_eq!(object_inode(tmp.path(), &next, "m3", "m3.conf"), untouched, "other members stay");
