@@ -27,6 +27,16 @@ fn files_below(dir: &Path) -> Vec<PathBuf> {
     found
 }
 
+/// `snapshot` and two objects sharing `rules/` (a merged node, manifests with a target).
+fn with_shared_dir(snapshot: crate::snapshot::Snapshot) -> crate::snapshot::Snapshot {
+    let member = |name: &str, key: &str| {
+        let object = crate::snapshot::tests::object(name, &[(key, b"rule", 0o644)]);
+        std::sync::Arc::new(object.with_target(Some("rules".into())))
+    };
+    let objects = snapshot.objects().cloned().chain([member("r1", "one.yaml"), member("r2", "two.yaml")]);
+    crate::snapshot::Snapshot::from_objects(snapshot.layout(), objects)
+}
+
 proptest! {
     #![proptest_config(crate::fuzz::fs_config())]
 
@@ -63,7 +73,7 @@ proptest! {
         byte in any::<u8>(),
     ) {
         let tmp = tempfile::tempdir().expect("tempdir");
-        let saved = snapshot_of(&[("web/a.conf", b"worker 1;\n", 0o644), ("db/b", b"\x00\xffbin", 0o600)]);
+        let saved = with_shared_dir(snapshot_of(&[("web/a.conf", b"worker 1;\n", 0o644), ("db/b", b"\x00\xffbin", 0o600)]));
         let writer = Writer::open(tmp.path(), Origin::default()).expect("open").without_fsync();
         writer.swap(&saved).expect("save");
         drop(writer);
