@@ -21,6 +21,8 @@ mod memory;
 mod report;
 #[path = "configsnap/scale.rs"]
 mod scale;
+#[path = "configsnap/scratch_fs.rs"]
+mod scratch_fs;
 #[path = "configsnap/strace.rs"]
 mod strace;
 #[path = "configsnap/support.rs"]

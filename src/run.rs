@@ -105,6 +105,7 @@ pub async fn run(config: Config) -> Result<(), Error> {
         .await
         .expect("opening the target dir must not panic")
         .map_err(Error::Target)?;
+    let durability = writer.durability();
     let store = match &config.state_dir {
         Some(dir) => {
             let (dir, origin) = (dir.clone(), origin.clone());
@@ -159,7 +160,13 @@ pub async fn run(config: Config) -> Result<(), Error> {
         let _ = tokio::time::timeout(config.shutdown_grace, tracker.wait()).await;
         return result.map_err(Error::from);
     }
-    tracing::info!(namespace = %sources.namespace, dir = %config.dir.display(), listen = %config.listen, "configsnap started");
+    tracing::info!(
+        namespace = %sources.namespace,
+        dir = %config.dir.display(),
+        durability = ?durability,
+        listen = %config.listen,
+        "configsnap started"
+    );
     let admin = CancellationToken::new();
     let http_task = listener.map(|listener| {
         tokio::spawn(

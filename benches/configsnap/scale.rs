@@ -6,6 +6,7 @@
 use crate::Ctx;
 use crate::latency::{UpdateRun, Updates, timed_updates};
 use crate::report::{Report, Target};
+use crate::scratch_fs;
 use crate::strace::Strace;
 use crate::support::{
     self, DirWatch, Layout, Sidecar, cm_name, cpu_seconds, pct, poll, rss_kib, summary, visible_entries,
@@ -60,13 +61,15 @@ impl Point {
 pub async fn scale(ctx: &Ctx, report: &mut Report) {
     let counts = counts(report);
     let updates: u64 = if ctx.quick { 30 } else { 200 };
-    let shm = tmpfs_scratch(report);
+    let shm = scratch_fs::tmpfs(report);
     let disk = ctx.scratch("scale");
-    if is_tmpfs(&disk) {
+    if scratch_fs::is_tmpfs(&disk) {
         report.note("scale: the temp dir is on tmpfs, so the \"disk\" figures are tmpfs too");
     }
+    let journaled = scratch_fs::JournaledExt4::mount(&ctx.scratch("scale-ext4j"), report);
     let mut filesystems = vec![("disk", disk)];
     filesystems.extend(shm.as_ref().map(|d| ("tmpfs", d.path().to_path_buf())));
+    filesystems.extend(journaled.as_ref().map(|m| ("ext4j", m.path().to_path_buf())));
     let strace_n = counts.iter().copied().filter(|&n| n <= STRACE_AT).max();
     let mut table =
         format!("scale: {updates} single-object updates per N, one 4 KiB key each, --debounce 0\n");
@@ -131,26 +134,6 @@ fn counts(report: &mut Report) -> Vec<usize> {
         Err(_) => {
             report.note(format!("scale: ignoring CONFIGSNAP_BENCH_SCALE_MAX={max:?} (not a number)"));
             COUNTS.to_vec()
-        }
-    }
-}
-
-fn is_tmpfs(path: &Path) -> bool {
-    nix::sys::statfs::statfs(path).is_ok_and(|s| s.filesystem_type() == nix::sys::statfs::TMPFS_MAGIC)
-}
-
-/// A scratch dir under `/dev/shm` (removed on drop), or a note saying why not.
-fn tmpfs_scratch(report: &mut Report) -> Option<tempfile::TempDir> {
-    let shm = Path::new("/dev/shm");
-    if !is_tmpfs(shm) {
-        report.note("scale: /dev/shm is not tmpfs; the tmpfs runs are skipped");
-        return None;
-    }
-    match tempfile::Builder::new().prefix("configsnap-bench-").tempdir_in(shm) {
-        Ok(dir) => Some(dir),
-        Err(e) => {
-            report.note(format!("scale: no scratch dir under /dev/shm ({e}); the tmpfs runs are skipped"));
-            None
         }
     }
 }

@@ -40,7 +40,8 @@ struct Donor {
 /// The sync work of one stage.
 struct Syncer {
     durability: Durability,
-    /// More new files than [`SYNC_BATCH`]: one `syncfs` at the end instead of one each.
+    /// More new files than [`SYNC_BATCH`], or [`Durability::Flush`]: one `syncfs` at the
+    /// end instead of one sync each.
     batch: bool,
     timings: SwapTimings,
 }
@@ -50,7 +51,7 @@ pub(super) fn stage(writer: &Writer, state: &mut State, snapshot: &Snapshot) -> 
     let new_files: usize = plan.objects.iter().map(|o| o.files.len() + 1).sum::<usize>() + 1;
     let mut syncer = Syncer {
         durability: writer.durability,
-        batch: new_files > SYNC_BATCH,
+        batch: new_files > SYNC_BATCH || writer.durability == Durability::Flush,
         timings: SwapTimings::default(),
     };
     let mut created = Vec::new();

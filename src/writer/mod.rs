@@ -60,7 +60,10 @@
 //!   entries (mkdir, symlink, link, rename) are *metadata*: on ext4, xfs and tmpfs they reach
 //!   the disk in the order they were made (one ordered journal), so a durable rename
 //!   implies durable nodes and no directory fsync is needed before it
-//!   ([`Durability::Ordered`]). On any other filesystem every new directory and its
+//!   ([`Durability::Ordered`]). ext2/3/4 without a journal (seen in sysfs) orders
+//!   nothing, and there an fsync of a directory does not even write its links' inodes:
+//!   one `syncfs` before the rename makes everything durable ([`Durability::Flush`]).
+//!   On any other filesystem every new directory and its
 //!   parent are fsynced before the rename ([`Durability::Strict`]). After the reload the
 //!   target dir is fsynced once, and only then is the previous generation removed. A
 //!   one-object update thus costs: one fdatasync per changed file, one for the object's
@@ -119,6 +122,11 @@ pub enum Durability {
     Ordered,
     /// Every new directory and its parent are fsynced too.
     Strict,
+    /// One `syncfs` before the rename covers every new file, directory and link: for
+    /// ext2/3/4 running without a journal, where metadata reaches the disk in no
+    /// particular order and a directory's fsync does not write the inodes of the links in
+    /// it.
+    Flush,
     /// Nothing is synced (tests and benchmarks of the non-durable cost only).
     Off,
 }

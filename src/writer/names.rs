@@ -5,6 +5,7 @@ use super::{DATA_LINK, Durability, Error, io};
 use nix::errno::Errno;
 use nix::fcntl::readlinkat;
 use std::os::fd::OwnedFd;
+use std::path::Path;
 
 /// Name of the snapshot dir `..data` points at in `dir`, if any.
 pub(super) fn current_dir_name(dir: &OwnedFd) -> Result<Option<String>, Error> {
@@ -18,15 +19,32 @@ pub(super) fn current_dir_name(dir: &OwnedFd) -> Result<Option<String>, Error> {
     }
 }
 
-/// Ordered for the filesystems known to commit metadata in order, strict elsewhere.
+/// Ordered for the filesystems known to commit metadata in order, flush for ext2/3/4
+/// known to have no journal, strict elsewhere.
 pub(super) fn detect_durability(dir: &OwnedFd) -> Durability {
     use nix::sys::statfs::{EXT4_SUPER_MAGIC, TMPFS_MAGIC, XFS_SUPER_MAGIC, fstatfs};
     match fstatfs(dir).map(|s| s.filesystem_type()) {
-        Ok(kind) if kind == EXT4_SUPER_MAGIC || kind == XFS_SUPER_MAGIC || kind == TMPFS_MAGIC => {
-            Durability::Ordered
-        }
+        Ok(kind) if kind == EXT4_SUPER_MAGIC => match ext_journal(dir, Path::new("/")) {
+            Some(false) => Durability::Flush,
+            _ => Durability::Ordered,
+        },
+        Ok(kind) if kind == XFS_SUPER_MAGIC || kind == TMPFS_MAGIC => Durability::Ordered,
         _ => Durability::Strict,
     }
+}
+
+/// Whether the ext2/3/4 filesystem holding `dir` has a journal, from sysfs under `root`:
+/// `/sys/dev/block/<major>:<minor>` names the device, and
+/// `/sys/fs/ext4/<device>/journal_task` is `<none>` without a journal. `None` when
+/// sysfs does not say (not mounted in the container, an older kernel): a journal is
+/// the default, so callers assume one.
+pub(super) fn ext_journal(dir: &OwnedFd, root: &Path) -> Option<bool> {
+    let dev = nix::sys::stat::fstat(dir).ok()?.st_dev;
+    let (major, minor) = (nix::sys::stat::major(dev), nix::sys::stat::minor(dev));
+    let device = std::fs::read_link(root.join(format!("sys/dev/block/{major}:{minor}"))).ok()?;
+    let task =
+        std::fs::read_to_string(root.join("sys/fs/ext4").join(device.file_name()?).join("journal_task"));
+    Some(task.ok()?.trim() != "<none>")
 }
 
 /// The target of the visible link of a top-level entry: `..data/<h0>/<h1>/<entry>`.

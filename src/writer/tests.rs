@@ -362,3 +362,37 @@ fn a_donor_link_that_differs_or_strict_durability_gets_a_new_link() {
     assert!(target.starts_with(format!("../{TREE_DIR}")), "a planted link is never copied: {target:?}");
     writer.discard(staged).expect("discard");
 }
+
+#[test]
+fn ext_without_a_journal_is_told_by_sysfs_and_unknown_means_a_journal() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = fsops::open_dir(nix::fcntl::AT_FDCWD, tmp.path().to_str().expect("utf-8")).expect("open");
+    let dev = nix::sys::stat::fstat(&dir).expect("stat").st_dev;
+    let sys = tempfile::tempdir().expect("sys");
+    let block = sys.path().join("sys/dev/block");
+    std::fs::create_dir_all(&block).expect("block");
+    let link = block.join(format!("{}:{}", nix::sys::stat::major(dev), nix::sys::stat::minor(dev)));
+    std::os::unix::fs::symlink("../../devices/pci0/virtio1/block/vdz", &link).expect("link");
+    assert_eq!(names::ext_journal(&dir, sys.path()), None, "no ext4 entry: unknown");
+    let ext4 = sys.path().join("sys/fs/ext4/vdz");
+    std::fs::create_dir_all(&ext4).expect("ext4");
+    std::fs::write(ext4.join("journal_task"), "<none>\n").expect("none");
+    assert_eq!(names::ext_journal(&dir, sys.path()), Some(false));
+    std::fs::write(ext4.join("journal_task"), "24579\n").expect("pid");
+    assert_eq!(names::ext_journal(&dir, sys.path()), Some(true));
+    assert_eq!(names::ext_journal(&dir, Path::new("/nonexistent")), None);
+}
+
+#[test]
+fn flush_durability_writes_shares_links_and_reads_back_the_same() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let writer = open(tmp.path()).with_durability(Durability::Flush);
+    swap(&writer, &many(100, None));
+    let live = writer.current_dir_name().expect("read").expect("live");
+    let next = many(100, Some((3, b"changed")));
+    let staged = writer.stage(&next).expect("stage");
+    let (old, new) = (root_link_inodes(tmp.path(), &live), root_link_inodes(tmp.path(), staged.name()));
+    assert_eq!(new.iter().filter(|(name, ino)| old.get(*name) == Some(ino)).count(), old.len() - 1);
+    writer.persist(writer.commit(staged).expect("commit")).expect("persist");
+    assert_eq!(read_current(tmp.path()).expect("read").expect("present"), next);
+}
