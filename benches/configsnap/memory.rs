@@ -3,7 +3,7 @@
 
 use crate::Ctx;
 use crate::report::{Report, Target};
-use crate::support::{self, Layout, Sidecar, cpu_seconds, ms, poll, rss_kib, visible_entries};
+use crate::support::{self, CpuSample, Layout, Sidecar, ms, poll, rss_kib, visible_entries};
 use fake_apiserver::FakeApiServer;
 use std::time::{Duration, Instant};
 
@@ -69,16 +69,16 @@ pub async fn idle_cpu(ctx: &Ctx, report: &mut Report) {
             return;
         }
         tokio::time::sleep(Duration::from_secs(2)).await;
-        let before = cpu_seconds(sidecar.pid());
+        let before = CpuSample::of(sidecar.pid());
         tokio::time::sleep(span).await;
-        let after = cpu_seconds(sidecar.pid());
+        let after = CpuSample::of(sidecar.pid());
         let (Some(b), Some(a)) = (before, after) else {
             report.note("cpu: could not read /proc");
             return;
         };
         let scale = 60.0 / span.as_secs_f64();
-        let ticks = (a.0 - b.0) * scale;
-        let sched = (a.1 - b.1) * scale;
+        let (ticks, sched) = a.since(&b);
+        let (ticks, sched) = (ticks * scale, sched * scale);
         let metric = format!("idle CPU utime+stime per 60 s, 100 CMs, {label}");
         if i == 0 {
             report.check("cpu", metric, ticks, "s", Target::AtMost(0.05));

@@ -9,7 +9,7 @@ use crate::report::{Report, Target};
 use crate::scratch_fs;
 use crate::strace::Strace;
 use crate::support::{
-    self, DirWatch, Layout, Sidecar, cm_name, cpu_seconds, pct, poll, rss_kib, summary, visible_entries,
+    self, CpuSample, DirWatch, Layout, Sidecar, cm_name, pct, poll, rss_kib, summary, visible_entries,
 };
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -172,14 +172,15 @@ async fn measure(ctx: &Ctx, root: &Path, layout: Layout, n: usize, updates: u64,
             (run, attempted)
         };
         let pid = sidecar.pid();
-        let (syncs_before, cpu_before) = (sidecar.metric_sum(SYNC_METRIC), cpu_seconds(pid));
+        let (syncs_before, cpu_before) = (sidecar.metric_sum(SYNC_METRIC), CpuSample::of(pid));
         let (run, attempted) = phase(1..=updates);
-        let (syncs_after, cpu_after) = (sidecar.metric_sum(SYNC_METRIC), cpu_seconds(pid));
+        let (syncs_after, cpu_after) = (sidecar.metric_sum(SYNC_METRIC), CpuSample::of(pid));
         point.run = run;
         point.syncs = syncs_before.zip(syncs_after).map(|(b, a)| (a - b) / attempted);
-        point.cpu_ms = cpu_before
-            .zip(cpu_after)
-            .map(|(b, a)| ((a.0 - b.0) * 1000.0 / attempted, (a.1 - b.1) * 1000.0 / attempted));
+        point.cpu_ms = cpu_before.zip(cpu_after).map(|(b, a)| {
+            let (ticks, on_cpu) = a.since(&b);
+            (ticks * 1000.0 / attempted, on_cpu * 1000.0 / attempted)
+        });
         if strace {
             point.strace = Some(Strace::attach(pid, &root).and_then(|tracer| {
                 let (_, attempted) = phase(updates + 1..=updates + STRACE_UPDATES);

@@ -362,23 +362,50 @@ pub fn rss_kib(pid: u32) -> Option<(u64, u64)> {
     Some((field("VmRSS:")?, field("VmHWM:")?))
 }
 
-/// CPU time of `pid`: (utime+stime of all its threads in seconds at the clock-tick
-/// resolution, on-CPU time of its live threads from their `schedstat` in seconds,
-/// nanosecond resolution; `/proc/<pid>/schedstat` alone covers only the main thread).
-pub fn cpu_seconds(pid: u32) -> Option<(f64, f64)> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // Fields after the `(comm)`, which may contain spaces: state is field 3, utime 14, stime 15.
-    let rest = &stat[stat.rfind(')')? + 2..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
-    let hz = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK).ok().flatten().unwrap_or(100) as f64;
-    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).ok()?;
-    let on_cpu_ns: u64 = tasks
-        .filter_map(Result::ok)
-        .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
-        .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
-        .sum();
-    Some((ticks as f64 / hz, on_cpu_ns as f64 / 1e9))
+/// CPU time of a process at one instant: utime+stime of all its threads (clock ticks,
+/// dead threads included) and each live thread's on-CPU time from its `schedstat`
+/// (nanoseconds; `/proc/<pid>/schedstat` alone covers only the main thread).
+#[derive(Debug, Clone)]
+pub struct CpuSample {
+    ticks_s: f64,
+    on_cpu_ns: std::collections::HashMap<String, u64>,
+}
+
+impl CpuSample {
+    /// Reads `pid`'s counters.
+    pub fn of(pid: u32) -> Option<Self> {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        // Fields after the `(comm)`, which may contain spaces: state is field 3, utime 14, stime 15.
+        let rest = &stat[stat.rfind(')')? + 2..];
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+        let hz = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK).ok().flatten().unwrap_or(100) as f64;
+        let on_cpu_ns = std::fs::read_dir(format!("/proc/{pid}/task"))
+            .ok()?
+            .filter_map(Result::ok)
+            .filter_map(|t| {
+                let ns = std::fs::read_to_string(t.path().join("schedstat")).ok()?;
+                Some((
+                    t.file_name().to_string_lossy().into_owned(),
+                    ns.split_whitespace().next()?.parse().ok()?,
+                ))
+            })
+            .collect();
+        Some(Self { ticks_s: ticks as f64 / hz, on_cpu_ns })
+    }
+
+    /// Seconds used since `earlier`: (utime+stime, on-CPU). The on-CPU figure sums each
+    /// thread alive now from its earlier value (0 for a new thread); a thread that exited
+    /// in between drops out instead of taking its whole lifetime's time off the sum
+    /// (the blocking pool's threads exit after 10 s idle).
+    pub fn since(&self, earlier: &Self) -> (f64, f64) {
+        let on_cpu: u64 = self
+            .on_cpu_ns
+            .iter()
+            .map(|(tid, ns)| ns.saturating_sub(earlier.on_cpu_ns.get(tid).copied().unwrap_or(0)))
+            .sum();
+        (self.ticks_s - earlier.ticks_s, on_cpu as f64 / 1e9)
+    }
 }
 
 /// Percentile (nearest rank) of sorted `v`; 0 for an empty slice.
