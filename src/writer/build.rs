@@ -64,11 +64,30 @@ pub(super) fn stage(writer: &Writer, state: &mut State, snapshot: &Snapshot) -> 
         Ok(root) => root,
         Err(err) => {
             writer.remove_nodes(state, &created);
-            return Err(err);
+            return Err(blame_largest_object(err, &plan));
         }
     };
     state.present.extend(created.iter().copied());
     Ok(Staged { root, snapshot: snapshot.clone(), created, view: None, timings: syncer.timings })
+}
+
+/// A volume that fills up during a stage is full because of every object the stage
+/// writes, not only the one that met the limit (or, after them, the tree or the root):
+/// the largest is blamed (what it wrote goes with the stage), so the rest of the change
+/// goes ahead without it. Blaming whichever came last would hold back a small change
+/// written after a big one, then the big one too, and neither would land.
+fn blame_largest_object(error: Error, plan: &Plan<'_>) -> Error {
+    if !matches!(error.label(), "no_space" | "quota") {
+        return error;
+    }
+    let source = match error {
+        Error::Object { source, .. } => *source,
+        other => other,
+    };
+    match plan.objects.iter().max_by_key(|object| object.bytes()) {
+        Some(largest) => Error::Object { object: largest.id.clone(), source: Box::new(source) },
+        None => source,
+    }
 }
 
 /// The nodes of `snapshot` not on disk, found top-down: a present node's subtree is.

@@ -124,6 +124,57 @@ async fn an_object_too_big_for_the_volume_is_held_while_every_other_change_lands
     crate::support::assert_complete_snapshot(&ws.dir());
 }
 
+/// A tmpfs of `size` mounted on `at` until dropped; `None` when mounting is not allowed.
+struct Tmpfs(std::path::PathBuf);
+
+impl Tmpfs {
+    fn mount(at: &std::path::Path, size: &str) -> Option<Self> {
+        let status = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(at)
+            .stderr(std::process::Stdio::null())
+            .status();
+        status.is_ok_and(|s| s.success()).then(|| Self(at.to_owned()))
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_object_that_fits_only_without_the_new_root_is_held_while_every_other_change_lands() {
+    let api = FakeApiServer::start().await.expect("fake api");
+    api.apply("configmaps", configmap("web", &[("v", "0")])).expect("web");
+    api.apply("configmaps", configmap("big", &[("blob", "small")])).expect("big");
+    let ws = Workspace::new(&api);
+    let Some(_volume) = Tmpfs::mount(&ws.dir(), "300k") else {
+        eprintln!("skipped: mounting a tmpfs needs root");
+        return;
+    };
+    let sidecar = ws.start(&["--debounce=0", "--max-wait=0"]);
+    wait_for("the first snapshot", WAIT, || ws.read("web/v").as_deref() == Some("0")).await;
+    // From a volume the new object does not fill to one it fills to the last page, so
+    // that the root manifest written after it is what finds no room (4 KiB pages).
+    for step in 1..=10 {
+        let blob = "x".repeat(260 * 1024 + step * 4096 - 100);
+        api.apply("configmaps", configmap("big", &[("blob", &blob)])).expect("grow big");
+        api.apply("configmaps", configmap("web", &[("v", &step.to_string())])).expect("update web");
+        let want = step.to_string();
+        wait_for(&format!("web's change with big at {} bytes", blob.len()), WAIT, || {
+            ws.read("web/v").as_deref() == Some(want.as_str())
+        })
+        .await;
+        crate::support::assert_complete_snapshot(&ws.dir());
+        api.apply("configmaps", configmap("big", &[("blob", "small")])).expect("shrink big");
+        wait_for("big shrunk", WAIT, || ws.read("big/blob").as_deref() == Some("small")).await;
+    }
+    let full = sidecar.metric("configsnap_swap_failures_total{reason=\"no_space\"}").await;
+    assert!(full.unwrap_or_default() >= 1.0, "the volume never filled up: {}", sidecar.log());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deleting_every_object_is_held_with_the_files_and_last_good_kept() {
     let api = FakeApiServer::start().await.expect("fake api");
