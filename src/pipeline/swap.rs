@@ -60,15 +60,17 @@ impl Pipeline {
     ) -> Result<(), Error> {
         let Some(id) = error.object_without_room().cloned() else { return Err(error.into()) };
         let on_disk = self.current.clone().unwrap_or_else(|| Snapshot::empty(snapshot.layout()));
-        if let Some(rest) = snapshot.with_object_as_in(&id, &on_disk)
-            && rest.hash != on_disk.hash
-        {
-            Box::pin(self.act(rest, first_change)).await?;
-        }
+        let rest = match snapshot.with_object_as_in(&id, &on_disk) {
+            Some(rest) if rest.hash != on_disk.hash => Box::pin(self.act(rest, first_change)).await,
+            _ => Ok(()),
+        };
+        // Told even when the rest failed too (another object without room, say): else the
+        // object blamed first would never be named, at any retry.
         if let Some(object) = snapshot.objects().find(|o| o.id == id) {
             let first = self.without_room.insert(object.digest);
             self.events.object_without_room(object, &error, first);
         }
+        rest?;
         Err(Error::NoRoom { object: id, error })
     }
 

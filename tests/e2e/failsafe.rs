@@ -176,6 +176,37 @@ async fn an_object_that_fits_only_without_the_new_root_is_held_while_every_other
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_objects_too_big_at_once_are_each_told_about_while_the_rest_lands() {
+    let api = FakeApiServer::start().await.expect("fake api");
+    for name in ["web", "a", "b"] {
+        api.apply("configmaps", configmap(name, &[("v", "0")])).expect("configmap");
+    }
+    let ws = Workspace::new(&api);
+    let Some(_volume) = Tmpfs::mount(&ws.dir(), "300k") else {
+        eprintln!("skipped: mounting a tmpfs needs root");
+        return;
+    };
+    let sidecar = ws.start(&["--debounce=200ms", "--max-wait=1s"]);
+    wait_for("the first snapshot", WAIT, || ws.read("web/v").as_deref() == Some("0")).await;
+    api.apply("configmaps", configmap("a", &[("v", &"a".repeat(500 * 1024))])).expect("grow a");
+    api.apply("configmaps", configmap("b", &[("v", &"b".repeat(400 * 1024))])).expect("grow b");
+    api.apply("configmaps", configmap("web", &[("v", "1")])).expect("update web");
+    wait_for("web's change without a's and b's", WAIT, || ws.read("web/v").as_deref() == Some("1")).await;
+    for name in ["a", "b"] {
+        wait_until(&format!("a WriteFailed Event on {name}"), WAIT, || async {
+            api.events(crate::support::NS)
+                .iter()
+                .any(|e| e["reason"] == "WriteFailed" && e["regarding"]["name"] == name)
+        })
+        .await;
+        assert_eq!(ws.read(&format!("{name}/v")).as_deref(), Some("0"), "{name}'s previous files stay");
+    }
+    let told = "object does not fit on the volume; its previous files stay, every other change is applied";
+    assert_eq!(sidecar.log_count(told), 2, "{}", sidecar.log());
+    crate::support::assert_complete_snapshot(&ws.dir());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deleting_every_object_is_held_with_the_files_and_last_good_kept() {
     let api = FakeApiServer::start().await.expect("fake api");
     api.apply("configmaps", configmap("web", &[("a", "1")])).expect("web");
