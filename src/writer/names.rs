@@ -26,7 +26,15 @@ pub(super) fn detect_durability(dir: &OwnedFd) -> Durability {
     match fstatfs(dir).map(|s| s.filesystem_type()) {
         Ok(kind) if kind == EXT4_SUPER_MAGIC => match ext_journal(dir, Path::new("/")) {
             Some(false) => Durability::Flush,
-            _ => Durability::Ordered,
+            Some(true) => Durability::Ordered,
+            None => {
+                tracing::warn!(
+                    "sysfs does not say whether the ext4 filesystem of the target dir has a journal \
+                     (/sys not mounted?); assuming it has one, as ext4 does by default: without one a \
+                     power loss could leave the snapshot incomplete"
+                );
+                Durability::Ordered
+            }
         },
         Ok(kind) if kind == XFS_SUPER_MAGIC || kind == TMPFS_MAGIC => Durability::Ordered,
         _ => Durability::Strict,

@@ -136,6 +136,20 @@ impl Tmpfs {
             .status();
         status.is_ok_and(|s| s.success()).then(|| Self(at.to_owned()))
     }
+
+    /// [`Tmpfs::mount`], failing the test when it cannot mount (it needs root, or
+    /// CAP_SYS_ADMIN) unless `CONFIGSNAP_ALLOW_SKIP` is set: never `ok` having checked nothing.
+    fn mount_or_skip(at: &std::path::Path, size: &str) -> Option<Self> {
+        let mounted = Self::mount(at, size);
+        if mounted.is_none() {
+            assert!(
+                std::env::var_os("CONFIGSNAP_ALLOW_SKIP").is_some(),
+                "could not mount a {size} tmpfs (run the tests as root, or set CONFIGSNAP_ALLOW_SKIP=1 to skip this test)"
+            );
+            eprintln!("SKIPPED (CONFIGSNAP_ALLOW_SKIP): mounting a tmpfs needs root");
+        }
+        mounted
+    }
 }
 
 impl Drop for Tmpfs {
@@ -150,10 +164,7 @@ async fn an_object_that_fits_only_without_the_new_root_is_held_while_every_other
     api.apply("configmaps", configmap("web", &[("v", "0")])).expect("web");
     api.apply("configmaps", configmap("big", &[("blob", "small")])).expect("big");
     let ws = Workspace::new(&api);
-    let Some(_volume) = Tmpfs::mount(&ws.dir(), "300k") else {
-        eprintln!("skipped: mounting a tmpfs needs root");
-        return;
-    };
+    let Some(_volume) = Tmpfs::mount_or_skip(&ws.dir(), "300k") else { return };
     let sidecar = ws.start(&["--debounce=0", "--max-wait=0"]);
     wait_for("the first snapshot", WAIT, || ws.read("web/v").as_deref() == Some("0")).await;
     // From a volume the new object does not fill to one it fills to the last page, so
@@ -182,10 +193,7 @@ async fn two_objects_too_big_at_once_are_each_told_about_while_the_rest_lands() 
         api.apply("configmaps", configmap(name, &[("v", "0")])).expect("configmap");
     }
     let ws = Workspace::new(&api);
-    let Some(_volume) = Tmpfs::mount(&ws.dir(), "300k") else {
-        eprintln!("skipped: mounting a tmpfs needs root");
-        return;
-    };
+    let Some(_volume) = Tmpfs::mount_or_skip(&ws.dir(), "300k") else { return };
     let sidecar = ws.start(&["--debounce=200ms", "--max-wait=1s"]);
     wait_for("the first snapshot", WAIT, || ws.read("web/v").as_deref() == Some("0")).await;
     api.apply("configmaps", configmap("a", &[("v", &"a".repeat(500 * 1024))])).expect("grow a");
