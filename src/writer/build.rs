@@ -31,8 +31,9 @@ struct Plan<'a> {
 /// The live generation's node at the position a stage writes a new node to. The new
 /// node shares each of the donor's links it needs unchanged (a hard link to the same
 /// symlink inode), so a swap allocates inodes only along the changed path instead of one
-/// per link of every node it copies: on ext4 an inode allocation scans past every inode
-/// freed in the last minute, which made a swap at 100 objects cost 2.3× one at 1.
+/// per link of every node it copies: on ext4 without a journal an inode allocation scans
+/// past every inode freed in the last minute, which made a swap at 100 objects cost 2.3×
+/// one at 1.
 struct Donor {
     dir: Option<OwnedFd>,
 }

@@ -29,9 +29,10 @@
 //! A new node's links that the node it replaces already has (same name, same target)
 //! are hard links to that node's symlink inodes, not new symlinks: a swap then allocates
 //! and frees only the inodes along the changed path (about a dozen), not one per link of
-//! every node it copies (about 30 at 100 objects). On ext4 each inode allocation scans
-//! past the inodes freed in the last minute, so the copies made a swap at 100 objects
-//! cost 2.3× one at 1 in CPU; sharing brought that to the cost of the path. A symlink
+//! every node it copies (about 30 at 100 objects). On ext4 without a journal each inode
+//! allocation scans past the inodes freed in the last minute, so the copies made a swap
+//! at 100 objects cost 2.3× one at 1 in CPU; sharing brought that to the cost of the
+//! path (and saves a third of the link work on a journaled ext4 too). A symlink
 //! inode never changes, so sharing it between generations shares nothing mutable; a
 //! donor link is shared only when `readlink` shows exactly the target a new link would
 //! get. Under [`Durability::Strict`] links are never shared: the donor's link count
