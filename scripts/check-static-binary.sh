@@ -65,8 +65,10 @@ fi
 
 if command -v readelf >/dev/null; then
     step "readelf: no PT_INTERP, no DT_NEEDED"
-    if readelf -lW "$bin" | grep -q 'INTERP'; then die "binary has a program interpreter"; fi
-    if readelf -dW "$bin" | grep -q '(NEEDED)'; then die "binary needs shared libraries"; fi
+    # Here-strings: `grep -q` stopping at a match would SIGPIPE readelf and, with
+    # pipefail, turn the very failure we look for into a pass.
+    if grep -q 'INTERP' <<<"$(readelf -lW "$bin")"; then die "binary has a program interpreter"; fi
+    if grep -q '(NEEDED)' <<<"$(readelf -dW "$bin")"; then die "binary needs shared libraries"; fi
     echo "    ok"
 fi
 
@@ -74,16 +76,18 @@ fi
 check_help() {
     local out
     if ! out="$("$@" --help 2>&1)"; then
-        printf '%s\n' "$out" | head -20 >&2
+        head -20 <<<"$out" >&2
         die "'$* --help' exited non-zero"
     fi
     # clap always prints "Usage:"; an empty or unrelated output means the
     # binary is not the real CLI (e.g. a stub main).
     if [[ "$out" != *"Usage:"* ]]; then
-        printf '%s\n' "$out" | head -20 >&2
+        head -20 <<<"$out" >&2
         die "'$* --help' printed no usage"
     fi
-    printf '%s\n' "$out" | head -3 | sed 's/^/    /'
+    # A here-string, not a pipe from printf: with pipefail, `head` closing the pipe early
+    # kills a writer still writing the rest with SIGPIPE (exit 141, seen under load).
+    sed -n '1,3s/^/    /p' <<<"$out"
 }
 
 step "$bin --help"
