@@ -1,7 +1,7 @@
 //! `cargo bench --bench configsnap [-- [--quick] [SCENARIO...]]`: runs the release
 //! binary against the fake API server on loopback and measures latency, swap cost,
-//! memory, idle CPU, the cost of Kubernetes Events (off, on, refused, slow), bursts, start-up, fleet recovery (refused, and a 503 storm) and how an update's cost scales with
-//! the number of ConfigMaps. Prints a table and writes
+//! memory, idle CPU, the cost of Kubernetes Events (off, on, refused, slow), bursts, start-up, fleet recovery (refused, and a 503 storm), how an update's cost scales with
+//! the number of ConfigMaps, the validation view's cost and the disk cost of `--gc-grace`. Prints a table and writes
 //! `target/bench/results.json`. See `docs/benchmarks.md`.
 //!
 //! Wall-clock `std::time::Instant` is right here (the style guide bans it in library code
@@ -23,6 +23,8 @@ mod report;
 mod scale;
 #[path = "configsnap/scratch_fs.rs"]
 mod scratch_fs;
+#[path = "configsnap/staging.rs"]
+mod staging;
 #[path = "configsnap/strace.rs"]
 mod strace;
 #[path = "configsnap/support.rs"]
@@ -35,8 +37,10 @@ use std::sync::{Arc, Mutex, mpsc};
 use std::time::Instant;
 
 /// Every scenario, in the order they run.
-const SCENARIOS: [&str; 10] =
-    ["latency", "swap", "events", "memory", "cpu", "burst", "startup", "fleet", "fleet503", "scale"];
+const SCENARIOS: [&str; 12] = [
+    "latency", "swap", "events", "memory", "cpu", "burst", "startup", "fleet", "fleet503", "scale",
+    "validate", "grace",
+];
 
 /// What every scenario shares.
 pub struct Ctx {
@@ -124,6 +128,8 @@ async fn run(quick: bool, chosen: &[&str]) {
             "fleet" => fleet::fleet(&ctx, &mut report).await,
             "fleet503" => fleet::fleet503(&ctx, &mut report).await,
             "scale" => scale::scale(&ctx, &mut report).await,
+            "validate" => staging::validate(&ctx, &mut report).await,
+            "grace" => staging::grace(&ctx, &mut report).await,
             _ => unreachable!("scenario names are checked"),
         }
         eprintln!("== {name} done in {:.1} s", started.elapsed().as_secs_f64());

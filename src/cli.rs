@@ -96,6 +96,9 @@ pub struct Args {
     /// Largest accepted value in bytes; a larger one rejects its ConfigMap
     #[arg(long, env = "CONFIGSNAP_MAX_FILE_SIZE", default_value_t = 1024 * 1024, help_heading = "Output")]
     pub max_file_size: usize,
+    /// Keep each replaced snapshot readable this long, so a reader that resolved `..data` before a swap never finds its files gone (0 = remove at once)
+    #[arg(long, env = "CONFIGSNAP_GC_GRACE", default_value = "30s", help_heading = "Output")]
+    pub gc_grace: DurationArg,
     /// Directory for the last-good copy (off when unset)
     #[arg(long, env = "CONFIGSNAP_STATE_DIR", help_heading = "Output")]
     pub state_dir: Option<PathBuf>,
@@ -244,6 +247,8 @@ pub struct Config {
     pub create_dir: bool,
     /// Rendering settings.
     pub render: crate::snapshot::RenderOptions,
+    /// How long a replaced snapshot stays readable.
+    pub gc_grace: Duration,
     /// Last-good dir.
     pub state_dir: Option<PathBuf>,
     /// Reload settings.
@@ -395,6 +400,7 @@ impl Args {
                 secret_file_mode: 0o600,
                 max_file_bytes: self.max_file_size,
             },
+            gc_grace: self.gc_grace.0,
             state_dir: self.state_dir,
             reload,
             debounce: self.debounce.0,

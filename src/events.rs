@@ -93,6 +93,7 @@ impl Events {
         }
         self.on_disk(snapshot, Origin::Live);
         self.status.update(|s| s.last_swap = Some(Utc::now()));
+        self.target_writable();
     }
 
     /// The snapshot on disk is `snapshot`, from `origin` (no swap happened or a restore).
@@ -341,7 +342,9 @@ impl Events {
 
     fn sync_degraded_gauge(&self) {
         let status = self.status.get();
-        let degraded = status.source_error.is_some() || status.origin == Origin::LastGood;
+        let degraded = status.source_error.is_some()
+            || status.origin == Origin::LastGood
+            || status.target_fault.is_some();
         self.metrics.degraded.set(i64::from(degraded));
     }
 

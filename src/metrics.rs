@@ -38,6 +38,15 @@ pub struct ReasonLabel {
     pub reason: &'static str,
 }
 
+/// Labels of `configsnap_visible_link_repairs_total`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RepairLabels {
+    /// The top-level entry whose link was wrong.
+    pub entry: String,
+    /// What was there: `link` (to elsewhere), `missing`, `directory` or `file`.
+    pub found: &'static str,
+}
+
 /// Labels of `configsnap_events_total`.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ResultLabel {
@@ -72,6 +81,12 @@ pub struct Metrics {
     pub swap_failures: Family<ReasonLabel, Counter>,
     /// Swaps back to the last good snapshot after a failed verification.
     pub rollbacks: Counter,
+    /// Visible links found wrong (replaced, removed, or a dir or file in their place) and
+    /// put right, by entry.
+    pub visible_link_repairs: Family<RepairLabels, Counter>,
+    /// 1 while the target dir takes writes, 0 while it refuses them (read-only,
+    /// permission): the app keeps the files on disk, and no update can land.
+    pub target_writable: Gauge,
     /// Failed API requests of the watch, by reason (`unavailable`, `throttled`, `refused`,
     /// `timeout`, `gone`, `stalled`, `decode`, `forbidden`, `other`).
     pub watch_errors: Family<ReasonLabel, Counter>,
@@ -155,6 +170,19 @@ impl Metrics {
             "Swaps that failed while writing the target dir (the previous snapshot stayed)",
             swap_failures.clone(),
         );
+        let visible_link_repairs = Family::<RepairLabels, Counter>::default();
+        registry.register(
+            "visible_link_repairs",
+            "Visible links in the target dir found wrong (by anyone) and put right, by entry and what was there",
+            visible_link_repairs.clone(),
+        );
+        let target_writable = Gauge::default();
+        target_writable.set(1);
+        registry.register(
+            "target_writable",
+            "1 while the target dir takes writes, 0 while it refuses them (read-only or no permission)",
+            target_writable.clone(),
+        );
         let watch_errors = Family::<ReasonLabel, Counter>::default();
         registry.register(
             "watch_errors",
@@ -215,6 +243,8 @@ impl Metrics {
             snapshots_refused,
             rollbacks,
             swap_failures,
+            visible_link_repairs,
+            target_writable,
             watch_errors,
             events,
             events_dropped,

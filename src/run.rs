@@ -67,6 +67,31 @@ impl Error {
     }
 }
 
+/// A target dir that refuses writes is usable only when it holds a complete snapshot: the
+/// app keeps reading it (degraded on `/readyz`) and updates land once it takes writes. An
+/// empty or damaged one is the mount's or the securityContext's to fix: exit 64.
+async fn check_target(
+    writer: writer::Writer,
+    dir: &std::path::Path,
+    events: &Events,
+) -> Result<writer::Writer, Error> {
+    let dir = dir.to_owned();
+    let (writer, refused, complete) = tokio::task::spawn_blocking(move || {
+        // Only a refusal counts: a full volume is handled per object by the swaps.
+        let refused = writer.probe_writable().err().filter(writer::Error::target_refuses_writes);
+        let complete = refused.is_some() && matches!(writer::read_current(&dir), Ok(Some(_)));
+        (writer, refused, complete)
+    })
+    .await
+    .expect("probing the target dir must not panic");
+    match refused {
+        Some(error) if complete => events.target_unwritable(&error),
+        Some(error) => return Err(Error::Target(error)),
+        None => {}
+    }
+    Ok(writer)
+}
+
 /// A source task, named for its span.
 type SourceTask = (&'static str, std::pin::Pin<Box<dyn Future<Output = ()> + Send>>);
 
@@ -100,11 +125,14 @@ pub async fn run(config: Config) -> Result<(), Error> {
         selector: config.selector.clone(),
         layout: config.render.layout,
     };
-    let (dir, target_origin) = (config.dir.clone(), origin.clone());
-    let writer = tokio::task::spawn_blocking(move || writer::Writer::open(&dir, target_origin))
-        .await
-        .expect("opening the target dir must not panic")
-        .map_err(Error::Target)?;
+    let (dir, target_origin, grace) = (config.dir.clone(), origin.clone(), config.gc_grace);
+    let writer = tokio::task::spawn_blocking(move || {
+        writer::Writer::open(&dir, target_origin).map(|w| w.with_gc_grace(grace))
+    })
+    .await
+    .expect("opening the target dir must not panic")
+    .map_err(Error::Target)?;
+    let writer = check_target(writer, &config.dir, &events).await?;
     let durability = writer.durability();
     let store = match &config.state_dir {
         Some(dir) => {

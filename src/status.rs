@@ -29,7 +29,8 @@ pub enum State {
     Starting,
     /// Files match the live source.
     Fresh,
-    /// Files come from before the source became unreachable or from last-good.
+    /// Files come from before the source became unreachable or from last-good, or the
+    /// target dir refuses writes (the files on disk stay, no update can land).
     Degraded {
         /// Last error from the source.
         reason: String,
@@ -66,6 +67,9 @@ pub struct Status {
     pub source_error: Option<(String, DateTime<Utc>)>,
     /// Why the files are behind the source, and since when.
     pub behind: Option<(String, DateTime<Utc>)>,
+    /// Why the target dir refuses writes (read-only, no permission), and since when: the
+    /// app keeps the complete snapshot on disk, and no update can land.
+    pub target_fault: Option<(String, DateTime<Utc>)>,
     /// Each failing watch loop: its cause and since when; a loop recovering clears only its
     /// own entry, so a healthy ConfigMap watch does not hide a failing Secret watch.
     pub source_faults: std::collections::BTreeMap<&'static str, (String, DateTime<Utc>)>,
@@ -83,6 +87,12 @@ impl Status {
     /// The derived state.
     #[must_use]
     pub fn state(&self) -> State {
+        if let Some((reason, since)) = &self.target_fault {
+            return State::Degraded {
+                reason: reason.clone(),
+                since: since.to_rfc3339_opts(SecondsFormat::Secs, true),
+            };
+        }
         if let Some((reason, since)) = &self.source_error {
             return State::Degraded {
                 reason: reason.clone(),
@@ -171,6 +181,13 @@ mod tests {
         status.update(|s| s.behind = Some(("no space left on device".into(), Utc::now())));
         assert_eq!(status.get().to_json()["status"]["state"], "stale");
         assert!(status.get().ready(), "stale files are still a complete snapshot");
+        status.update(|s| s.target_fault = Some(("read-only".into(), Utc::now())));
+        assert_eq!(status.get().to_json()["status"]["state"], "degraded");
+        assert_eq!(status.get().to_json()["status"]["reason"], "read-only");
+        assert!(status.get().ready(), "a read-only dir with a snapshot still serves it");
+        status.update(|s| s.origin = Origin::None);
+        assert!(!status.get().ready(), "never ready without a snapshot on disk");
+        status.update(|s| s.origin = Origin::Live);
         status.update(|s| s.shutting_down = true);
         assert!(!status.get().ready());
     }

@@ -36,3 +36,12 @@ mod events;
 
 #[path = "e2e/target_dir.rs"]
 mod target_dir;
+
+#[path = "e2e/validate_walk.rs"]
+mod validate_walk;
+
+#[path = "e2e/visible_links.rs"]
+mod visible_links;
+
+#[path = "e2e/readers.rs"]
+mod readers;

@@ -267,6 +267,11 @@ impl Sidecar {
     /// Spawns the binary against `api` with its own dir under `root`, plus `extra` flags.
     pub fn spawn(api: &FakeApiServer, root: &Path, tag: &str, extra: &[String]) -> Self {
         let bin = binary().expect("binary checked at start");
+        Self::spawn_binary(&bin, api, root, tag, extra)
+    }
+
+    /// Like [`Sidecar::spawn`], running the binary at `bin` (a baseline build, say).
+    pub fn spawn_binary(bin: &Path, api: &FakeApiServer, root: &Path, tag: &str, extra: &[String]) -> Self {
         let port = free_port();
         let dir = root.join(format!("dir-{tag}"));
         std::fs::create_dir_all(&dir).expect("target dir");

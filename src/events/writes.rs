@@ -3,7 +3,7 @@
 use super::Events;
 use crate::keypath::Escaped;
 use crate::kube_events::notes;
-use crate::metrics::ReasonLabel;
+use crate::metrics::{ReasonLabel, RepairLabels};
 use crate::snapshot::Object;
 
 impl Events {
@@ -15,6 +15,38 @@ impl Events {
         if error.object_without_room().is_none() {
             self.behind(format!("writing the snapshot failed: {error}"));
         }
+    }
+
+    /// The target dir refuses writes (read-only mount, immutable, not ours): the app keeps
+    /// the snapshot on disk and no update lands until it takes writes again. Degraded on
+    /// `/readyz`, `configsnap_target_writable` 0, one warning per episode.
+    pub fn target_unwritable(&self, error: &crate::writer::Error) {
+        let reason = format!(
+            "the target dir refuses writes ({error}); the app keeps the snapshot on disk, and no update can land \
+             until the volume is writable (check the mount's readOnly and the securityContext)"
+        );
+        if self.status.get().target_fault.is_none() {
+            tracing::warn!(error = %Escaped(&error.to_string()), "the target dir refuses writes; serving the snapshot on disk until it is writable");
+        }
+        self.metrics.target_writable.set(0);
+        let now = chrono::Utc::now();
+        self.status.update(|s| {
+            let since = s.target_fault.as_ref().map_or(now, |(_, since)| *since);
+            s.target_fault = Some((reason.clone(), since));
+            s.last_error = Some(reason.clone());
+        });
+        self.sync_degraded_gauge();
+    }
+
+    /// The target dir takes writes (again).
+    pub fn target_writable(&self) {
+        self.metrics.target_writable.set(1);
+        if self.status.get().target_fault.is_none() {
+            return;
+        }
+        tracing::info!("the target dir takes writes again");
+        self.status.update(|s| s.target_fault = None);
+        self.sync_degraded_gauge();
     }
 
     /// The new version of `object` does not fit on the volume: every other change goes
@@ -39,5 +71,28 @@ impl Events {
             self.publish(notes::without_room(object, &error.to_string()));
         }
         self.behind(message);
+    }
+}
+
+impl Events {
+    /// Visible links that were wrong (someone replaced, removed or shadowed them) and are
+    /// right again: one warning and one count each, naming the entry.
+    pub fn visible_links_repaired(&self, repairs: &[crate::writer::Repair]) {
+        for repair in repairs {
+            let (found, aside) = match &repair.found {
+                crate::writer::Found::OtherLink(target) => (format!("a link to '{}'", Escaped(target)), None),
+                crate::writer::Found::Missing => ("nothing".to_owned(), None),
+                crate::writer::Found::Directory(aside) => ("a directory".to_owned(), Some(aside.as_str())),
+                crate::writer::Found::File(aside) => ("a file".to_owned(), Some(aside.as_str())),
+            };
+            tracing::warn!(
+                entry = %Escaped(&repair.entry),
+                found = %found,
+                moved_aside_to = aside,
+                "a visible link in the target dir was not configsnap's; replaced it with the link to the current snapshot"
+            );
+            let labels = RepairLabels { entry: repair.entry.clone(), found: repair.found.label() };
+            self.metrics.visible_link_repairs.get_or_create(&labels).inc();
+        }
     }
 }

@@ -7,6 +7,7 @@
 //! [`reload`].
 
 pub mod debounce;
+mod idle;
 pub mod policy;
 mod reload;
 mod startup;
@@ -176,16 +177,37 @@ impl Pipeline {
             return;
         }
         self.sync_with_retries(None, &cancel).await;
+        let target_changes = idle::TargetChanges::watch(&self.writer);
         loop {
             let seen = self.seen;
             let mut changes = self.changes.clone();
-            tokio::select! {
+            let (collection, reprobe) = (self.writer.next_collection(), self.reprobe_at());
+            let woke = tokio::select! {
                 () = cancel.cancelled() => return,
+                () = target_changes.next() => idle::Wake::TargetChanged,
+                () = idle::until(collection) => idle::Wake::GraceOver,
+                () = idle::until(reprobe) => idle::Wake::Reprobe,
                 changed = changes.wait_for(|c| c.ready() && c.generation > seen) => {
                     if changed.is_err() {
                         return;
                     }
+                    idle::Wake::SourceChanged
                 }
+            };
+            match woke {
+                idle::Wake::TargetChanged => {
+                    self.repair_visible_links().await;
+                    continue;
+                }
+                idle::Wake::GraceOver => {
+                    self.collect_replaced().await;
+                    continue;
+                }
+                idle::Wake::Reprobe => {
+                    self.reprobe().await;
+                    continue;
+                }
+                idle::Wake::SourceChanged => {}
             }
             let first_change = Instant::now();
             tokio::select! {
@@ -224,6 +246,12 @@ impl Pipeline {
         loop {
             self.events.busy(true);
             let result = self.sync(first_change).await;
+            if let Err(Error::Write(error)) = &result
+                && error.target_refuses_writes()
+            {
+                // The whole dir, or only a part of it (then the files are just stale)?
+                self.reprobe().await;
+            }
             if std::mem::take(&mut self.trim_due) {
                 blocking(crate::memory::release_free_memory).await;
             }

@@ -48,7 +48,9 @@ impl Pipeline {
     async fn keep_existing(&mut self) {
         let writer = std::sync::Arc::clone(&self.writer);
         // Also sweeps what an interrupted swap left: orphan roots and nodes, stale links.
-        match blocking(move || writer.load_current()).await {
+        let loaded = blocking(move || writer.load_current()).await;
+        self.report_repairs();
+        match loaded {
             Ok(Some((snapshot, _))) => {
                 self.renderer.seed(&snapshot);
                 self.events.existing_kept(&snapshot);
@@ -87,7 +89,9 @@ impl Pipeline {
         let writer = std::sync::Arc::clone(&self.writer);
         let snapshot = loaded;
         let snap = snapshot.clone();
-        match blocking(move || writer.swap(&snap)).await {
+        let swapped = blocking(move || writer.swap(&snap)).await;
+        self.report_repairs();
+        match swapped {
             Ok(_) => {
                 self.renderer.seed(&snapshot);
                 self.events.restored(&snapshot, started.elapsed());

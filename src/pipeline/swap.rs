@@ -117,6 +117,7 @@ impl Pipeline {
         }
         let writer = Arc::clone(&self.writer);
         let committed = blocking(move || writer.commit(staged)).await;
+        self.report_repairs();
         let committed = committed.inspect_err(|error| self.events.swap_failed(error))?;
         self.events.swapped(snapshot, changed, committed.timings, first_change.map(|t| t.elapsed()));
         self.current = Some(snapshot.clone());

@@ -207,6 +207,12 @@ impl Snapshot {
         self.tree.entries().map(|(name, _)| name.as_str())
     }
 
+    /// True when `name` is one of the entries visible at the top of the target dir.
+    #[must_use]
+    pub fn has_top(&self, name: &str) -> bool {
+        self.tree.get(name).is_some()
+    }
+
     /// Every file as (path in the snapshot, object, file).
     pub fn files(&self) -> impl Iterator<Item = (String, &Object, &ObjectFile)> {
         let layout = self.layout;

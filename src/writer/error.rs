@@ -64,6 +64,13 @@ impl Error {
 }
 
 impl Error {
+    /// True when the target dir refuses writes altogether (read-only, no permission),
+    /// as opposed to a full volume or a blocked path.
+    #[must_use]
+    pub fn target_refuses_writes(&self) -> bool {
+        matches!(self.label(), "read_only" | "permission")
+    }
+
     /// The object whose new files did not fit (no space, quota, or larger than a file
     /// may be): the rest of a change can go ahead without it.
     #[must_use]

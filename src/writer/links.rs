@@ -1,13 +1,13 @@
-//! The visible links of the target dir (`<entry> -> ..data/<h0>/<h1>/<entry>`), the
-//! validation view, and the clean-up of what an interrupted or refused swap leaves: the
+//! The visible links of the target dir (`<entry> -> ..data/<h0>/<h1>/<entry>`) and the clean-up of what an interrupted or refused swap leaves: the
 //! parts of the writer that name entries rather than write content.
 
+use super::guard::{Found, Repair};
 use super::{
-    ASIDE_PREFIX, DATA_LINK, DATA_TMP_LINK, Error, LINK_TMP, Node, OBJECTS_DIR, State, TREE_DIR, VIEW_PREFIX,
-    Writer, fsops, io, is_snapshot_dir_name, visible_link_target,
+    ASIDE_PREFIX, DATA_LINK, DATA_TMP_LINK, Error, LINK_TMP, Node, OBJECTS_DIR, PROBE_PREFIX, State,
+    TREE_DIR, VIEW_PREFIX, Writer, fsops, io, is_snapshot_dir_name, visible_link_target,
 };
 use crate::snapshot::Snapshot;
-use crate::snapshot::tree::{ShortId, Tree, short};
+use crate::snapshot::tree::{ShortId, short};
 use nix::fcntl::renameat;
 use std::collections::BTreeSet;
 use std::collections::HashSet;
@@ -15,42 +15,26 @@ use std::os::fd::OwnedFd;
 
 impl Writer {
     /// Adds the visible link of every entry `snapshot` has and `previous` has not (all of
-    /// them when there is no previous), replacing a planted link of that name without
-    /// following it. Called *before* `..data` is swapped, so at every instant each entry
-    /// of the current snapshot has its link (a link to an entry not swapped in yet
-    /// dangles, like a missing file). A real file or dir of that name is not ours: it is
-    /// left alone.
+    /// them when there is no previous), putting right whatever else has that name without
+    /// following it (see [`super::guard`]). Called *before* `..data` is swapped, so at
+    /// every instant each entry of the current snapshot has its link (a link to an entry
+    /// not swapped in yet dangles, like a missing file). Returns what had to be repaired.
     pub(super) fn add_visible_links(
         &self,
         snapshot: &Snapshot,
         previous: Option<&Snapshot>,
-    ) -> Result<(), Error> {
+    ) -> Result<Vec<Repair>, Error> {
+        let mut repairs = Vec::new();
         if !self.visible_links {
-            return Ok(());
+            return Ok(repairs);
         }
         for entry in new_entries(snapshot, previous) {
-            let target = visible_link_target(entry);
-            match fsops::kind_of(&self.dir, entry).map_err(io(format!("stat {entry}")))? {
-                fsops::Kind::Missing => {
-                    fsops::symlink(&target, &self.dir, entry).map_err(io(format!("link {entry}")))?;
-                }
-                fsops::Kind::Symlink => {
-                    if fsops::read_link(&self.dir, entry).as_deref() != Some(target.as_str()) {
-                        tracing::debug!(entry, "replacing a symlink that does not point where it should");
-                        self.replace_link(entry, &target)?;
-                    }
-                }
-                fsops::Kind::Directory | fsops::Kind::Other => {
-                    tracing::warn!(
-                        entry,
-                        dir = %self.path.display(),
-                        "a file or directory configsnap did not create has this name; \
-                         the entry is reachable only through {DATA_LINK}"
-                    );
-                }
+            match self.repair_link(entry)? {
+                None | Some(Found::Missing) => {}
+                Some(found) => repairs.push(Repair { entry: entry.to_owned(), found }),
             }
         }
-        Ok(())
+        Ok(repairs)
     }
 
     /// Removes the visible links of entries `previous` had and `snapshot` has not.
@@ -70,40 +54,10 @@ impl Writer {
         Ok(())
     }
 
-    fn replace_link(&self, entry: &str, target: &str) -> Result<(), Error> {
-        self.clear_reserved(LINK_TMP, true)?;
-        fsops::symlink(target, &self.dir, LINK_TMP).map_err(io(format!("link {LINK_TMP}")))?;
-        renameat(&self.dir, LINK_TMP, &self.dir, entry).map_err(io(format!("rename over {entry}")))
-    }
-
     /// A link configsnap made for `entry`: to its slot, or (older versions) `..data/<entry>`.
     fn is_our_link(&self, entry: &str) -> bool {
         fsops::read_link(&self.dir, entry)
             .is_some_and(|t| t == visible_link_target(entry) || t == format!("{DATA_LINK}/{entry}"))
-    }
-
-    /// Creates a view of the staged root `root`: one link per top-level entry.
-    pub(super) fn make_view(&self, root: &str, snapshot: &Snapshot) -> Result<String, Error> {
-        let name = format!("{VIEW_PREFIX}{:016x}", rand::random::<u64>());
-        let view = fsops::make_dir(&self.dir, &name, 0o755).map_err(io(format!("create {name}")))?;
-        let filled = snapshot.top_level().try_for_each(|entry| {
-            let (h0, h1) = Tree::slot(entry);
-            let target = format!("../{root}/{h0:x}/{h1:x}/{entry}");
-            fsops::symlink(&target, &view, entry).map_err(io(format!("link {name}/{entry}")))
-        });
-        if let Err(err) = filled {
-            let _ = fsops::remove_tree(&self.dir, &name);
-            return Err(err);
-        }
-        Ok(name)
-    }
-
-    pub(super) fn remove_view(&self, view: Option<String>) {
-        if let Some(name) = view
-            && let Err(error) = fsops::remove_tree(&self.dir, &name)
-        {
-            tracing::warn!(%error, name, "removing the validation view failed; it is cleaned at the next sweep");
-        }
     }
 
     /// Removes what an interrupted swap may leave that is never part of a snapshot, and
@@ -120,7 +74,7 @@ impl Writer {
         for name in names {
             let result = if name == DATA_TMP_LINK || name == LINK_TMP || name == DATA_LINK {
                 self.clear_reserved(&name, name != DATA_LINK)
-            } else if name.starts_with(VIEW_PREFIX) {
+            } else if name.starts_with(VIEW_PREFIX) || name.starts_with(PROBE_PREFIX) {
                 tracing::info!(name, "removing a leftover of an interrupted swap");
                 fsops::remove_tree(&self.dir, &name).map_err(io(format!("remove {name}")))
             } else {
@@ -169,7 +123,9 @@ impl Writer {
         let root = current.map(|(_, r)| r.as_str());
         let entries: BTreeSet<&str> = current.map(|(s, _)| s.top_level().collect()).unwrap_or_default();
         for name in fsops::list(&self.dir).map_err(io("list the target dir"))? {
-            let orphan_root = is_snapshot_dir_name(&name) && Some(name.as_str()) != root;
+            let orphan_root = is_snapshot_dir_name(&name)
+                && Some(name.as_str()) != root
+                && !Self::is_retained_root(state, &name);
             if orphan_root {
                 tracing::info!(name, "removing a snapshot root nothing points at");
                 fsops::remove_tree(&self.dir, &name).map_err(io(format!("remove {name}")))?;

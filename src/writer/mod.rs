@@ -74,9 +74,12 @@ mod build;
 mod error;
 mod fsops;
 mod garbage;
+mod guard;
 mod links;
 mod names;
 mod read;
+mod retire;
+mod view;
 
 use crate::snapshot::Snapshot;
 use crate::snapshot::manifest::Origin;
@@ -94,6 +97,7 @@ use tokio::time::Instant;
 pub use error::Error;
 use error::{io, io_std};
 pub use fsops::{read_file, sync_calls};
+pub use guard::{Found, Repair};
 use names::{current_dir_name, detect_durability, new_snapshot_dir_name};
 pub use names::{is_snapshot_dir_name, visible_link_target};
 pub use read::read_current;
@@ -110,8 +114,10 @@ pub const TREE_DIR: &str = "..tree";
 const LINK_TMP: &str = "..link_tmp";
 /// Prefix of the name a foreign entry at a reserved name is moved to (`..aside-data-<hex>`).
 pub const ASIDE_PREFIX: &str = "..aside-";
-/// Prefix of the view a validation command reads (`<entry> -> ../<root>/…`).
+/// Prefix of the view a validation command reads (real dirs, files hard-linked).
 const VIEW_PREFIX: &str = "..staged-";
+/// Prefix of the dir made and removed to learn whether the target dir takes writes.
+const PROBE_PREFIX: &str = "..probe-";
 /// Up to this many new files are fdatasynced one by one; more take one `syncfs`.
 pub const SYNC_BATCH: usize = 64;
 
@@ -178,8 +184,10 @@ impl Staged {
 pub struct Committed {
     /// Time spent so far.
     pub timings: SwapTimings,
-    /// The root it replaced, removed by [`Writer::persist`].
+    /// The root it replaced, removed by [`Writer::persist`] (after the grace).
     previous: Option<String>,
+    /// The snapshot it replaced.
+    replaced: Option<Snapshot>,
     /// Nodes only the replaced generation used.
     garbage: Vec<garbage::Garbage>,
 }
@@ -200,6 +208,10 @@ struct State {
     present: HashSet<Node>,
     /// Something could not be tidied: sweep after the next durable swap.
     dirty: bool,
+    /// Visible links put right since [`Writer::take_repairs`] was last called.
+    repairs: Vec<Repair>,
+    /// Replaced generations still readable, oldest first.
+    retired: std::collections::VecDeque<retire::Retired>,
 }
 
 /// Writes snapshots into one target directory.
@@ -212,6 +224,10 @@ pub struct Writer {
     origin: Origin,
     durability: Durability,
     visible_links: bool,
+    /// How long a replaced generation stays readable.
+    gc_grace: Duration,
+    /// Names of the target dir touched by anyone, to check their links.
+    links: guard::LinkWatch,
     state: Mutex<State>,
 }
 
@@ -229,6 +245,7 @@ impl Writer {
             fsops::open_or_make_dir(&dir, OBJECTS_DIR, 0o755).map_err(io(format!("open {OBJECTS_DIR}")))?;
         let tree = fsops::open_or_make_dir(&dir, TREE_DIR, 0o755).map_err(io(format!("open {TREE_DIR}")))?;
         let durability = detect_durability(&dir);
+        let links = guard::LinkWatch::open(&dir);
         let writer = Self {
             path: path.to_owned(),
             dir,
@@ -237,6 +254,8 @@ impl Writer {
             origin,
             durability,
             visible_links: true,
+            gc_grace: Duration::ZERO,
+            links,
             state: Mutex::new(State { dirty: true, ..State::default() }),
         };
         writer.remove_temporaries();
@@ -256,10 +275,42 @@ impl Writer {
         self
     }
 
+    /// Keeps each replaced generation readable for `grace` after the swap away from it
+    /// (default: removed once the swap is durable).
+    #[must_use]
+    pub fn with_gc_grace(mut self, grace: Duration) -> Self {
+        self.gc_grace = grace;
+        self
+    }
+
+    /// When the oldest generation kept for readers may be removed, if one is kept: call
+    /// [`Writer::collect`] then.
+    #[must_use]
+    pub fn next_collection(&self) -> Option<Instant> {
+        self.lock().retired.front().map(|r| r.due)
+    }
+
+    /// Removes the generations whose grace ran out.
+    pub fn collect(&self) -> Result<(), Error> {
+        let mut state = self.lock();
+        self.collect_retired(&mut state, Instant::now(), false);
+        if std::mem::take(&mut state.dirty) {
+            self.sweep(&mut state)?;
+        }
+        Ok(())
+    }
+
+    /// Number of replaced generations kept for readers.
+    #[must_use]
+    pub fn retained(&self) -> usize {
+        self.lock().retired.len()
+    }
+
     /// No visible links (the last-good store keeps only the tree).
     #[must_use]
     pub fn without_visible_links(mut self) -> Self {
         self.visible_links = false;
+        self.links = guard::LinkWatch::none();
         self
     }
 
@@ -292,7 +343,14 @@ impl Writer {
                 state.present = nodes;
                 state.current = Some((snapshot.clone(), root));
                 state.dirty = false;
-                self.sweep(&mut state)?;
+                // The snapshot is verified; what cannot be tidied now (a read-only dir)
+                // does not make it unusable.
+                if let Err(error) = self.sweep(&mut state) {
+                    tracing::warn!(%error, "tidying the target dir failed; the next swap retries");
+                    state.dirty = true;
+                }
+                let repairs = self.check_visible_links(&snapshot, true);
+                state.repairs.extend(repairs);
                 Ok(Some((snapshot, origin)))
             }
             None => {
@@ -317,14 +375,27 @@ impl Writer {
     /// [`Writer::discard`].
     pub fn stage(&self, snapshot: &Snapshot) -> Result<Staged, Error> {
         let mut state = self.lock();
-        build::stage(self, &mut state, snapshot)
+        let staged = build::stage(self, &mut state, snapshot);
+        if let Err(error) = &staged
+            && matches!(error.label(), "no_space" | "quota")
+            && !state.retired.is_empty()
+        {
+            tracing::warn!(
+                retained = state.retired.len(),
+                "the volume is full: removing the replaced snapshots kept for readers now (--gc-grace)"
+            );
+            self.collect_retired(&mut state, Instant::now(), true);
+        }
+        staged
     }
 
-    /// A directory showing the staged snapshot at its visible paths (one link per
-    /// top-level entry), for a validation command; removed at commit or discard.
+    /// A directory showing the staged snapshot at its app-visible paths as real
+    /// directories and regular files (hard links to the staged content), so a validation
+    /// command that walks it without following links sees every file; removed at commit
+    /// or discard.
     pub fn staged_view(&self, staged: &mut Staged) -> Result<PathBuf, Error> {
         if staged.view.is_none() {
-            staged.view = Some(self.make_view(&staged.root, &staged.snapshot)?);
+            staged.view = Some(self.make_view(&staged.snapshot)?);
         }
         Ok(self.path.join(staged.view.as_deref().unwrap_or_default()))
     }
@@ -339,47 +410,48 @@ impl Writer {
         self.remove_view(view);
         let started = Instant::now();
         let previous = state.current.as_ref().map(|(s, _)| s.clone());
-        let switched =
-            self.add_visible_links(&snapshot, previous.as_ref()).and_then(|()| self.switch_data_link(&root));
-        if let Err(err) = switched {
-            self.remove_nodes(&mut state, &created);
-            let _ = fsops::remove_tree(&self.dir, &root);
-            return Err(err);
-        }
+        let switched = self
+            .add_visible_links(&snapshot, previous.as_ref())
+            .and_then(|repairs| self.switch_data_link(&root).map(|()| repairs));
+        let repairs = match switched {
+            Ok(repairs) => repairs,
+            Err(err) => {
+                self.remove_nodes(&mut state, &created);
+                let _ = fsops::remove_tree(&self.dir, &root);
+                return Err(err);
+            }
+        };
+        state.repairs.extend(repairs);
         // The swap happened: a failure to tidy up must not make the caller think it did not.
         if let Err(error) = self.remove_stale_links(&snapshot, previous.as_ref()) {
             tracing::warn!(%error, "removing stale visible links failed; the next swap retries");
             state.dirty = true;
         }
+        let repairs = self.check_visible_links(&snapshot, false);
+        state.repairs.extend(repairs);
         let garbage = previous.as_ref().map(|old| garbage::garbage(old, &snapshot)).unwrap_or_default();
         let previous_root =
             state.current.replace((snapshot, root.clone())).map(|(_, r)| r).filter(|r| *r != root);
         timings.rename = started.elapsed();
-        Ok(Committed { timings, previous: previous_root, garbage })
+        Ok(Committed { timings, previous: previous_root, replaced: previous, garbage })
     }
 
-    /// Makes a commit durable (fsync of the target dir), then removes the root it
-    /// replaced and the nodes only that generation used. A crash before that removal
-    /// leaves garbage that the next sweep clears.
+    /// Makes a commit durable (fsync of the target dir), then retires the root it
+    /// replaced and the nodes only that generation used: removed once the grace
+    /// ([`Writer::with_gc_grace`]) runs out, at once without one. A crash before that
+    /// removal leaves garbage that the next sweep clears.
     pub fn persist(&self, committed: Committed) -> Result<(), Error> {
         if self.durability != Durability::Off {
             fsops::sync_dir(&self.dir).map_err(io("fsync the target dir"))?;
         }
         let mut state = self.lock();
-        if let Some(previous) = committed.previous
-            && let Err(err) = fsops::remove_tree(&self.dir, &previous)
-        {
-            tracing::warn!(error = %err, previous, "removing the previous snapshot root failed; the next sweep retries");
-            state.dirty = true;
+        let now = Instant::now();
+        let Committed { previous, replaced, garbage, .. } = committed;
+        if previous.is_some() || !garbage.is_empty() {
+            let due = now + self.gc_grace;
+            state.retired.push_back(retire::Retired { root: previous, snapshot: replaced, garbage, due });
         }
-        let current = state.current.as_ref().map(|(s, _)| s.clone());
-        let unused: Vec<Node> = committed
-            .garbage
-            .iter()
-            .filter(|g| current.as_ref().is_none_or(|c| !g.in_use(c)))
-            .map(|g| g.node)
-            .collect();
-        self.remove_nodes(&mut state, &unused);
+        self.collect_retired(&mut state, now, false);
         if state.dirty {
             state.dirty = false;
             self.sweep(&mut state)?;
@@ -393,6 +465,43 @@ impl Writer {
         self.remove_view(staged.view);
         self.remove_nodes(&mut state, &staged.created);
         fsops::remove_tree(&self.dir, &staged.root).map_err(io(format!("remove {}", staged.root)))
+    }
+
+    /// Checks that the target dir takes writes (creates and removes a probe dir): the
+    /// error says why not (read-only mount, immutable, no permission).
+    pub fn probe_writable(&self) -> Result<(), Error> {
+        let name = format!("{PROBE_PREFIX}{:016x}", rand::random::<u64>());
+        nix::sys::stat::mkdirat(&self.dir, name.as_str(), Mode::from_bits_truncate(0o700))
+            .map_err(io("create a probe dir in the target dir"))?;
+        fsops::remove_tree(&self.dir, &name).map_err(io(format!("remove {name}")))
+    }
+
+    /// Visible links put right since the last call (at start, at a swap, or by
+    /// [`Writer::repair_visible_links`]), for the caller to report.
+    pub fn take_repairs(&self) -> Vec<Repair> {
+        std::mem::take(&mut self.lock().repairs)
+    }
+
+    /// Checks the visible links touched since the last check against the current
+    /// snapshot and repairs the wrong ones, between swaps; returns every repair not yet
+    /// taken.
+    pub fn repair_visible_links(&self) -> Vec<Repair> {
+        let mut state = self.lock();
+        if let Some((snapshot, _)) = state.current.as_ref() {
+            let repairs = self.check_visible_links(snapshot, false);
+            state.repairs.extend(repairs);
+        } else {
+            let _ = self.links.touched();
+        }
+        std::mem::take(&mut state.repairs)
+    }
+
+    /// A descriptor that turns readable when a top-level name of the target dir is
+    /// created, removed or renamed (then [`Writer::repair_visible_links`]); `None` without
+    /// an inotify watch.
+    #[must_use]
+    pub fn changes_fd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+        self.links.fd()
     }
 
     fn switch_data_link(&self, name: &str) -> Result<(), Error> {
@@ -438,3 +547,6 @@ mod target_tests;
 
 #[cfg(test)]
 mod fuzz;
+
+#[cfg(test)]
+mod view_tests;

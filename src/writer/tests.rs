@@ -146,15 +146,84 @@ fn a_planted_data_link_to_another_dir_is_never_read_or_deleted_through() {
 }
 
 #[test]
-fn files_configsnap_did_not_create_are_left_alone() {
+fn a_file_in_the_place_of_an_entry_is_moved_aside_never_deleted() {
     let tmp = tempfile::tempdir().expect("tempdir");
     std::fs::write(tmp.path().join("web"), "app's own file").expect("write");
     std::fs::write(tmp.path().join("..notes"), "x").expect("write");
     let writer = open(tmp.path());
     swap(&writer, &snapshot_of(&[("web/a", b"ours", 0o644)]));
+    assert_eq!(std::fs::read_to_string(tmp.path().join("web/a")).expect("read"), "ours");
+    let repairs = writer.take_repairs();
+    assert_eq!(repairs.len(), 1, "{repairs:?}");
+    let Found::File(aside) = &repairs[0].found else { panic!("{repairs:?}") };
+    assert_eq!(std::fs::read_to_string(tmp.path().join(aside)).expect("kept aside"), "app's own file");
     swap(&writer, &snapshot_of(&[("other/a", b"ours", 0o644)]));
-    assert_eq!(std::fs::read_to_string(tmp.path().join("web")).expect("read"), "app's own file");
+    assert!(!tmp.path().join("web").exists());
+    assert_eq!(std::fs::read_to_string(tmp.path().join(aside)).expect("still kept"), "app's own file");
     assert!(tmp.path().join("..notes").exists());
+}
+
+#[test]
+fn a_link_replaced_between_swaps_is_repaired_at_the_next_swap() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let writer = open(tmp.path());
+    swap(&writer, &many(20, None));
+    let outside = tempfile::tempdir().expect("outside");
+    std::fs::write(outside.path().join("k"), "outside").expect("write");
+    std::fs::remove_file(tmp.path().join("cm0003")).expect("remove the link");
+    std::os::unix::fs::symlink(outside.path(), tmp.path().join("cm0003")).expect("plant");
+    swap(&writer, &many(20, Some((9, b"next"))));
+    assert_eq!(std::fs::read_to_string(tmp.path().join("cm0003/k")).expect("read"), "v");
+    let repairs = writer.take_repairs();
+    assert_eq!(repairs.len(), 1, "{repairs:?}");
+    assert_eq!(repairs[0].entry, "cm0003");
+    assert!(matches!(&repairs[0].found, Found::OtherLink(t) if Path::new(t) == outside.path()));
+    assert_eq!(std::fs::read_to_string(outside.path().join("k")).expect("untouched"), "outside");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_replaced_generation_stays_readable_for_the_grace_then_goes() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let writer = open(tmp.path()).with_gc_grace(Duration::from_secs(30));
+    swap(&writer, &many(10, None));
+    // A reader resolves `..data` once, then reads files of that generation.
+    let resolved = std::fs::canonicalize(tmp.path().join(DATA_LINK)).expect("resolve");
+    let (h0, h1) = crate::snapshot::tree::Tree::slot("cm0004");
+    let old_file = resolved.join(format!("{h0:x}/{h1:x}/cm0004/k"));
+    for round in 0..5 {
+        swap(&writer, &many(10, Some((4, format!("r{round}").as_bytes()))));
+        tokio::time::advance(Duration::from_secs(1)).await;
+    }
+    assert_eq!(writer.retained(), 5);
+    assert_eq!(std::fs::read_to_string(&old_file).expect("the old generation is readable"), "v");
+    assert_eq!(snapshot_dirs(tmp.path()).len(), 6, "five kept and the current");
+    assert!(writer.next_collection().expect("due") > Instant::now());
+    tokio::time::advance(Duration::from_secs(30)).await;
+    writer.collect().expect("collect");
+    assert_eq!(writer.retained(), 0);
+    assert!(!old_file.exists(), "collected after the grace");
+    assert_eq!(snapshot_dirs(tmp.path()).len(), 1);
+    assert_eq!(names(&tmp.path().join(OBJECTS_DIR)).len(), 10, "only the current objects stay");
+    assert_eq!(std::fs::read_to_string(tmp.path().join("cm0004/k")).expect("read"), "r4");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_node_a_kept_generation_uses_again_is_not_collected_with_an_older_one() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let writer = open(tmp.path()).with_gc_grace(Duration::from_secs(30));
+    let (a, b) = (many(10, None), many(10, Some((4, b"b"))));
+    swap(&writer, &a);
+    swap(&writer, &b);
+    tokio::time::advance(Duration::from_secs(20)).await;
+    swap(&writer, &a);
+    let resolved_a = std::fs::canonicalize(tmp.path().join(DATA_LINK)).expect("resolve");
+    swap(&writer, &b);
+    // a's first generation is due; the second use of a (kept) still needs its object.
+    tokio::time::advance(Duration::from_secs(15)).await;
+    writer.collect().expect("collect");
+    let (h0, h1) = crate::snapshot::tree::Tree::slot("cm0004");
+    let file = resolved_a.join(format!("{h0:x}/{h1:x}/cm0004/k"));
+    assert_eq!(std::fs::read_to_string(file).expect("still readable"), "v");
 }
 
 #[test]

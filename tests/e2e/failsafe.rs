@@ -341,3 +341,65 @@ async fn a_target_dir_it_may_not_write_to_is_a_usage_error() {
     let log = sidecar.log();
     assert!(log.contains("Operation not permitted") || log.contains("Permission denied"), "{log}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_target_dir_that_refuses_writes_at_start_serves_its_snapshot_degraded_until_writable() {
+    let api = FakeApiServer::start().await.expect("fake api");
+    api.apply("configmaps", configmap("web", &[("a", "1")])).expect("web");
+    let ws = Workspace::new(&api);
+    let sidecar = ws.start(&[]);
+    wait_state(&sidecar, "fresh", WAIT).await;
+    drop(sidecar);
+
+    api.apply("configmaps", configmap("web", &[("a", "2")])).expect("update while stopped");
+    freeze(&ws.dir(), true);
+    let sidecar = ws.start(&["--debounce=0"]);
+    let body = wait_state(&sidecar, "degraded", WAIT).await;
+    let (code, _) = sidecar.readyz().await;
+    assert_eq!(code, 200, "the app has a complete snapshot to read: {body}");
+    let reason = body["status"]["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("refuses writes"), "{body}");
+    sidecar.wait_metric("configsnap_target_writable", 0.0).await;
+    sidecar.wait_metric("configsnap_degraded", 1.0).await;
+    assert_eq!(ws.read("web/a").as_deref(), Some("1"), "the files on disk stay");
+
+    freeze(&ws.dir(), false);
+    // The write is retried with backoff (at most 30 s apart): a bounded wait for it.
+    wait_for("the update lands once the dir takes writes", Duration::from_secs(90), || {
+        ws.read("web/a").as_deref() == Some("2")
+    })
+    .await;
+    wait_state(&sidecar, "fresh", WAIT).await;
+    sidecar.wait_metric("configsnap_target_writable", 1.0).await;
+    sidecar.wait_metric("configsnap_degraded", 0.0).await;
+
+    // The same when the dir starts refusing writes while configsnap runs.
+    freeze(&ws.dir(), true);
+    api.apply("configmaps", configmap("web", &[("a", "3")])).expect("update while frozen");
+    wait_state(&sidecar, "degraded", WAIT).await;
+    sidecar.wait_metric("configsnap_target_writable", 0.0).await;
+    assert_eq!(sidecar.readyz().await.0, 200);
+    freeze(&ws.dir(), false);
+    wait_for("the update lands once writable again", Duration::from_secs(90), || {
+        ws.read("web/a").as_deref() == Some("3")
+    })
+    .await;
+    wait_state(&sidecar, "fresh", WAIT).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_target_dir_that_refuses_writes_with_a_damaged_snapshot_is_a_usage_error() {
+    let api = FakeApiServer::start().await.expect("fake api");
+    api.apply("configmaps", configmap("web", &[("a", "1")])).expect("web");
+    let ws = Workspace::new(&api);
+    let sidecar = ws.start(&[]);
+    wait_state(&sidecar, "fresh", WAIT).await;
+    drop(sidecar);
+    let file = std::fs::canonicalize(ws.dir().join("web/a")).expect("resolve");
+    std::fs::remove_file(&file).expect("damage the snapshot");
+    freeze(&ws.dir(), true);
+    let mut sidecar = ws.start(&[]);
+    let status = sidecar.wait_exit(WAIT).await;
+    freeze(&ws.dir(), false);
+    assert_eq!(status.code(), Some(64), "{}", sidecar.log());
+}

@@ -242,6 +242,12 @@ impl Sidecar {
         http_get(&format!("http://127.0.0.1:{}{path}", self.port)).await
     }
 
+    /// `/readyz`: its status code and JSON body (`Null` when it does not answer).
+    pub async fn readyz(&self) -> (u16, serde_json::Value) {
+        let Some((code, body)) = self.get("/readyz").await else { return (0, serde_json::Value::Null) };
+        (code, serde_json::from_str(&body).unwrap_or_default())
+    }
+
     /// Waits until a metric has exactly `value`.
     pub async fn wait_metric(&self, name: &str, value: f64) {
         let what = format!("{name} == {value}");

@@ -1,0 +1,99 @@
+//! Tests of the validation view: every file of the staged snapshot at its app-visible
+//! path, as a regular file inside real directories, seen by a walk that follows no link.
+
+use super::tests::{open, swap};
+use super::*;
+use crate::snapshot::tests::object;
+use crate::snapshot::{Layout, Snapshot};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// Every regular file below `dir`, by relative path, found without following any link;
+/// panics on a symlink (a walker that skips links would miss what is behind it).
+fn walk_without_links(dir: &Path) -> BTreeMap<String, String> {
+    let mut found = BTreeMap::new();
+    let mut pending = vec![dir.to_owned()];
+    while let Some(at) = pending.pop() {
+        for entry in std::fs::read_dir(&at).expect("list") {
+            let entry = entry.expect("entry");
+            let kind = entry.file_type().expect("type");
+            assert!(!kind.is_symlink(), "{} is a link", entry.path().display());
+            if kind.is_dir() {
+                pending.push(entry.path());
+            } else {
+                let rel = entry.path().strip_prefix(dir).expect("inside").to_string_lossy().into_owned();
+                found.insert(rel, std::fs::read_to_string(entry.path()).expect("read"));
+            }
+        }
+    }
+    found
+}
+
+fn staged_view_files(snapshot: &Snapshot) -> BTreeMap<String, String> {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let writer = open(tmp.path());
+    swap(
+        &writer,
+        &Snapshot::from_objects(snapshot.layout(), [Arc::new(object("old", &[("k", b"v", 0o644)]))]),
+    );
+    let mut staged = writer.stage(snapshot).expect("stage");
+    let view = writer.staged_view(&mut staged).expect("view");
+    let files = walk_without_links(&view);
+    writer.discard(staged).expect("discard");
+    assert!(!view.exists(), "the view goes with the discarded stage");
+    files
+}
+
+fn expected(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+}
+
+#[test]
+fn the_view_shows_every_file_by_name_as_a_regular_file() {
+    let snapshot = Snapshot::from_objects(
+        Layout::ByName,
+        [
+            Arc::new(object("web", &[("nginx.conf", b"BAD", 0o644), ("sub/inner.conf", b"deep", 0o600)])),
+            Arc::new(object("api", &[("a.yaml", b"a: 1", 0o644)])),
+        ],
+    );
+    let files = staged_view_files(&snapshot);
+    assert_eq!(
+        files,
+        expected(&[("api/a.yaml", "a: 1"), ("web/nginx.conf", "BAD"), ("web/sub/inner.conf", "deep")])
+    );
+}
+
+#[test]
+fn the_view_shows_flat_and_shared_dirs_at_their_visible_paths() {
+    let flat = Snapshot::from_objects(
+        Layout::Flat,
+        [
+            Arc::new(object("one", &[("a.conf", b"1", 0o644)])),
+            Arc::new(object("two", &[("b.conf", b"2", 0o644), ("d/c.conf", b"3", 0o644)])),
+        ],
+    );
+    assert_eq!(staged_view_files(&flat), expected(&[("a.conf", "1"), ("b.conf", "2"), ("d/c.conf", "3")]));
+    let shared = Snapshot::from_objects(
+        Layout::ByName,
+        (0..3).map(|i| {
+            let member = object(&format!("m{i}"), &[(&format!("m{i}.conf"), b"r", 0o644)]);
+            Arc::new(member.with_target(Some("rules".into())))
+        }),
+    );
+    assert_eq!(
+        staged_view_files(&shared),
+        expected(&[("rules/m0.conf", "r"), ("rules/m1.conf", "r"), ("rules/m2.conf", "r")])
+    );
+}
+
+#[test]
+fn the_view_of_many_objects_shows_each_of_them() {
+    let snapshot = Snapshot::from_objects(
+        Layout::ByName,
+        (0..2000).map(|i| Arc::new(object(&format!("cm{i:04}"), &[("k", b"v", 0o644)]))),
+    );
+    let files = staged_view_files(&snapshot);
+    assert_eq!(files.len(), 2000);
+    assert_eq!(files.get("cm1999/k").map(String::as_str), Some("v"));
+}
