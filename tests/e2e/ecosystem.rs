@@ -263,7 +263,7 @@ async fn a_client_library_error_is_logged_once_however_often_the_client_retries(
         format!("--listen=127.0.0.1:{port}"),
         "--log-format=json".to_owned(),
     ];
-    let sidecar = crate::support::Sidecar::spawn(&args, &kubeconfig, tmp.path(), port);
+    let sidecar = crate::support::spawn_sidecar(&args, &kubeconfig, tmp.path(), port);
     wait_until("three failed attempts to reach the API", WAIT, || async {
         sidecar.metric("configsnap_watch_errors_total{reason=\"refused\"}").await.is_some_and(|n| n >= 3.0)
     })

@@ -5,7 +5,7 @@
 #[path = "hostile_admin.rs"]
 mod admin;
 
-use crate::support::{NS, SELECTOR, Sidecar, WAIT, Workspace, configmap, free_port, wait_for};
+use crate::support::{NS, SELECTOR, WAIT, Workspace, configmap, free_port, wait_for};
 use fake_apiserver::FakeApiServer;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -136,7 +136,7 @@ async fn hostile_names_and_keys_are_rejected_without_forging_text_log_lines() {
         format!("--listen=127.0.0.1:{port}"),
         "--log-format=text".into(),
     ];
-    let sidecar = Sidecar::spawn(&args, &tmp.path().join("kubeconfig"), tmp.path(), port);
+    let sidecar = crate::support::spawn_sidecar(&args, &tmp.path().join("kubeconfig"), tmp.path(), port);
     wait_for("the valid object", WAIT, || target.join("web/a").exists()).await;
     sidecar.wait_metric("configsnap_rejected_objects_total{reason=\"invalid_name\"}", 2.0).await;
     sidecar.wait_metric("configsnap_rejected_objects_total{reason=\"invalid_key\"}", 4.0).await;

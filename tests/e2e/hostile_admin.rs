@@ -2,7 +2,7 @@
 //! connections plus a slowloris client, and accept failing at the fd limit. Loopback only,
 //! every wait bounded; CPU is judged in clock ticks over windows that conditions bound.
 
-use crate::support::{Sidecar, WAIT, Workspace, configmap, free_port, wait_for, wait_until};
+use crate::support::{WAIT, Workspace, configmap, free_port, wait_for, wait_until};
 use fake_apiserver::FakeApiServer;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -145,7 +145,7 @@ async fn accept_errors_at_the_fd_limit_back_off_instead_of_spinning() {
         format!("--listen=127.0.0.1:{port}"),
         "--log-format=json".into(),
     ];
-    let sidecar = Sidecar::spawn(&args, &tmp.path().join("no-kubeconfig"), tmp.path(), port);
+    let sidecar = crate::support::spawn_sidecar(&args, &tmp.path().join("no-kubeconfig"), tmp.path(), port);
     wait_for("first snapshot", WAIT, || target.join("app/a").exists()).await;
     wait_until("admin server up", WAIT, || async { sidecar.get("/healthz").await.is_some() }).await;
     // Leave the running sidecar two or three spare fds: fewer than its connection cap, so

@@ -186,7 +186,7 @@ async fn from_dir_follows_kubelet_updates_nested_keys_and_a_volume_that_appears_
         format!("--listen=127.0.0.1:{port}"),
         "--log-format=json".into(),
     ];
-    let _sidecar = Sidecar::spawn(&args, &tmp.path().join("no-kubeconfig"), tmp.path(), port);
+    let _sidecar = crate::support::spawn_sidecar(&args, &tmp.path().join("no-kubeconfig"), tmp.path(), port);
     let read = |rel: &str| std::fs::read_to_string(target.join(rel)).ok();
     wait_for("initial volume", WAIT, || read("app/conf.d/extra.conf").as_deref() == Some("e1")).await;
     kubelet_write(&volume, 2, &[("app.conf", "v2"), ("conf.d/extra.conf", "e2")]);
