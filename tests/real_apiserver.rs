@@ -15,3 +15,9 @@ mod rbac;
 
 #[path = "real_apiserver/outage.rs"]
 mod outage;
+
+#[path = "real_apiserver/idle.rs"]
+mod idle;
+
+#[path = "real_apiserver/fleet.rs"]
+mod fleet;

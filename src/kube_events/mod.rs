@@ -1,6 +1,13 @@
 //! Kubernetes Events where users look (`kubectl describe configmap`, `kubectl get events`):
-//! a bounded queue and one background task that publishes with kube's event recorder, so
+//! a bounded queue and one background task that creates `events.k8s.io/v1` Events, so
 //! event delivery never slows or blocks a swap or a reload.
+//!
+//! One Event per object version and reason, whatever the number of replicas: an Event's
+//! name is derived from the object's uid, its resourceVersion and the reason, so every
+//! replica of a Deployment that applies (or rejects) the same ConfigMap version writes
+//! the same Event, the first one creates it and the others get `409 AlreadyExists`
+//! (counted as `repeated`). A hundred replicas do not flood the object users look at;
+//! what each replica did is in its own `/readyz`, metrics and log.
 //!
 //! What each happening says is built in [`notes`] (pure); this module queues, rate limits
 //! and sends.
@@ -11,7 +18,10 @@ mod tests;
 
 use crate::metrics::{Metrics, ResultLabel};
 use k8s_openapi::api::core::v1::ObjectReference;
-use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use k8s_openapi::api::events::v1::Event;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
+use kube::runtime::events::EventType;
+use sha2::Digest;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -74,9 +84,17 @@ pub struct Publisher {
     redact: bool,
 }
 
+/// The longest `reportingInstance` the API server accepts.
+const INSTANCE_BYTES: usize = 128;
+/// The part of an Event's name taken from the regarded object's name (the rest is `.`
+/// and 16 hex digits; names are at most 253 bytes).
+const NAME_PREFIX_BYTES: usize = 200;
+
 /// The background task's state.
 struct Sender {
-    recorder: Recorder,
+    client: kube::Client,
+    /// `reportingInstance`: the Pod's name, else the controller's.
+    instance: String,
     related: Option<ObjectReference>,
     metrics: Arc<Metrics>,
     sent: HashMap<(String, String, &'static str), (String, Instant)>,
@@ -111,10 +129,11 @@ impl Publisher {
         cancel: CancellationToken,
     ) -> (Self, impl Future<Output = ()> + Send + 'static) {
         let (queue, receiver) = mpsc::channel(QUEUE);
-        let reporter =
-            Reporter { controller: CONTROLLER.to_owned(), instance: pod.as_ref().map(|p| p.name.clone()) };
+        let mut instance = pod.as_ref().map_or_else(|| CONTROLLER.to_owned(), |p| p.name.clone());
+        instance.truncate(INSTANCE_BYTES);
         let sender = Sender {
-            recorder: Recorder::new(client, reporter),
+            client,
+            instance,
             related: pod.as_ref().map(notes::pod_reference),
             metrics: Arc::clone(&metrics),
             sent: HashMap::new(),
@@ -144,6 +163,51 @@ impl Publisher {
             tracing::debug!(%error, "Kubernetes Event dropped: the queue is full or closed");
         }
     }
+}
+
+/// The `events.k8s.io/v1` Event of `notice`, named after the object version it regards
+/// and the reason (see the module docs).
+fn event_of(notice: &Notice, related: Option<&ObjectReference>, instance: &str) -> Event {
+    let regarding = &notice.regarding;
+    let type_ = match notice.type_ {
+        EventType::Normal => "Normal",
+        EventType::Warning => "Warning",
+    };
+    Event {
+        metadata: ObjectMeta {
+            name: Some(event_name(regarding, notice.reason)),
+            namespace: regarding.namespace.clone(),
+            ..ObjectMeta::default()
+        },
+        event_time: Some(MicroTime(k8s_openapi::jiff::Timestamp::now())),
+        action: Some(notice.action.to_owned()),
+        reason: Some(notice.reason.to_owned()),
+        note: Some(notice.note.clone()),
+        type_: Some(type_.to_owned()),
+        regarding: Some(regarding.clone()),
+        related: related.cloned(),
+        reporting_controller: Some(CONTROLLER.to_owned()),
+        reporting_instance: Some(instance.to_owned()),
+        ..Event::default()
+    }
+}
+
+/// `<object name>.<16 hex digits of sha256(kind, uid or name, resourceVersion, reason)>`.
+fn event_name(regarding: &ObjectReference, reason: &str) -> String {
+    let field = |v: &Option<String>| v.as_deref().unwrap_or_default().to_owned();
+    let name = field(&regarding.name);
+    let identity = regarding.uid.clone().unwrap_or_else(|| name.clone());
+    let mut hasher = sha2::Sha256::new();
+    for part in [field(&regarding.kind), identity, field(&regarding.resource_version), reason.to_owned()] {
+        hasher.update((part.len() as u64).to_le_bytes());
+        hasher.update(part.as_bytes());
+    }
+    let digest: String = hasher.finalize()[..8].iter().map(|b| format!("{b:02x}")).collect();
+    let mut prefix = name;
+    while prefix.len() > NAME_PREFIX_BYTES {
+        prefix.pop();
+    }
+    format!("{}.{digest}", prefix.trim_end_matches(['.', '-']))
 }
 
 // === impl Sender ===
@@ -214,19 +278,21 @@ impl Sender {
         {
             return Outcome::Repeated;
         }
-        let event = Event {
-            type_: notice.type_,
-            reason: notice.reason.to_owned(),
-            note: Some(notice.note.clone()),
-            action: notice.action.to_owned(),
-            secondary: self.related.clone(),
-        };
-        let sent = tokio::time::timeout(SEND_TIMEOUT, self.recorder.publish(&event, &notice.regarding)).await;
+        let event = event_of(notice, self.related.as_ref(), &self.instance);
+        let namespace = notice.regarding.namespace.clone().unwrap_or_default();
+        let api = kube::Api::<Event>::namespaced(self.client.clone(), &namespace);
+        let sent =
+            tokio::time::timeout(SEND_TIMEOUT, api.create(&kube::api::PostParams::default(), &event)).await;
         match sent {
-            Ok(Ok(())) => {
+            Ok(Ok(_)) => {
                 self.forbidden_until = None;
                 self.remember(key, notice.note.clone(), now);
                 Outcome::Sent
+            }
+            // Another replica (or this one, before a restart) told it already.
+            Ok(Err(kube::Error::Api(status))) if status.code == 409 => {
+                self.remember(key, notice.note.clone(), now);
+                Outcome::Repeated
             }
             Ok(Err(kube::Error::Api(status))) if status.code == 403 => {
                 if self.forbidden_until.is_none() {

@@ -69,7 +69,7 @@ pub(super) fn stage(writer: &Writer, state: &mut State, snapshot: &Snapshot) -> 
         }
     };
     state.present.extend(created.iter().copied());
-    Ok(Staged { root, snapshot: snapshot.clone(), created, view: None, timings: syncer.timings })
+    Ok(Staged { root, snapshot: snapshot.clone(), created, timings: syncer.timings })
 }
 
 /// A volume that fills up during a stage is full because of every object the stage

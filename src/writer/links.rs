@@ -118,6 +118,8 @@ impl Writer {
     /// than the current one, nodes it does not reference, visible links of entries it
     /// does not have. O(what is on disk): at start, and after a swap that left garbage.
     pub(super) fn sweep(&self, state: &mut State) -> Result<(), Error> {
+        // The validation view goes with the other temporaries; the next stage rebuilds it.
+        state.view = None;
         self.remove_temporaries();
         let current = state.current.as_ref();
         let root = current.map(|(_, r)| r.as_str());

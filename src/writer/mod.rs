@@ -166,7 +166,6 @@ pub struct Staged {
     snapshot: Snapshot,
     /// Nodes this stage created (removed again if it is discarded).
     created: Vec<Node>,
-    view: Option<String>,
     timings: SwapTimings,
 }
 
@@ -210,6 +209,8 @@ struct State {
     dirty: bool,
     /// Visible links put right since [`Writer::take_repairs`] was last called.
     repairs: Vec<Repair>,
+    /// The view a validation command reads, when one was made.
+    view: Option<view::View>,
     /// Replaced generations still readable, oldest first.
     retired: std::collections::VecDeque<retire::Retired>,
 }
@@ -391,13 +392,12 @@ impl Writer {
 
     /// A directory showing the staged snapshot at its app-visible paths as real
     /// directories and regular files (hard links to the staged content), so a validation
-    /// command that walks it without following links sees every file; removed at commit
-    /// or discard.
+    /// command that walks it without following links sees every file. Kept between
+    /// stages and brought up to date with what changed (see `view`).
     pub fn staged_view(&self, staged: &mut Staged) -> Result<PathBuf, Error> {
-        if staged.view.is_none() {
-            staged.view = Some(self.make_view(&staged.snapshot)?);
-        }
-        Ok(self.path.join(staged.view.as_deref().unwrap_or_default()))
+        let mut state = self.lock();
+        let name = self.show_in_view(&mut state, &staged.snapshot)?;
+        Ok(self.path.join(name))
     }
 
     /// Swaps `..data` to a staged root and updates the visible links. Readers see the new
@@ -406,8 +406,7 @@ impl Writer {
     /// journal commit out of the update → reload latency.
     pub fn commit(&self, staged: Staged) -> Result<Committed, Error> {
         let mut state = self.lock();
-        let Staged { root, snapshot, created, view, mut timings } = staged;
-        self.remove_view(view);
+        let Staged { root, snapshot, created, mut timings } = staged;
         let started = Instant::now();
         let previous = state.current.as_ref().map(|(s, _)| s.clone());
         let switched = self
@@ -462,7 +461,6 @@ impl Writer {
     /// Removes a staged root that will not be committed, and the nodes it created.
     pub fn discard(&self, staged: Staged) -> Result<(), Error> {
         let mut state = self.lock();
-        self.remove_view(staged.view);
         self.remove_nodes(&mut state, &staged.created);
         fsops::remove_tree(&self.dir, &staged.root).map_err(io(format!("remove {}", staged.root)))
     }

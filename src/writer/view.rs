@@ -4,24 +4,59 @@
 //! `yamllint DIR`) sees every file.
 //!
 //! Files are hard links to the content-addressed files of the staged objects: no byte is
-//! copied, and building the view costs one `mkdir` per directory and one `link` per file.
-//! It is built only when a validation command is configured, and removed at commit or
-//! discard. At most one directory per level of the path being filled is open at a time.
+//! copied. The view is built once (one `mkdir` per directory and one `link` per file) and
+//! then kept: each later stage changes only the entries that differ from the snapshot it
+//! shows, so a validated update costs what changed, not the size of the namespace. Only
+//! the validation command reads it, between a stage and its commit or discard. It exists
+//! only when a validation command is configured; a leftover is removed at start. At most
+//! one directory per level of the path being filled is open at a time.
 
-use super::{Error, OBJECTS_DIR, VIEW_PREFIX, Writer, fsops, io};
-use crate::snapshot::Snapshot;
+use super::{Error, OBJECTS_DIR, State, VIEW_PREFIX, Writer, fsops, io};
+use crate::snapshot::{Layout, Snapshot, top_of};
 use std::os::fd::OwnedFd;
 
 /// Directories of the view: read and search for all, like the snapshot's own.
 const VIEW_DIR_MODE: u32 = 0o755;
 
+/// The view on disk and the snapshot it shows.
+#[derive(Debug)]
+pub(super) struct View {
+    /// Its name in the target dir (`..staged-<hex>`).
+    pub(super) name: String,
+    shows: Snapshot,
+}
+
 impl Writer {
-    /// Creates the view of `snapshot` (staged, so its objects are on disk) and returns its
-    /// name inside the target dir. A failure removes what was made.
-    pub(super) fn make_view(&self, snapshot: &Snapshot) -> Result<String, Error> {
+    /// Makes the view show `snapshot` (staged, so its objects are on disk): updates the
+    /// entries that changed since the last time, or builds it whole. Returns its name.
+    pub(super) fn show_in_view(&self, state: &mut State, snapshot: &Snapshot) -> Result<String, Error> {
+        if let Some(view) = state.view.take() {
+            match self.update_view(&view, snapshot) {
+                Ok(()) => {
+                    let name = view.name.clone();
+                    state.view = Some(View { name: view.name, shows: snapshot.clone() });
+                    return Ok(name);
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "updating the validation view failed; building it anew");
+                    let _ = fsops::remove_tree(&self.dir, &view.name);
+                }
+            }
+        }
+        let name = self.make_view(snapshot)?;
+        state.view = Some(View { name: name.clone(), shows: snapshot.clone() });
+        Ok(name)
+    }
+
+    /// Builds a new view of `snapshot`; a failure removes what was made.
+    fn make_view(&self, snapshot: &Snapshot) -> Result<String, Error> {
         let name = format!("{VIEW_PREFIX}{:016x}", rand::random::<u64>());
         let root = fsops::make_dir(&self.dir, &name, VIEW_DIR_MODE).map_err(io(format!("create {name}")))?;
-        if let Err(err) = self.fill_view(&root, &name, snapshot) {
+        let files = snapshot
+            .files()
+            .map(|(path, object, file)| (path, format!("{}/{}", object.dir_name(), file.key)))
+            .collect();
+        if let Err(err) = self.link_files(&root, &name, files) {
             drop(root);
             let _ = fsops::remove_tree(&self.dir, &name);
             return Err(err);
@@ -29,20 +64,37 @@ impl Writer {
         Ok(name)
     }
 
-    fn fill_view(&self, root: &OwnedFd, name: &str, snapshot: &Snapshot) -> Result<(), Error> {
-        let mut files: Vec<(String, String)> = snapshot
-            .files()
-            .map(|(path, object, file)| (path, format!("{}/{}", object.dir_name(), file.key)))
-            .collect();
+    /// Brings `view` from the snapshot it shows to `snapshot`: every entry whose content
+    /// changed is removed and laid out again; entries that went are removed.
+    fn update_view(&self, view: &View, snapshot: &Snapshot) -> Result<(), Error> {
+        let root = fsops::open_dir(&self.dir, &view.name).map_err(io(format!("open {}", view.name)))?;
+        let (before, after) = (view.shows.tree(), snapshot.tree());
+        for (h0, h1) in after.changed_leaves(before) {
+            let (old, new) = (&before.leaf(h0, h1).entries, &after.leaf(h0, h1).entries);
+            let names = old.keys().chain(new.keys().filter(|n| !old.contains_key(*n)));
+            for entry in names {
+                let (was, is) = (old.get(entry), new.get(entry));
+                if was.map(|e| e.target_id()) == is.map(|e| e.target_id()) {
+                    continue;
+                }
+                fsops::remove_tree(&root, entry).map_err(io(format!("remove {}/{entry}", view.name)))?;
+                if let Some(is) = is {
+                    let files = entry_files(entry, is, snapshot.layout());
+                    self.link_files(&root, &view.name, files)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Hard-links each `(visible path, content path below ..objects)` into the view.
+    fn link_files(&self, root: &OwnedFd, name: &str, mut files: Vec<(String, String)>) -> Result<(), Error> {
         // By path elements, so each directory's files come together.
         files.sort_unstable_by(|(a, _), (b, _)| a.split('/').cmp(b.split('/')));
         let mut open = OpenDirs { root, stack: Vec::new() };
         let mut source: Option<(&str, OwnedFd)> = None;
         for (path, content) in &files {
-            let (parent, leaf) = match path.rsplit_once('/') {
-                Some((parent, leaf)) => (parent, leaf),
-                None => ("", path.as_str()),
-            };
+            let (parent, leaf) = path.rsplit_once('/').unwrap_or(("", path.as_str()));
             let dir = open.at(parent).map_err(io(format!("create {name}/{parent}")))?;
             let (content_dir, content_leaf) = content.rsplit_once('/').unwrap_or(("", content));
             if source.as_ref().is_none_or(|(open, _)| *open != content_dir) {
@@ -55,14 +107,21 @@ impl Writer {
         }
         Ok(())
     }
+}
 
-    pub(super) fn remove_view(&self, view: Option<String>) {
-        if let Some(name) = view
-            && let Err(error) = fsops::remove_tree(&self.dir, &name)
-        {
-            tracing::warn!(%error, name, "removing the validation view failed; it is cleaned at the next sweep");
-        }
-    }
+/// The files of one top-level entry: (visible path, content path below `..objects`).
+fn entry_files(name: &str, entry: &crate::snapshot::tree::Entry, layout: Layout) -> Vec<(String, String)> {
+    entry
+        .members()
+        .iter()
+        .flat_map(|member| {
+            let object = &member.object;
+            object.files.iter().filter_map(move |file| {
+                let path = object.path_of(&file.key, layout);
+                (top_of(&path) == name).then(|| (path, format!("{}/{}", object.dir_name(), file.key)))
+            })
+        })
+        .collect()
 }
 
 /// The chain of directories from the view's root to the one being filled; paths come in

@@ -40,7 +40,6 @@ fn staged_view_files(snapshot: &Snapshot) -> BTreeMap<String, String> {
     let view = writer.staged_view(&mut staged).expect("view");
     let files = walk_without_links(&view);
     writer.discard(staged).expect("discard");
-    assert!(!view.exists(), "the view goes with the discarded stage");
     files
 }
 
@@ -96,4 +95,64 @@ fn the_view_of_many_objects_shows_each_of_them() {
     let files = staged_view_files(&snapshot);
     assert_eq!(files.len(), 2000);
     assert_eq!(files.get("cm1999/k").map(String::as_str), Some("v"));
+}
+
+#[test]
+fn the_view_is_kept_and_changes_only_what_changed() {
+    use std::os::unix::fs::MetadataExt;
+    let version = |changed: &[u8], with_gone: bool| {
+        let mut objects = vec![
+            Arc::new(object("web", &[("nginx.conf", changed, 0o644)])),
+            Arc::new(object("api", &[("a.yaml", b"same", 0o644)])),
+        ];
+        if with_gone {
+            objects.push(Arc::new(object("gone", &[("g", b"g", 0o644)])));
+        }
+        Snapshot::from_objects(Layout::ByName, objects)
+    };
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let writer = open(tmp.path());
+    writer.load_current().expect("start as the sidecar does");
+    let mut first = writer.stage(&version(b"v1", true)).expect("stage");
+    let view = writer.staged_view(&mut first).expect("view");
+    let api_dir = std::fs::metadata(view.join("api")).expect("api").ino();
+    writer.persist(writer.commit(first).expect("commit")).expect("persist");
+
+    let mut refused = writer.stage(&version(b"BAD", false)).expect("stage");
+    assert_eq!(writer.staged_view(&mut refused).expect("view"), view, "the same view, updated");
+    assert_eq!(
+        walk_without_links(&view),
+        expected(&[("api/a.yaml", "same"), ("web/nginx.conf", "BAD")]),
+        "changed and removed entries follow; the rest stays"
+    );
+    assert_eq!(
+        std::fs::metadata(view.join("api")).expect("api").ino(),
+        api_dir,
+        "an unchanged entry is not rebuilt"
+    );
+    writer.discard(refused).expect("discard");
+
+    let mut next = writer.stage(&version(b"v2", true)).expect("stage");
+    writer.staged_view(&mut next).expect("view");
+    assert_eq!(
+        walk_without_links(&view),
+        expected(&[("api/a.yaml", "same"), ("gone/g", "g"), ("web/nginx.conf", "v2")])
+    );
+    writer.persist(writer.commit(next).expect("commit")).expect("persist");
+}
+
+#[test]
+fn a_view_removed_under_the_writer_is_built_anew() {
+    let snapshot =
+        |v: &[u8]| Snapshot::from_objects(Layout::ByName, [Arc::new(object("web", &[("k", v, 0o644)]))]);
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let writer = open(tmp.path());
+    let mut first = writer.stage(&snapshot(b"1")).expect("stage");
+    let view = writer.staged_view(&mut first).expect("view");
+    writer.discard(first).expect("discard");
+    std::fs::remove_dir_all(&view).expect("someone removes it");
+    let mut second = writer.stage(&snapshot(b"2")).expect("stage");
+    let rebuilt = writer.staged_view(&mut second).expect("view");
+    assert_eq!(walk_without_links(&rebuilt), expected(&[("web/k", "2")]));
+    writer.discard(second).expect("discard");
 }
