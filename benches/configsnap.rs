@@ -1,7 +1,8 @@
 //! `cargo bench --bench configsnap [-- [--quick] [SCENARIO...]]`: runs the release
 //! binary against the fake API server on loopback and measures latency, swap cost,
 //! memory, idle CPU, the cost of Kubernetes Events (off, on, refused, slow), bursts, start-up, fleet recovery (refused, and a 503 storm), how an update's cost scales with
-//! the number of ConfigMaps, the validation view's cost and the disk cost of `--gc-grace`. Prints a table and writes
+//! the number of ConfigMaps, the validation view's cost, the disk cost of `--gc-grace`, and the same against a real
+//! kube-apiserver (LIST and streaming list). Prints a table and writes
 //! `target/bench/results.json`. See `docs/benchmarks.md`.
 //!
 //! Wall-clock `std::time::Instant` is right here (the style guide bans it in library code
@@ -17,6 +18,8 @@ mod fleet;
 mod latency;
 #[path = "configsnap/memory.rs"]
 mod memory;
+#[path = "configsnap/real.rs"]
+mod real;
 #[path = "configsnap/report.rs"]
 mod report;
 #[path = "configsnap/scale.rs"]
@@ -37,9 +40,9 @@ use std::sync::{Arc, Mutex, mpsc};
 use std::time::Instant;
 
 /// Every scenario, in the order they run.
-const SCENARIOS: [&str; 12] = [
+const SCENARIOS: [&str; 13] = [
     "latency", "swap", "events", "memory", "cpu", "burst", "startup", "fleet", "fleet503", "scale",
-    "validate", "grace",
+    "validate", "grace", "real",
 ];
 
 /// What every scenario shares.
@@ -130,6 +133,7 @@ async fn run(quick: bool, chosen: &[&str]) {
             "scale" => scale::scale(&ctx, &mut report).await,
             "validate" => staging::validate(&ctx, &mut report).await,
             "grace" => staging::grace(&ctx, &mut report).await,
+            "real" => real::real(&ctx, &mut report).await,
             _ => unreachable!("scenario names are checked"),
         }
         eprintln!("== {name} done in {:.1} s", started.elapsed().as_secs_f64());

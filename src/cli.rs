@@ -72,6 +72,10 @@ pub struct Args {
     )]
     pub from_dirs: Vec<PathBuf>,
 
+    /// Get the initial state as a watch stream (WatchList, `sendInitialEvents`) instead of a LIST
+    #[arg(long, env = "CONFIGSNAP_STREAMING_LIST", help_heading = "Source")]
+    pub streaming_list: bool,
+
     /// Replace a watch that sends no event and no bookmark for this long (1s to 290s)
     #[arg(long, env = "CONFIGSNAP_WATCH_IDLE_TIMEOUT", default_value = "2m", help_heading = "Source")]
     pub watch_idle_timeout: DurationArg,
@@ -241,6 +245,8 @@ pub struct Config {
     pub kubeconfig: Option<PathBuf>,
     /// A watch silent this long is replaced.
     pub watch_idle_timeout: Duration,
+    /// The initial state as a watch stream instead of a LIST.
+    pub streaming_list: bool,
     /// Target dir.
     pub dir: PathBuf,
     /// Create missing parents of the target dir.
@@ -392,6 +398,7 @@ impl Args {
             from_dirs: self.from_dirs,
             kubeconfig: self.kubeconfig,
             watch_idle_timeout: self.watch_idle_timeout.0,
+            streaming_list: self.streaming_list,
             dir: self.dir,
             create_dir: self.create_dir,
             render: crate::snapshot::RenderOptions {

@@ -280,6 +280,7 @@ async fn start_sources(
         namespace: namespace.clone(),
         selector: config.selector.clone(),
         names: config.names.clone(),
+        streaming_list: config.streaming_list,
     };
     let (notifier, changes) = Notifier::new(1 + usize::from(config.secrets));
     let (configmaps, task) = source::kube::watch::<ConfigMap>(

@@ -272,13 +272,25 @@ impl Sidecar {
 
     /// Like [`Sidecar::spawn`], running the binary at `bin` (a baseline build, say).
     pub fn spawn_binary(bin: &Path, api: &FakeApiServer, root: &Path, tag: &str, extra: &[String]) -> Self {
-        let port = free_port();
-        let dir = root.join(format!("dir-{tag}"));
-        std::fs::create_dir_all(&dir).expect("target dir");
         let kubeconfig = root.join("kubeconfig");
         if !kubeconfig.exists() {
             api.write_kubeconfig(&kubeconfig, NS).expect("kubeconfig");
         }
+        Self::spawn_with_kubeconfig(bin, &kubeconfig, root, tag, extra)
+    }
+
+    /// The binary at `bin` with `kubeconfig` (any API server), its own dir under `root`,
+    /// selecting the label every bench ConfigMap carries, plus `extra` flags.
+    pub fn spawn_with_kubeconfig(
+        bin: &Path,
+        kubeconfig: &Path,
+        root: &Path,
+        tag: &str,
+        extra: &[String],
+    ) -> Self {
+        let port = free_port();
+        let dir = root.join(format!("dir-{tag}"));
+        std::fs::create_dir_all(&dir).expect("target dir");
         let log = root.join(format!("log-{tag}.jsonl"));
         let stderr = File::create(&log).expect("log file");
         let mut args = vec![
@@ -291,7 +303,7 @@ impl Sidecar {
         let child = Tracked::spawn(
             Command::new(bin)
                 .args(&args)
-                .env("KUBECONFIG", &kubeconfig)
+                .env("KUBECONFIG", kubeconfig)
                 .env_remove("KUBERNETES_SERVICE_HOST")
                 .env("RUST_LOG", "info")
                 .stdin(Stdio::null())

@@ -58,6 +58,8 @@ pub struct Selection {
     pub selector: String,
     /// Only these names (empty = all).
     pub names: Vec<String>,
+    /// The initial state as a watch stream (`sendInitialEvents`) instead of a LIST.
+    pub streaming_list: bool,
 }
 
 impl Selection {
@@ -71,6 +73,9 @@ impl Selection {
         // One name: let the server filter. Several: field selectors cannot OR, so filter here.
         if let [only] = self.names.as_slice() {
             config = config.fields(&format!("metadata.name={only}"));
+        }
+        if self.streaming_list {
+            config = config.streaming_lists();
         }
         config
     }
@@ -323,7 +328,12 @@ mod tests {
 
     #[test]
     fn one_name_is_selected_by_the_server_several_by_us() {
-        let one = Selection { namespace: "ns".into(), selector: "app=web".into(), names: vec!["a".into()] };
+        let one = Selection {
+            namespace: "ns".into(),
+            selector: "app=web".into(),
+            names: vec!["a".into()],
+            streaming_list: false,
+        };
         let config = one.watcher_config();
         assert_eq!(config.label_selector.as_deref(), Some("app=web"));
         assert_eq!(config.field_selector.as_deref(), Some("metadata.name=a"));

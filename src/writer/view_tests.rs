@@ -8,25 +8,16 @@ use crate::snapshot::{Layout, Snapshot};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-/// Every regular file below `dir`, by relative path, found without following any link;
-/// panics on a symlink (a walker that skips links would miss what is behind it).
+/// Every regular file below `dir` with its text; panics on a symlink (a walker that
+/// follows no link would miss what is behind it).
 fn walk_without_links(dir: &Path) -> BTreeMap<String, String> {
-    let mut found = BTreeMap::new();
-    let mut pending = vec![dir.to_owned()];
-    while let Some(at) = pending.pop() {
-        for entry in std::fs::read_dir(&at).expect("list") {
-            let entry = entry.expect("entry");
-            let kind = entry.file_type().expect("type");
-            assert!(!kind.is_symlink(), "{} is a link", entry.path().display());
-            if kind.is_dir() {
-                pending.push(entry.path());
-            } else {
-                let rel = entry.path().strip_prefix(dir).expect("inside").to_string_lossy().into_owned();
-                found.insert(rel, std::fs::read_to_string(entry.path()).expect("read"));
-            }
-        }
-    }
-    found
+    configsnap_kit::fs::tree(dir)
+        .into_iter()
+        .map(|(path, entry)| match entry {
+            configsnap_kit::fs::Entry::File(bytes) => (path, String::from_utf8(bytes).expect("utf-8")),
+            configsnap_kit::fs::Entry::Link(target) => panic!("{path} is a link to {target}"),
+        })
+        .collect()
 }
 
 fn staged_view_files(snapshot: &Snapshot) -> BTreeMap<String, String> {

@@ -342,14 +342,20 @@ async fn a_target_dir_it_may_not_write_to_is_a_usage_error() {
     assert!(log.contains("Operation not permitted") || log.contains("Permission denied"), "{log}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_target_dir_that_refuses_writes_at_start_serves_its_snapshot_degraded_until_writable() {
+/// A fake API with `web` (a=1), and a target dir holding its snapshot, no sidecar running.
+async fn with_a_snapshot_on_disk() -> (FakeApiServer, Workspace) {
     let api = FakeApiServer::start().await.expect("fake api");
     api.apply("configmaps", configmap("web", &[("a", "1")])).expect("web");
     let ws = Workspace::new(&api);
     let sidecar = ws.start(&[]);
     wait_state(&sidecar, "fresh", WAIT).await;
     drop(sidecar);
+    (api, ws)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_target_dir_that_refuses_writes_at_start_serves_its_snapshot_degraded_until_writable() {
+    let (api, ws) = with_a_snapshot_on_disk().await;
 
     api.apply("configmaps", configmap("web", &[("a", "2")])).expect("update while stopped");
     freeze(&ws.dir(), true);
@@ -389,12 +395,7 @@ async fn a_target_dir_that_refuses_writes_at_start_serves_its_snapshot_degraded_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_target_dir_that_refuses_writes_with_a_damaged_snapshot_is_a_usage_error() {
-    let api = FakeApiServer::start().await.expect("fake api");
-    api.apply("configmaps", configmap("web", &[("a", "1")])).expect("web");
-    let ws = Workspace::new(&api);
-    let sidecar = ws.start(&[]);
-    wait_state(&sidecar, "fresh", WAIT).await;
-    drop(sidecar);
+    let (_api, ws) = with_a_snapshot_on_disk().await;
     let file = std::fs::canonicalize(ws.dir().join("web/a")).expect("resolve");
     std::fs::remove_file(&file).expect("damage the snapshot");
     freeze(&ws.dir(), true);

@@ -48,11 +48,7 @@ async fn refuses_a_planted_bad_value(validator: &str) {
     api.apply("configmaps", configmap("web", &[("nginx.conf", "fixed")])).expect("fixed");
     wait_for("the fix lands", WAIT, || ws.read("web/nginx.conf").as_deref() == Some("fixed")).await;
     assert_eq!(ws.read("other/x.conf").as_deref(), Some("x2"));
-    let views: Vec<_> = std::fs::read_dir(ws.dir())
-        .expect("list")
-        .filter_map(|e| e.ok()?.file_name().into_string().ok())
-        .filter(|n| n.starts_with("..staged-"))
-        .collect();
+    let views = configsnap_kit::fs::names_with_prefix(&ws.dir(), "..staged-");
     assert_eq!(views.len(), 1, "one validation view, kept and updated: {views:?}");
 }
 

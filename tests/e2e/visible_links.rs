@@ -5,32 +5,7 @@
 
 use crate::support::{WAIT, Workspace, configmap, wait_for, wait_until};
 use fake_apiserver::FakeApiServer;
-use std::collections::BTreeMap;
 use std::path::Path;
-
-/// Every file below `dir` with its bytes (links not followed).
-fn snapshot_of_tree(dir: &Path) -> BTreeMap<String, Vec<u8>> {
-    let mut found = BTreeMap::new();
-    let mut pending = vec![dir.to_owned()];
-    while let Some(at) = pending.pop() {
-        for entry in std::fs::read_dir(&at).expect("list") {
-            let entry = entry.expect("entry");
-            let kind = entry.file_type().expect("type");
-            let rel = entry.path().strip_prefix(dir).expect("inside").to_string_lossy().into_owned();
-            if kind.is_dir() {
-                pending.push(entry.path());
-            } else if kind.is_symlink() {
-                found.insert(
-                    rel,
-                    std::fs::read_link(entry.path()).expect("link").into_os_string().into_encoded_bytes(),
-                );
-            } else {
-                found.insert(rel, std::fs::read(entry.path()).expect("read"));
-            }
-        }
-    }
-    found
-}
 
 /// The four ways the visible link `web` gets replaced, each planted by `plant`.
 fn plant(case: &str, dir: &Path, outside: &Path) {
@@ -64,7 +39,7 @@ async fn repaired_while_running_and_at_start(case: &str) {
     std::fs::create_dir_all(outside.join("d")).expect("outside dir");
     std::fs::write(outside.join("d/nginx.conf"), "outside").expect("outside file");
     std::fs::write(outside.join("file"), "a file outside").expect("outside file");
-    let before = snapshot_of_tree(&outside);
+    let before = configsnap_kit::fs::tree(&outside);
 
     let sidecar = ws.start(&["--debounce=0"]);
     wait_for("the first snapshot", WAIT, || ws.read("web/nginx.conf").as_deref() == Some("v1")).await;
@@ -93,13 +68,9 @@ async fn repaired_while_running_and_at_start(case: &str) {
     assert_eq!(ws.read("web/nginx.conf").as_deref(), Some("v2"));
     api.apply("configmaps", configmap("web", &[("nginx.conf", "v3")])).expect("update");
     wait_for("the next update", WAIT, || ws.read("web/nginx.conf").as_deref() == Some("v3")).await;
-    assert_eq!(snapshot_of_tree(&outside), before, "nothing was written outside --dir");
+    assert_eq!(configsnap_kit::fs::tree(&outside), before, "nothing was written outside --dir");
     if case == "directory" {
-        let aside: Vec<_> = std::fs::read_dir(ws.dir())
-            .expect("list")
-            .filter_map(|e| e.ok()?.file_name().into_string().ok())
-            .filter(|n| n.starts_with("..aside-"))
-            .collect();
+        let aside = configsnap_kit::fs::names_with_prefix(&ws.dir(), "..aside-");
         assert_eq!(aside.len(), 2, "each planted directory is kept aside, not deleted: {aside:?}");
         for name in aside {
             assert_eq!(

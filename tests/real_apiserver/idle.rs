@@ -1,6 +1,7 @@
-//! A long idle on a server that ends watches often (`--min-request-timeout=30`: each
-//! watch lasts 30–60 s): for 5 minutes the watches are renewed from their
-//! resourceVersion, with no LIST and no reload.
+//! A long idle on a server started with `--min-request-timeout=30`: for 5 minutes the
+//! watches are renewed from their resourceVersion, with no LIST and no reload. (kube's
+//! watcher asks for 290 s watches with `timeoutSeconds`, which the server honours over
+//! its minimum: at least one watch ends and is renewed in 5 minutes.)
 
 use crate::cluster::{Cluster, RELOADS, WAIT, configmap, wait_file};
 use std::time::Duration;
@@ -21,7 +22,7 @@ async fn five_idle_minutes_with_watches_ended_by_the_server_cost_no_list_and_no_
     let renewed = watches(&cluster) - watches_before;
     let lists = cluster.configmap_lists() - lists_before;
     eprintln!("in 5 idle minutes: {renewed} watches of ConfigMaps, {lists} LISTs");
-    assert!(renewed >= 4, "the server ends a watch within 60 s: {renewed} watches in 5 minutes");
+    assert!(renewed >= 1, "a watch asked for 290 s ends within 5 minutes: {renewed} ended");
     assert_eq!(lists, 0, "an idle sidecar relisted");
     assert_eq!(sidecar.metric(RELOADS).await.unwrap_or(0.0), 0.0, "an idle sidecar reloaded");
     assert_eq!(sidecar.readyz().await.1["status"]["state"], "fresh");

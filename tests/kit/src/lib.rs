@@ -2,6 +2,7 @@
 //! helper is defined here once.
 //!
 //! - [`wait`]: bounded waits on a condition (never a sleep-and-hope);
+//! - [`fs`]: what is on disk, read with plain std (never the product's own reader);
 //! - [`net`]: free loopback ports and a plain HTTP GET;
 //! - [`sidecar`]: the real `configsnap` process, its log, probes and metrics;
 //! - [`metrics`]: a strict parser of the Prometheus text format;
@@ -10,6 +11,7 @@
 //!   give on demand.
 
 pub mod control_plane;
+pub mod fs;
 pub mod metrics;
 pub mod net;
 pub mod sidecar;
