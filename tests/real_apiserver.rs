@@ -21,3 +21,6 @@ mod idle;
 
 #[path = "real_apiserver/fleet.rs"]
 mod fleet;
+
+#[path = "real_apiserver/events.rs"]
+mod events;

@@ -22,6 +22,7 @@ async fn wait_swaps(sidecar: &crate::support::Sidecar, n: f64) {
     }
 }
 
+// Fake API: Kubernetes is incidental (bytes, modes, manifests on disk); the fake is an in-process source.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn initial_sync_writes_selected_configmaps_with_exact_bytes_and_modes() {
     let api = FakeApiServer::start().await.expect("fake api");
@@ -67,6 +68,7 @@ async fn initial_sync_writes_selected_configmaps_with_exact_bytes_and_modes() {
     drop(sidecar);
 }
 
+// Fake API: Kubernetes is incidental (one swap per change); the same kubectl flows run in real_apiserver.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn update_add_delete_and_label_removal_each_swap_once() {
     let api = FakeApiServer::start().await.expect("fake api");
@@ -104,6 +106,7 @@ async fn update_add_delete_and_label_removal_each_swap_once() {
     assert!(ws.dir().join(&target).join("..manifest.json").exists());
 }
 
+// Fake API: Kubernetes is incidental (atomic swap under a reader); 200 quick in-process updates.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reader_never_sees_a_mixed_snapshot_during_200_swaps() {
     const SWAPS: usize = 200;
@@ -161,6 +164,7 @@ async fn a_reader_never_sees_a_mixed_snapshot_during_200_swaps() {
     assert!(swaps >= SWAPS as f64, "{swaps} swaps");
 }
 
+// Fake API: serves keys ("..data", "../x") a real server refuses to store (apply_unvalidated).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invalid_keys_are_rejected_while_other_configmaps_update() {
     let api = FakeApiServer::start().await.expect("fake api");
@@ -182,6 +186,7 @@ async fn invalid_keys_are_rejected_while_other_configmaps_update() {
     assert!(sidecar.log().contains("object rejected"), "{}", sidecar.log());
 }
 
+// Fake API: Kubernetes is incidental (a planted symlink in --dir); the fake is an in-process source.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_symlink_planted_in_the_target_dir_is_not_followed() {
     let api = FakeApiServer::start().await.expect("fake api");
@@ -201,6 +206,7 @@ async fn a_symlink_planted_in_the_target_dir_is_not_followed() {
     assert_eq!(ws.read("web/nginx.conf").as_deref(), Some("x"));
 }
 
+// Fake API: Kubernetes is incidental (crash leftovers in --dir); the fake is an in-process source.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn leftovers_of_a_crash_are_cleaned_at_start_and_foreign_files_kept() {
     let api = FakeApiServer::start().await.expect("fake api");

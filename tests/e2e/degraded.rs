@@ -14,6 +14,7 @@ fn data_mtime(ws: &Workspace) -> Option<(String, std::time::SystemTime)> {
     Some((target, modified))
 }
 
+// Fake API: connections refused from the start and lifted on demand; the subject is the last-good restore.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restart_during_an_outage_restores_last_good_then_follows_the_api() {
     let api = FakeApiServer::start().await.expect("fake api");
@@ -55,6 +56,7 @@ async fn a_restart_during_an_outage_restores_last_good_then_follows_the_api() {
     assert_complete_snapshot(&ws.dir());
 }
 
+// Fake API: Kubernetes is incidental (a damaged --state-dir); connections refused so no state arrives.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_corrupt_state_dir_is_ignored_with_a_warning() {
     let api = FakeApiServer::start().await.expect("fake api");
@@ -123,16 +125,19 @@ async fn outage_keeps_files_and_recovers_without_relist(kinds: &[Outage]) {
     }
 }
 
+// Fake API: a hanging server and refused connections on demand, with an exact LIST count (0).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refused_and_hanging_api_keep_files_and_recover_without_relist() {
     outage_keeps_files_and_recovers_without_relist(&[Outage::Refused, Outage::Hanging]).await;
 }
 
+// Fake API: a 500 storm and 429 with Retry-After on demand, which a real server cannot be made to give.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn server_errors_and_throttling_keep_files_and_recover_without_relist() {
     outage_keeps_files_and_recovers_without_relist(&[Outage::ServerErrors, Outage::TooManyRequests]).await;
 }
 
+// Fake API: a torn watch chunk and a 410 on every resume, on demand; real compaction is in outage.rs.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_truncated_watch_resumes_and_a_410_relists_without_a_spurious_swap() {
     let api = FakeApiServer::start().await.expect("fake api");
@@ -163,6 +168,7 @@ async fn a_truncated_watch_resumes_and_a_410_relists_without_a_spurious_swap() {
     sidecar.wait_metric("configsnap_swaps_total", 3.0).await;
 }
 
+// Fake API: Kubernetes is incidental (--validate-syntax, --validate-cmd); the fake is an in-process source.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invalid_json_is_never_swapped_in_and_a_failing_validate_cmd_swaps_nothing() {
     let api = FakeApiServer::start().await.expect("fake api");
@@ -195,6 +201,7 @@ async fn invalid_json_is_never_swapped_in_and_a_failing_validate_cmd_swaps_nothi
     }
 }
 
+// Fake API: Kubernetes is incidental (verify, rollback); a 410 relist forced on demand re-serves the content.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_verification_rolls_back_reloads_and_blocks_the_bad_content() {
     let api = FakeApiServer::start().await.expect("fake api");
@@ -314,6 +321,7 @@ fn interrupted_swap_leftovers(ws: &Workspace) -> bool {
     })
 }
 
+// Fake API: Kubernetes is incidental (crash safety on disk); 300 kills under a fast in-process update stream.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_at_300_random_instants_always_leaves_a_complete_snapshot() {
     const KILLS: usize = 300;

@@ -91,6 +91,7 @@ fn promtool_check_metrics(promtool: &Path, text: &str) -> (bool, String) {
     (output.status.success(), said)
 }
 
+// Fake API: Kubernetes is incidental (Prometheus, promtool, the webhook); the fake is an in-process source.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prometheus_reloads_by_webhook_and_keeps_its_config_when_promtool_refuses_one() {
     let (prometheus, promtool) = prometheus_tools();
@@ -181,6 +182,7 @@ fn start_on(binary: &Path, config: &Path, data: &Path, port: u16) -> Prometheus 
     Prometheus { child, base: format!("http://127.0.0.1:{port}"), log }
 }
 
+// Fake API: Kubernetes is incidental (the /metrics format); the fake is an in-process source.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_pass_promtool_as_text_and_come_as_openmetrics_when_asked() {
     let (_, promtool) = prometheus_tools();
@@ -232,6 +234,7 @@ async fn openmetrics_get(port: u16) -> String {
         .expect("an answer from /metrics")
 }
 
+// Fake API: none needed; a flag usage error exits before any API contact.
 #[test]
 fn several_namespaces_are_a_usage_error_before_anything_starts() {
     let tmp = tempfile::tempdir().expect("tempdir");
@@ -245,6 +248,7 @@ fn several_namespaces_are_a_usage_error_before_anything_starts() {
     assert!(stderr.contains("configsnap watches one"), "{stderr}");
 }
 
+// Fake API: none; a kubeconfig pointing at a dead port gives refused connections, no server needed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_library_error_is_logged_once_however_often_the_client_retries() {
     let tmp = tempfile::tempdir().expect("tempdir");

@@ -48,6 +48,7 @@ async fn app_webhook(ws: &Workspace) -> (String, Arc<Mutex<Vec<String>>>) {
     (url, calls)
 }
 
+// Fake API: Rejected needs a key ("../x") a real server refuses; Events are read from the in-process store.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_reason_lands_on_the_object_it_concerns_with_a_useful_message() {
     let api = FakeApiServer::start().await.expect("fake api");
@@ -105,6 +106,7 @@ async fn each_reason_lands_on_the_object_it_concerns_with_a_useful_message() {
     drop(sidecar);
 }
 
+// Fake API: 100 writes of a key ("../x") a real server refuses to store; the dedup is the sidecar's own.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_configmap_rejected_100_times_makes_one_event_not_100() {
     let api = FakeApiServer::start().await.expect("fake api");
@@ -124,6 +126,7 @@ async fn a_configmap_rejected_100_times_makes_one_event_not_100() {
     assert!(rejections.is_some_and(|n| n >= 1.0), "{rejections:?}");
 }
 
+// Fake API: Event writes held for an hour (and 403) on demand; RBAC-forbidden Events are also in rbac.rs.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_api_that_forbids_or_delays_events_still_gets_every_swap_and_reload() {
     for fault in ["forbidden", "slow"] {
@@ -158,6 +161,7 @@ async fn an_api_that_forbids_or_delays_events_still_gets_every_swap_and_reload()
     }
 }
 
+// Fake API: a Secret key ("../x") a real server refuses; the claim is about the sidecar's own Event notes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn secret_values_never_appear_in_any_event() {
     const VALUE: &str = "s3cr3t-VALUE-4242";

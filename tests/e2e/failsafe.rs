@@ -18,6 +18,7 @@ async fn wait_state(sidecar: &Sidecar, state: &str, bound: Duration) -> serde_js
     readyz(sidecar).await.1
 }
 
+// Fake API: Kubernetes is incidental (SIGTERM exit code); 60 starts, 10 with connections refused on demand.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_sigterm_exits_0_synced_50_times_and_during_an_outage_10_times() {
     let api = FakeApiServer::start().await.expect("fake api");
@@ -54,6 +55,7 @@ fn freeze(dir: &std::path::Path, frozen: bool) {
     }
 }
 
+// Fake API: Kubernetes is incidental (a failed write to --dir); the fake is an in-process source.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_write_is_counted_shown_stale_and_cleared_once_it_lands() {
     let api = FakeApiServer::start().await.expect("fake api");
@@ -79,6 +81,7 @@ async fn a_failed_write_is_counted_shown_stale_and_cleared_once_it_lands() {
     assert!(body["lastError"].is_null(), "{body}");
 }
 
+// Fake API: Kubernetes is incidental (a full volume); the WriteFailed Event is read from the fake's store.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_object_too_big_for_the_volume_is_held_while_every_other_change_lands() {
     let api = FakeApiServer::start().await.expect("fake api");
@@ -158,6 +161,7 @@ impl Drop for Tmpfs {
     }
 }
 
+// Fake API: Kubernetes is incidental (a full tmpfs); the fake is an in-process source.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_object_that_fits_only_without_the_new_root_is_held_while_every_other_change_lands() {
     let api = FakeApiServer::start().await.expect("fake api");
@@ -186,6 +190,7 @@ async fn an_object_that_fits_only_without_the_new_root_is_held_while_every_other
     assert!(full.unwrap_or_default() >= 1.0, "the volume never filled up: {}", sidecar.log());
 }
 
+// Fake API: Kubernetes is incidental (a full tmpfs); WriteFailed Events are read from the fake's store.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_objects_too_big_at_once_are_each_told_about_while_the_rest_lands() {
     let api = FakeApiServer::start().await.expect("fake api");
@@ -214,6 +219,7 @@ async fn two_objects_too_big_at_once_are_each_told_about_while_the_rest_lands() 
     crate::support::assert_complete_snapshot(&ws.dir());
 }
 
+// Fake API: Kubernetes is incidental (empty-selection hold, last-good copy); in-process source.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deleting_every_object_is_held_with_the_files_and_last_good_kept() {
     let api = FakeApiServer::start().await.expect("fake api");
@@ -252,6 +258,7 @@ async fn deleting_every_object_is_held_with_the_files_and_last_good_kept() {
     wait_for("emptied", WAIT, || std::fs::symlink_metadata(ws.dir().join("next")).is_err()).await;
 }
 
+// Fake API: Kubernetes is incidental (an empty selection is not ready); the fake is an in-process source.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_selection_empty_at_start_is_not_ready_and_says_why() {
     let api = FakeApiServer::start().await.expect("fake api");
@@ -264,6 +271,7 @@ async fn a_selection_empty_at_start_is_not_ready_and_says_why() {
     assert!(ws.data_target().is_none(), "nothing is written for an empty selection");
 }
 
+// Fake API: Kubernetes is incidental (webhook refusal, rollback); the fake is an in-process source.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_webhook_reload_rolls_back_and_an_unreachable_one_is_retried() {
     let api = FakeApiServer::start().await.expect("fake api");
@@ -318,6 +326,7 @@ async fn a_refused_webhook_reload_rolls_back_and_an_unreachable_one_is_retried()
     assert_eq!(ws.read("app/mode").as_deref(), Some("good-3"));
 }
 
+// Fake API: Kubernetes is incidental (a flag usage error); the fake only backs the kubeconfig.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn verify_url_without_a_reload_method_is_a_usage_error() {
     let api = FakeApiServer::start().await.expect("fake api");
@@ -328,6 +337,7 @@ async fn verify_url_without_a_reload_method_is_a_usage_error() {
     assert!(sidecar.log().contains("needs a reload method"), "{}", sidecar.log());
 }
 
+// Fake API: Kubernetes is incidental (an unwritable --dir at start); the fake only backs the kubeconfig.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_target_dir_it_may_not_write_to_is_a_usage_error() {
     let api = FakeApiServer::start().await.expect("fake api");
@@ -353,6 +363,7 @@ async fn with_a_snapshot_on_disk() -> (FakeApiServer, Workspace) {
     (api, ws)
 }
 
+// Fake API: Kubernetes is incidental (a read-only --dir, degraded); the fake is an in-process source.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_target_dir_that_refuses_writes_at_start_serves_its_snapshot_degraded_until_writable() {
     let (api, ws) = with_a_snapshot_on_disk().await;
@@ -393,6 +404,7 @@ async fn a_target_dir_that_refuses_writes_at_start_serves_its_snapshot_degraded_
     wait_state(&sidecar, "fresh", WAIT).await;
 }
 
+// Fake API: Kubernetes is incidental (a damaged snapshot on a read-only --dir); in-process source.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_target_dir_that_refuses_writes_with_a_damaged_snapshot_is_a_usage_error() {
     let (_api, ws) = with_a_snapshot_on_disk().await;

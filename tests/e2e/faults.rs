@@ -81,18 +81,21 @@ async fn an_error_window_is_reported_then_recovered(
     assert!(log.matches(SOURCE_ERROR).count() <= 2, "one line, repeats at most every 30 s:\n{log}");
 }
 
+// Fake API: 8 s of 503 on every request, on demand, which a real server cannot be made to give.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_503_window_is_reported_in_plain_words_and_the_next_change_lands_after_it() {
     let cause = "the API server answered 503 Service Unavailable to the ConfigMap watch";
     an_error_window_is_reported_then_recovered(503, None, "unavailable", cause).await;
 }
 
+// Fake API: 8 s of 429 with Retry-After, on demand, which a real server cannot be made to give.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_429_with_retry_after_is_reported_and_the_next_change_lands_after_it() {
     let cause = "the API server answered 429 Too Many Requests to the ConfigMap watch";
     an_error_window_is_reported_then_recovered(429, Some(2), "throttled", cause).await;
 }
 
+// Fake API: frozen (open, silent) watches and 1 s bookmarks; a real server gives neither on demand.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_frozen_watch_is_reported_as_stalled_while_it_lasts_and_replaced_without_a_relist() {
     // Bookmarks come every second from the fake API; three silent seconds are a stall.
@@ -117,6 +120,7 @@ async fn a_frozen_watch_is_reported_as_stalled_while_it_lasts_and_replaced_witho
     assert_eq!(api.stats().lists, 0, "a stalled watch resumes from its resourceVersion");
 }
 
+// Fake API: a frozen watch while the API stays healthy, which a real server cannot be made to give.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_frozen_watch_with_healthy_api_is_replaced_and_the_next_change_lands() {
     let (api, ws, sidecar) = synced(&["--watch-idle-timeout=3s"]).await;
@@ -128,6 +132,7 @@ async fn a_frozen_watch_with_healthy_api_is_replaced_and_the_next_change_lands()
     wait_until("fresh again", WAIT, || reports(&sidecar, "fresh", "")).await;
 }
 
+// Fake API: 30 s of 503 then exactly one failed request, timed on demand; a real server gives neither.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_blip_after_a_recovered_outage_resumes_from_the_first_backoff_step() {
     let (api, ws, sidecar) = synced(&[]).await;

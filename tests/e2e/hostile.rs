@@ -33,6 +33,7 @@ fn run_to_exit(args: &[String], env: &[(&str, &Path)]) -> (Option<i32>, String) 
     (output.status.code(), String::from_utf8_lossy(&output.stderr).into_owned())
 }
 
+// Fake API: Kubernetes is incidental (flag and path checks exit 64); the fake serves the final --once run.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn configuration_errors_exit_64_with_one_line_before_creating_anything() {
     let api = FakeApiServer::start().await.expect("fake api");
@@ -82,6 +83,7 @@ async fn configuration_errors_exit_64_with_one_line_before_creating_anything() {
     assert_eq!(std::fs::read_to_string(nested.join("web/a")).ok().as_deref(), Some("1"));
 }
 
+// Fake API: Kubernetes is incidental (file-mode annotation checks); the fake is an in-process source.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unsafe_mode_annotations_are_rejected_counted_and_named_while_previous_files_stay() {
     let api = FakeApiServer::start().await.expect("fake api");
@@ -110,6 +112,7 @@ async fn unsafe_mode_annotations_are_rejected_counted_and_named_while_previous_f
     assert!(warning.contains("web") && warning.contains("configsnap.io/file-mode"), "{warning}");
 }
 
+// Fake API: serves names and keys ("a/b", newline, NUL, ESC, 4097 chars) a real server refuses to store.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_names_and_keys_are_rejected_without_forging_text_log_lines() {
     let api = FakeApiServer::start().await.expect("fake api");
@@ -195,6 +198,7 @@ fn unsalted_secret_digest(name: &str, key: &str, guess: &[u8]) -> String {
     configsnap::snapshot::tree::node_name(&hasher.finalize().into())
 }
 
+// Fake API: Kubernetes is incidental (what the volume shows of a Secret); the fake is an in-process source.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_world_readable_file_holds_a_hash_of_secret_data() {
     use sha2::Digest;
@@ -228,6 +232,7 @@ async fn no_world_readable_file_holds_a_hash_of_secret_data() {
     drop(sidecar);
 }
 
+// Fake API: Kubernetes is incidental (planted entries in --dir, --state-dir); in-process source.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn planted_directories_and_state_dir_junk_block_neither_start_nor_swaps() {
     let api = FakeApiServer::start().await.expect("fake api");

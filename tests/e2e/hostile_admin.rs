@@ -68,6 +68,7 @@ async fn slowloris(port: u16) -> bool {
     false
 }
 
+// Fake API: Kubernetes is incidental (the admin port under a flood); the fake is an in-process source.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_connections_and_a_slowloris_block_neither_swaps_nor_probes_nor_burn_cpu() {
     let limit = raise_fd_limit(FLOOD as u64 + 1_000);
@@ -133,6 +134,7 @@ async fn any_closed_by_server(streams: &mut [tokio::net::TcpStream]) -> bool {
     false
 }
 
+// Fake API: none; --from-dir, as the admin port's accept back-off needs no API server.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn accept_errors_at_the_fd_limit_back_off_instead_of_spinning() {
     let tmp = tempfile::tempdir().expect("tempdir");

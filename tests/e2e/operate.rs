@@ -14,6 +14,7 @@ async fn state_is(sidecar: &Sidecar, code: u16, state: &str) -> bool {
     readyz(sidecar).await.is_some_and(|(c, body)| c == code && body["status"]["state"] == state)
 }
 
+// Fake API: connections refused before the first sync and lifted on demand; real outages are in outage.rs.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readyz_follows_the_first_sync_and_the_api_outage_while_healthz_stays_up() {
     let api = FakeApiServer::start().await.expect("fake api");
@@ -41,6 +42,7 @@ async fn readyz_follows_the_first_sync_and_the_api_outage_while_healthz_stays_up
     sidecar.wait_metric("configsnap_degraded", 0.0).await;
 }
 
+// Fake API: Kubernetes is incidental (/metrics); the rejection needs a key ("../x") a real server refuses.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_parse_and_move_for_a_swap_a_rejection_and_a_failed_reload() {
     let api = FakeApiServer::start().await.expect("fake api");
@@ -67,6 +69,7 @@ async fn metrics_parse_and_move_for_a_swap_a_rejection_and_a_failed_reload() {
     assert!(samples["configsnap_event_to_swap_seconds_count"] >= 1.0);
 }
 
+// Fake API: Kubernetes is incidental (logs, SIGTERM); 400 updates 2 ms apart from an in-process source.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn json_logs_are_one_object_per_line_and_sigterm_exits_zero_with_a_complete_snapshot() {
     let api = FakeApiServer::start().await.expect("fake api");
@@ -98,6 +101,7 @@ async fn json_logs_are_one_object_per_line_and_sigterm_exits_zero_with_a_complet
     assert!(log.contains("shutdown signal received"), "{log}");
 }
 
+// Fake API: Kubernetes is incidental (--once exit codes); the dead API is connections refused on demand.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn once_writes_and_exits_zero_and_fails_with_one_line_against_a_dead_api() {
     let api = FakeApiServer::start().await.expect("fake api");
@@ -118,6 +122,7 @@ async fn once_writes_and_exits_zero_and_fails_with_one_line_against_a_dead_api()
     assert!(last.starts_with("configsnap: failed to get a first state"), "{last}");
 }
 
+// Fake API: Kubernetes is incidental (Secret file modes, no value leaked); the fake is an in-process source.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn secrets_are_written_0600_and_their_values_never_logged_or_exported() {
     let api = FakeApiServer::start().await.expect("fake api");
@@ -169,6 +174,7 @@ fn kubelet_write(dir: &std::path::Path, version: u32, files: &[(&str, &str)]) {
     }
 }
 
+// Fake API: none; --from-dir reads a kubelet-style volume the test writes, no API server.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn from_dir_follows_kubelet_updates_nested_keys_and_a_volume_that_appears_later() {
     let tmp = tempfile::tempdir().expect("tempdir");
@@ -198,6 +204,7 @@ async fn from_dir_follows_kubelet_updates_nested_keys_and_a_volume_that_appears_
     wait_for("a volume that appears later", WAIT, || read("late/late.conf").as_deref() == Some("here")).await;
 }
 
+// Fake API: Kubernetes is incidental (SIGTERM during a reload); the fake is an in-process source.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_makes_it_unready_at_once_and_lets_the_reload_in_progress_finish() {
     let api = FakeApiServer::start().await.expect("fake api");

@@ -46,6 +46,7 @@ fn read_resolved_generations(dir: std::path::PathBuf, stop: Arc<AtomicBool>) -> 
     seen
 }
 
+// Fake API: Kubernetes is incidental (readers during swaps); 1,000 quick updates from an in-process source.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readers_that_resolved_data_lose_no_file_during_1000_swaps() {
     let api = FakeApiServer::start().await.expect("fake api");

@@ -48,6 +48,7 @@ fn pid_file_flag(ws: &Workspace) -> String {
     format!("--pid-file={}", ws.tmp.path().join("app.pid").display())
 }
 
+// Fake API: Kubernetes is incidental (SIGHUP count); a 50-write burst and a 410 relist forced on demand.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_update_one_signal_a_burst_one_signal_and_no_change_no_signal() {
     let api = FakeApiServer::start().await.expect("fake api");
@@ -85,6 +86,7 @@ async fn one_update_one_signal_a_burst_one_signal_and_no_change_no_signal() {
     sidecar.wait_metric("configsnap_swaps_total", swaps_before + 2.0).await;
 }
 
+// Fake API: Kubernetes is incidental (a missing pid file); the fake is an in-process source.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_missing_signal_target_is_a_warning_and_the_next_change_signals() {
     let api = FakeApiServer::start().await.expect("fake api");
@@ -101,6 +103,7 @@ async fn a_missing_signal_target_is_a_warning_and_the_next_change_signals() {
     wait_for("signal once the target exists", WAIT, || counter.hups() == 1).await;
 }
 
+// Fake API: Kubernetes is incidental (nginx reload on SIGHUP); the fake is an in-process data source.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nginx_serves_the_new_page_after_one_sighup() {
     let Some(nginx) = ["/usr/sbin/nginx", "/usr/bin/nginx"].into_iter().find(|p| Path::new(p).exists())
@@ -199,6 +202,7 @@ async fn webhook_server(failures: Option<usize>) -> (String, Calls) {
     (format!("{base}/-/reload"), calls)
 }
 
+// Fake API: Kubernetes is incidental (webhook retries); the fake is an in-process source.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_webhook_that_fails_twice_is_retried_and_succeeds() {
     let api = FakeApiServer::start().await.expect("fake api");
@@ -215,6 +219,7 @@ async fn a_webhook_that_fails_twice_is_retried_and_succeeds() {
     assert!(hashes.iter().all(|h| h.starts_with("sha256:") && *h == hashes[0]), "{hashes:?}");
 }
 
+// Fake API: Kubernetes is incidental (webhook retries cancelled); the fake is an in-process source.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_webhook_blocks_no_swap_and_a_newer_snapshot_cancels_its_retries() {
     let api = FakeApiServer::start().await.expect("fake api");
@@ -241,6 +246,7 @@ async fn a_failing_webhook_blocks_no_swap_and_a_newer_snapshot_cancels_its_retri
     );
 }
 
+// Fake API: Kubernetes is incidental (--exec environment and timeout); the fake is an in-process source.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exec_gets_the_snapshot_in_its_environment_and_is_bounded_in_time() {
     let api = FakeApiServer::start().await.expect("fake api");
@@ -297,6 +303,7 @@ fn calls_of(calls: &Calls) -> Vec<String> {
     calls.lock().expect("calls").clone()
 }
 
+// Fake API: a 410 relist forced while a reload is in flight, a timing a real server cannot give on demand.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_no_op_relist_during_a_reload_does_not_repeat_it() {
     let api = FakeApiServer::start().await.expect("fake api");
@@ -323,6 +330,7 @@ async fn a_no_op_relist_during_a_reload_does_not_repeat_it() {
     assert_ne!(seen[0], seen[1]);
 }
 
+// Fake API: Kubernetes is incidental (a reload superseded by refused content); in-process source.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reload_superseded_by_refused_content_is_still_delivered() {
     let api = FakeApiServer::start().await.expect("fake api");

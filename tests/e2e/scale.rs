@@ -19,6 +19,7 @@ fn visible_entries(dir: &std::path::Path) -> usize {
     entries.saturating_sub(4)
 }
 
+// Fake API: Kubernetes is incidental (5,000 objects under 64 fds); the fake loads them in-process, fast.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn five_thousand_objects_become_ready_and_keep_updating_with_64_fds() {
     let options = Options { history_capacity: 4 * OBJECTS, ..Options::default() };

@@ -20,6 +20,7 @@ fn in_dir(dir: &str, name: &str, data: &[(&str, &str)]) -> serde_json::Value {
     builder.build()
 }
 
+// Fake API: Kubernetes is incidental (the target-dir annotation on disk); the fake is an in-process source.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn annotated_configmaps_share_one_folder_and_update_collide_and_leave_it_alone() {
     let api = FakeApiServer::start().await.expect("fake api");

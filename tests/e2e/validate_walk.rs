@@ -52,11 +52,13 @@ async fn refuses_a_planted_bad_value(validator: &str) {
     assert_eq!(views.len(), 1, "one validation view, kept and updated: {views:?}");
 }
 
+// Fake API: Kubernetes is incidental (--validate-cmd walking the staged dir); in-process source.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn grep_r_on_the_staged_dir_refuses_a_bad_value() {
     refuses_a_planted_bad_value("! grep -rq BAD $CONFIGSNAP_STAGED_DIR").await;
 }
 
+// Fake API: Kubernetes is incidental (--validate-cmd walking the staged dir); in-process source.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn find_without_l_on_the_staged_dir_refuses_a_bad_value() {
     // find prints each regular file holding BAD; any output fails the check. `-type f`
@@ -68,6 +70,7 @@ async fn find_without_l_on_the_staged_dir_refuses_a_bad_value() {
     .await;
 }
 
+// Fake API: Kubernetes is incidental (--validate-cmd walking the staged dir); in-process source.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_python_walker_that_follows_no_link_refuses_a_bad_value() {
     let python = ["python3", "/usr/bin/python3"]

@@ -89,21 +89,25 @@ fn found_label(case: &str) -> &'static str {
     }
 }
 
+// Fake API: Kubernetes is incidental (a replaced visible link is repaired); in-process source.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_visible_link_replaced_by_a_link_to_another_directory_is_repaired() {
     repaired_while_running_and_at_start("link-to-dir").await;
 }
 
+// Fake API: Kubernetes is incidental (a replaced visible link is repaired); in-process source.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_visible_link_replaced_by_a_link_to_a_file_is_repaired() {
     repaired_while_running_and_at_start("link-to-file").await;
 }
 
+// Fake API: Kubernetes is incidental (a replaced visible link is repaired); in-process source.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_visible_link_replaced_by_a_real_directory_is_repaired_and_the_directory_kept_aside() {
     repaired_while_running_and_at_start("directory").await;
 }
 
+// Fake API: Kubernetes is incidental (a replaced visible link is repaired); in-process source.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_visible_link_replaced_by_a_dangling_link_is_repaired() {
     repaired_while_running_and_at_start("dangling-link").await;

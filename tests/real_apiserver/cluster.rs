@@ -46,7 +46,7 @@ impl Cluster {
     }
 
     /// Starts a sidecar as the ServiceAccount, with its own `--dir` (`dir-<tag>`), an
-    /// `--exec true` reload and `extra` flags.
+    /// `--exec true` reload (unless `extra` has its own `--exec`) and `extra` flags.
     pub fn sidecar(&self, tag: &str, extra: &[&str]) -> Sidecar {
         let port = free_port();
         let dir = self.dir(tag);
@@ -56,9 +56,11 @@ impl Cluster {
             format!("--selector={LABEL}"),
             format!("--listen=127.0.0.1:{port}"),
             "--log-format=json".to_owned(),
-            "--exec=true".to_owned(),
             "--debounce=0".to_owned(),
         ];
+        if !extra.iter().any(|a| a.starts_with("--exec")) {
+            args.push("--exec=true".to_owned());
+        }
         args.extend(extra.iter().map(|s| (*s).to_owned()));
         let kubeconfig = self.tmp.path().join("kubeconfig");
         Sidecar::spawn(&Launch {

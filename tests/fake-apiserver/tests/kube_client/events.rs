@@ -6,6 +6,7 @@ use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 
 use crate::support::kube_client;
 
+// Fake API: checks the fake against kube-runtime's Recorder (a create, then a series patch).
 #[tokio::test]
 async fn the_recorder_turns_repeats_into_one_series() {
     let server = FakeApiServer::start().await.expect("server starts");

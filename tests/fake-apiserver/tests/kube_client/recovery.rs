@@ -18,6 +18,7 @@ async fn quiet_server() -> FakeApiServer {
     FakeApiServer::start_with(opts).await.expect("server starts")
 }
 
+// Fake API: watches dropped on demand; checks kube's watcher resumes on the fake without a LIST.
 #[tokio::test]
 async fn watch_resumes_from_last_resource_version_without_relist() {
     let server = FakeApiServer::start().await.expect("server starts");
@@ -35,6 +36,7 @@ async fn watch_resumes_from_last_resource_version_without_relist() {
     assert!(after.watch_resumes > before.watch_resumes, "{before:?} -> {after:?}");
 }
 
+// Fake API: a torn watch chunk on demand; checks kube's watcher resumes on the fake without a LIST.
 #[tokio::test]
 async fn watcher_resumes_after_a_truncated_watch_event_without_relist() {
     let server = FakeApiServer::start().await.expect("server starts");
@@ -48,6 +50,7 @@ async fn watcher_resumes_after_a_truncated_watch_event_without_relist() {
     assert_eq!(server.stats().lists, 1, "no relist");
 }
 
+// Fake API: exact control of bookmarks and compaction, so kube's watcher falls behind and gets 410.
 #[tokio::test]
 async fn watcher_relists_when_its_resource_version_was_compacted() {
     let server = quiet_server().await;
@@ -71,6 +74,7 @@ async fn watcher_relists_when_its_resource_version_was_compacted() {
     assert_eq!(server.stats().lists, 2);
 }
 
+// Fake API: a 410 on every resume on demand; checks kube's watcher relists against the fake.
 #[tokio::test]
 async fn watcher_relists_when_every_resume_is_expired() {
     let server = FakeApiServer::start().await.expect("server starts");
@@ -89,6 +93,7 @@ async fn watcher_relists_when_every_resume_is_expired() {
     w.until(|e| *e == apply("b") || *e == init_apply("b")).await;
 }
 
+// Fake API: connections refused on demand; checks kube's watcher resumes against the fake.
 #[tokio::test]
 async fn watcher_recovers_after_the_api_refuses_connections_for_a_while() {
     let server = FakeApiServer::start().await.expect("server starts");
@@ -106,6 +111,7 @@ async fn watcher_recovers_after_the_api_refuses_connections_for_a_while() {
     assert_eq!(server.stats().lists, 1);
 }
 
+// Fake API: exactly three 503s on demand; checks kube's retry layer hides them.
 #[tokio::test]
 async fn client_retries_injected_503s_before_the_watcher_sees_them() {
     let server = FakeApiServer::start().await.expect("server starts");
@@ -118,6 +124,7 @@ async fn client_retries_injected_503s_before_the_watcher_sees_them() {
     assert_eq!((stats.errors_injected, stats.lists), (3, 1));
 }
 
+// Fake API: exactly two 500s on demand; checks kube's watcher backs off and recovers.
 #[tokio::test]
 async fn watcher_backs_off_and_recovers_after_injected_500s() {
     let server = FakeApiServer::start().await.expect("server starts");
@@ -135,6 +142,7 @@ async fn watcher_backs_off_and_recovers_after_injected_500s() {
     w.expect(apply("b")).await;
 }
 
+// Fake API: a 429 with Retry-After on demand; checks kube's client waits it out.
 #[tokio::test]
 async fn client_waits_out_retry_after_on_429() {
     let server = FakeApiServer::start().await.expect("server starts");

@@ -11,6 +11,7 @@ fn web() -> watcher::Config {
     watcher::Config::default().labels("app=web")
 }
 
+// Fake API: checks the fake serves kube-rs from a plain-http kubeconfig, as the e2e tests use it.
 #[tokio::test]
 async fn kubeconfig_without_ca_data_gives_a_working_client_for_plain_http() {
     let server = FakeApiServer::start().await.expect("server starts");
@@ -23,6 +24,7 @@ async fn kubeconfig_without_ca_data_gives_a_working_client_for_plain_http() {
     assert_eq!(cm.data.expect("data")["k"], "1");
 }
 
+// Fake API: checks the fake against kube's watcher (initial sync, one LIST) the e2e tests rely on.
 #[tokio::test]
 async fn watcher_sees_init_init_apply_and_init_done_for_matching_config_maps() {
     let server = FakeApiServer::start().await.expect("server starts");
@@ -35,6 +37,7 @@ async fn watcher_sees_init_init_apply_and_init_done_for_matching_config_maps() {
     assert_eq!((stats.lists, stats.errors_injected), (1, 0));
 }
 
+// Fake API: checks the fake against kube's watcher (changes, selector transitions).
 #[tokio::test]
 async fn watcher_sees_apply_and_delete_including_selector_transitions() {
     let server = FakeApiServer::start().await.expect("server starts");
@@ -54,6 +57,7 @@ async fn watcher_sees_apply_and_delete_including_selector_transitions() {
     assert!(w.expect(apply("last")).await.is_empty(), "non-matching objects are never seen");
 }
 
+// Fake API: checks the fake against kube's streaming-list watcher (no LIST).
 #[tokio::test]
 async fn streaming_list_watcher_finishes_its_initial_events_at_the_annotated_bookmark() {
     let server = FakeApiServer::start().await.expect("server starts");

@@ -25,6 +25,7 @@ fn events_url(server: &FakeApiServer, rest: &str) -> String {
     format!("{}/apis/events.k8s.io/v1/namespaces/ns/events{rest}", server.url())
 }
 
+// Fake API: checks the fake server's own events.k8s.io/v1 create, get and regarding.* field selectors.
 #[tokio::test]
 async fn events_are_created_read_back_and_selected_by_regarding_name() {
     let server = FakeApiServer::start().await.expect("server starts");
@@ -48,6 +49,7 @@ async fn events_are_created_read_back_and_selected_by_regarding_name() {
     assert_eq!(code, 400, "{bad}");
 }
 
+// Fake API: checks the fake server's own core/v1 Event view (involvedObject) for kubectl describe.
 #[tokio::test]
 async fn the_core_view_maps_regarding_to_involved_object_for_kubectl_describe() {
     let server = FakeApiServer::start().await.expect("server starts");
@@ -69,6 +71,7 @@ async fn the_core_view_maps_regarding_to_involved_object_for_kubectl_describe() 
     assert_eq!(all["items"].as_array().map(Vec::len), Some(1));
 }
 
+// Fake API: checks the fake server's own watch on Events.
 #[tokio::test]
 async fn a_watch_on_events_sees_a_created_event() {
     let server = FakeApiServer::start().await.expect("server starts");
@@ -81,6 +84,7 @@ async fn a_watch_on_events_sees_a_created_event() {
     assert_eq!(seen["object"]["reason"], "Applied");
 }
 
+// Fake API: checks the fake's own Event-write faults (403, delay) that the e2e Event tests use.
 #[tokio::test]
 async fn event_writes_can_be_forbidden_and_delayed_without_touching_other_resources() {
     let server = FakeApiServer::start().await.expect("server starts");
@@ -109,6 +113,7 @@ async fn event_writes_can_be_forbidden_and_delayed_without_touching_other_resour
     slow.abort();
 }
 
+// Fake API: checks the fake server's own Table view of Events for kubectl get events.
 #[tokio::test]
 async fn kubectl_get_events_gets_a_table_with_the_columns_a_real_server_sends() {
     let server = FakeApiServer::start().await.expect("server starts");

@@ -12,6 +12,7 @@ async fn quiet_server() -> FakeApiServer {
     FakeApiServer::start_with(opts).await.expect("server starts")
 }
 
+// Fake API: checks the fake's own drop_watches fault (clean end, lossless resume) the other tests use.
 #[tokio::test]
 async fn drop_watches_ends_every_open_watch_cleanly() {
     let server = quiet_server().await;
@@ -29,6 +30,7 @@ async fn drop_watches_ends_every_open_watch_cleanly() {
     assert_eq!(summary(&again.event().await), ("ADDED".into(), "b".into(), b));
 }
 
+// Fake API: checks the fake's own torn-chunk fault, which a real server cannot give on demand.
 #[tokio::test]
 async fn truncate_next_watch_event_cuts_the_event_and_aborts_the_connection() {
     let server = quiet_server().await;
@@ -43,6 +45,7 @@ async fn truncate_next_watch_event_cuts_the_event_and_aborts_the_connection() {
     }
 }
 
+// Fake API: checks the fake's own injected 500s (Status body, /version spared) the fault tests use.
 #[tokio::test]
 async fn fail_requests_answers_500_with_a_status_then_serves_again() {
     let server = quiet_server().await;
@@ -64,6 +67,7 @@ async fn fail_requests_answers_500_with_a_status_then_serves_again() {
     assert_eq!((stats.errors_injected, stats.lists), (2, 1), "injected failures are not counted as lists");
 }
 
+// Fake API: checks the fake's own injected 429 with Retry-After that the fault tests use.
 #[tokio::test]
 async fn fail_requests_429_carries_retry_after() {
     let server = quiet_server().await;
@@ -78,6 +82,7 @@ async fn fail_requests_429_carries_retry_after() {
     assert_eq!(code, 200);
 }
 
+// Fake API: checks the fake's own hang fault (requests held until released) the outage tests use.
 #[tokio::test]
 async fn set_hang_holds_requests_until_released() {
     let server = quiet_server().await;
@@ -96,6 +101,7 @@ async fn set_hang_holds_requests_until_released() {
     assert_eq!(code, 200);
 }
 
+// Fake API: checks the fake's own hang fault on open watches that the outage tests use.
 #[tokio::test]
 async fn set_hang_stops_open_watches_from_sending() {
     let server = quiet_server().await;
@@ -109,6 +115,7 @@ async fn set_hang_stops_open_watches_from_sending() {
     assert_eq!(summary(&w.event().await), ("ADDED".into(), "b".into(), b));
 }
 
+// Fake API: checks the fake's own refused-connections fault (same port after) the outage tests use.
 #[tokio::test]
 async fn set_refuse_refuses_connections_until_lifted_on_the_same_port() {
     let server = quiet_server().await;
@@ -124,6 +131,7 @@ async fn set_refuse_refuses_connections_until_lifted_on_the_same_port() {
     assert_eq!(code, 200);
 }
 
+// Fake API: checks the fake's own 410-on-every-resume fault that the relist tests use.
 #[tokio::test]
 async fn set_expire_all_watch_resumes_answers_every_resume_with_410() {
     let server = quiet_server().await;
@@ -141,6 +149,7 @@ async fn set_expire_all_watch_resumes_answers_every_resume_with_410() {
     assert_eq!(summary(&resumed.event().await), ("ADDED".into(), "b".into(), b));
 }
 
+// Fake API: checks the fake's own timed 503 window that the fault tests use.
 #[tokio::test]
 async fn fail_until_answers_every_request_until_the_instant_then_serves_again() {
     let server = quiet_server().await;
@@ -160,6 +169,7 @@ async fn fail_until_answers_every_request_until_the_instant_then_serves_again() 
     assert_eq!(server.stats().errors_injected, 5);
 }
 
+// Fake API: checks the fake's own timed 429 window with Retry-After, and its clearing.
 #[tokio::test]
 async fn fail_until_429_carries_retry_after_and_an_instant_in_the_past_clears_it() {
     let server = quiet_server().await;
@@ -174,6 +184,7 @@ async fn fail_until_429_carries_retry_after_and_an_instant_in_the_past_clears_it
     assert_eq!(code, 200);
 }
 
+// Fake API: checks the fake's own frozen-watch fault (silent past timeoutSeconds) the stall tests use.
 #[tokio::test]
 async fn freeze_watches_silences_open_watches_past_their_timeout_but_not_new_ones() {
     let server = FakeApiServer::start_with(Options {
@@ -208,6 +219,7 @@ async fn freeze_watches_silences_open_watches_past_their_timeout_but_not_new_one
     assert_eq!(summary(&fresh.non_bookmark().await), ("ADDED".into(), "b".into(), b));
 }
 
+// Fake API: checks the fake's own freeze-new-watches fault that the stall tests use.
 #[tokio::test]
 async fn set_freeze_new_watches_answers_200_then_sends_nothing_until_lifted() {
     let server = quiet_server().await;

@@ -14,6 +14,7 @@ async fn labelled_server() -> FakeApiServer {
     server
 }
 
+// Fake API: checks the fake server's own label selector operators, which the other tests rely on.
 #[tokio::test]
 async fn list_filters_by_every_label_selector_operator() {
     let server = labelled_server().await;
@@ -36,6 +37,7 @@ async fn list_filters_by_every_label_selector_operator() {
     }
 }
 
+// Fake API: checks the fake server's own 400 for a malformed label selector.
 #[tokio::test]
 async fn list_rejects_a_malformed_label_selector_with_400() {
     let server = labelled_server().await;
@@ -45,6 +47,7 @@ async fn list_rejects_a_malformed_label_selector_with_400() {
     assert_eq!(body["reason"], "BadRequest");
 }
 
+// Fake API: checks the fake server's own metadata.name field selector, which --name relies on.
 #[tokio::test]
 async fn list_filters_by_metadata_name_field_selector() {
     let server = labelled_server().await;
@@ -57,6 +60,7 @@ async fn list_filters_by_metadata_name_field_selector() {
     assert_eq!((code, body["reason"].as_str()), (400, Some("BadRequest")));
 }
 
+// Fake API: checks the fake server's own LIST shape (no item kind, the list's resourceVersion).
 #[tokio::test]
 async fn list_items_have_no_kind_and_the_list_has_the_current_resource_version() {
     let server = labelled_server().await;
@@ -69,6 +73,7 @@ async fn list_items_have_no_kind_and_the_list_has_the_current_resource_version()
     assert_eq!(first["metadata"]["namespace"], "ns");
 }
 
+// Fake API: checks the fake server's own pagination (limit, continue, one snapshot).
 #[tokio::test]
 async fn list_pages_with_limit_and_continue_from_one_snapshot() {
     let server = labelled_server().await;
@@ -92,6 +97,7 @@ async fn list_pages_with_limit_and_continue_from_one_snapshot() {
     assert!(p3["metadata"].get("continue").is_none(), "last page: {p3}");
 }
 
+// Fake API: checks the fake server's own paging under a selector (no remainingItemCount).
 #[tokio::test]
 async fn list_pages_under_a_selector_omit_remaining_item_count() {
     let server = labelled_server().await;
@@ -101,6 +107,7 @@ async fn list_pages_under_a_selector_omit_remaining_item_count() {
     assert!(p1["metadata"].get("remainingItemCount").is_none(), "{p1}");
 }
 
+// Fake API: checks the fake server's own 400 for continue with a resourceVersion, or a bad token.
 #[tokio::test]
 async fn list_rejects_a_resource_version_together_with_continue() {
     let server = labelled_server().await;
@@ -113,6 +120,7 @@ async fn list_rejects_a_resource_version_together_with_continue() {
     assert_eq!(code, 400);
 }
 
+// Fake API: checks the fake server's own Exact/NotOlderThan LIST and its 410 after compact().
 #[tokio::test]
 async fn list_at_an_exact_resource_version_shows_the_past_until_compacted() {
     let server = labelled_server().await;
@@ -134,6 +142,7 @@ async fn list_at_an_exact_resource_version_shows_the_past_until_compacted() {
     assert_eq!((code, body["reason"].as_str(), body["code"].as_u64()), (410, Some("Expired"), Some(410)));
 }
 
+// Fake API: checks the fake server's own 504 for a LIST at a future resourceVersion.
 #[tokio::test]
 async fn list_of_a_future_resource_version_times_out_with_504() {
     let server = labelled_server().await;
@@ -142,6 +151,7 @@ async fn list_of_a_future_resource_version_times_out_with_504() {
     assert_eq!((code, body["reason"].as_str()), (504, Some("Timeout")));
 }
 
+// Fake API: checks the fake server's own no-op apply (same resourceVersion) the no-change tests rely on.
 #[tokio::test]
 async fn apply_of_an_unchanged_object_keeps_its_resource_version() {
     let server = FakeApiServer::start().await.expect("server starts");
@@ -151,6 +161,7 @@ async fn apply_of_an_unchanged_object_keeps_its_resource_version() {
     assert!(put(&server, "same", &[("app", "db")]) > first);
 }
 
+// Fake API: checks the fake server's own 422 for a change to an immutable ConfigMap.
 #[tokio::test]
 async fn data_of_an_immutable_config_map_cannot_change() {
     let server = FakeApiServer::start().await.expect("server starts");

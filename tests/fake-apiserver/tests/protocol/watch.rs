@@ -17,6 +17,7 @@ fn ev(t: &str, name: &str, rv: u64) -> (String, String, u64) {
     (t.to_string(), name.to_string(), rv)
 }
 
+// Fake API: checks the fake server's own watch resume order, which the other tests rely on.
 #[tokio::test]
 async fn watch_from_a_resource_version_delivers_later_events_in_order() {
     let server = quiet_server().await;
@@ -33,6 +34,7 @@ async fn watch_from_a_resource_version_delivers_later_events_in_order() {
     assert_eq!(summary(&w.event().await), ev("DELETED", "b", gone));
 }
 
+// Fake API: checks the fake server's own synthetic ADDED events for a watch without resourceVersion.
 #[tokio::test]
 async fn watch_without_resource_version_starts_with_synthetic_added_events() {
     let server = quiet_server().await;
@@ -48,6 +50,7 @@ async fn watch_without_resource_version_starts_with_synthetic_added_events() {
     assert_eq!(summary(&w.event().await), ev("ADDED", "c", c2));
 }
 
+// Fake API: checks the fake server's own selector transitions (ADDED, DELETED) on a watch.
 #[tokio::test]
 async fn watch_reports_objects_entering_and_leaving_the_selector_as_added_and_deleted() {
     let server = quiet_server().await;
@@ -63,6 +66,7 @@ async fn watch_reports_objects_entering_and_leaving_the_selector_as_added_and_de
     assert_eq!(deleted["object"]["metadata"]["labels"]["app"], "web", "the last state that matched");
 }
 
+// Fake API: checks the fake server's own bookmarks (only with allowWatchBookmarks, latest RV).
 #[tokio::test]
 async fn watch_sends_bookmarks_only_when_allowed() {
     let server = quiet_server().await;
@@ -84,6 +88,7 @@ async fn watch_sends_bookmarks_only_when_allowed() {
     assert_eq!(summary(&without.event().await), ev("ADDED", "b", b), "no bookmark before it");
 }
 
+// Fake API: checks the fake server's own bookmark interval, which the stall tests rely on.
 #[tokio::test]
 async fn watch_sends_periodic_bookmarks_at_the_configured_interval() {
     let opts = Options { bookmark_interval: Duration::from_millis(100), ..Options::default() };
@@ -99,6 +104,7 @@ async fn watch_sends_periodic_bookmarks_at_the_configured_interval() {
     }
 }
 
+// Fake API: checks the fake server's own 410 Expired ERROR event inside a 200 watch.
 #[tokio::test]
 async fn watch_from_a_compacted_resource_version_gets_a_410_expired_error_event() {
     let server = quiet_server().await;
@@ -126,6 +132,7 @@ async fn watch_from_a_compacted_resource_version_gets_a_410_expired_error_event(
     assert_eq!(summary(&ok.event().await), ev("ADDED", "b", b));
 }
 
+// Fake API: checks the fake server's own clean end of a watch after timeoutSeconds.
 #[tokio::test]
 async fn watch_ends_cleanly_after_timeout_seconds() {
     let server = quiet_server().await;
@@ -138,6 +145,7 @@ async fn watch_ends_cleanly_after_timeout_seconds() {
     assert_eq!(server.stats().open_watches, 0);
 }
 
+// Fake API: checks the fake server's own streaming list (sendInitialEvents, initial-events-end bookmark).
 #[tokio::test]
 async fn streaming_list_ends_initial_events_with_an_annotated_bookmark() {
     let server = quiet_server().await;
@@ -157,6 +165,7 @@ async fn streaming_list_ends_initial_events_with_an_annotated_bookmark() {
     assert_eq!(server.stats().lists, 0);
 }
 
+// Fake API: checks the fake server's own 422 for malformed sendInitialEvents watches.
 #[tokio::test]
 async fn send_initial_events_needs_not_older_than_and_bookmarks() {
     let server = quiet_server().await;
@@ -171,6 +180,7 @@ async fn send_initial_events_needs_not_older_than_and_bookmarks() {
     }
 }
 
+// Fake API: checks the fake server's own quiet watch (nothing sent without a change).
 #[tokio::test]
 async fn watch_sends_nothing_while_nothing_changes() {
     let server = quiet_server().await;
