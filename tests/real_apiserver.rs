@@ -24,3 +24,6 @@ mod fleet;
 
 #[path = "real_apiserver/events.rs"]
 mod events;
+
+#[path = "real_apiserver/secrets.rs"]
+mod secrets;
