@@ -458,9 +458,12 @@ impl Writer {
         Ok(())
     }
 
-    /// Removes a staged root that will not be committed, and the nodes it created.
+    /// Removes a staged root that will not be committed, and the nodes it created; the
+    /// validation view goes back to the current snapshot, so refused content does not
+    /// linger on the volume.
     pub fn discard(&self, staged: Staged) -> Result<(), Error> {
         let mut state = self.lock();
+        self.unshow_refused(&mut state);
         self.remove_nodes(&mut state, &staged.created);
         fsops::remove_tree(&self.dir, &staged.root).map_err(io(format!("remove {}", staged.root)))
     }

@@ -8,14 +8,19 @@
 //! then kept: each later stage changes only the entries that differ from the snapshot it
 //! shows, so a validated update costs what changed, not the size of the namespace. Only
 //! the validation command reads it, between a stage and its commit or discard. It exists
-//! only when a validation command is configured; a leftover is removed at start. At most
-//! one directory per level of the path being filled is open at a time.
+//! only when a validation command is configured; a leftover is removed at start. After a
+//! refused stage it goes back to the current snapshot (or away, when there is none), so
+//! refused content never lingers; its own directory is 0700. At most one directory per
+//! level of the path being filled is open at a time.
 
 use super::{Error, OBJECTS_DIR, State, VIEW_PREFIX, Writer, fsops, io};
 use crate::snapshot::{Layout, Snapshot, top_of};
 use std::os::fd::OwnedFd;
 
-/// Directories of the view: read and search for all, like the snapshot's own.
+/// The view's own directory: the sidecar's alone (the app sharing the volume has no
+/// business with a snapshot that is not swapped in yet).
+const VIEW_ROOT_MODE: u32 = 0o700;
+/// Directories inside the view, like the snapshot's own.
 const VIEW_DIR_MODE: u32 = 0o755;
 
 /// The view on disk and the snapshot it shows.
@@ -48,10 +53,25 @@ impl Writer {
         Ok(name)
     }
 
+    /// Puts the view back to the snapshot `..data` points at (or removes it when there is
+    /// none), after a stage it showed was refused.
+    pub(super) fn unshow_refused(&self, state: &mut State) {
+        let Some(view) = state.view.take() else { return };
+        if let Some((current, _)) = state.current.as_ref()
+            && self.update_view(&view, current).is_ok()
+        {
+            state.view = Some(View { name: view.name, shows: current.clone() });
+            return;
+        }
+        if let Err(error) = fsops::remove_tree(&self.dir, &view.name) {
+            tracing::warn!(%error, name = view.name, "removing the validation view failed; it is cleaned at the next start");
+        }
+    }
+
     /// Builds a new view of `snapshot`; a failure removes what was made.
     fn make_view(&self, snapshot: &Snapshot) -> Result<String, Error> {
         let name = format!("{VIEW_PREFIX}{:016x}", rand::random::<u64>());
-        let root = fsops::make_dir(&self.dir, &name, VIEW_DIR_MODE).map_err(io(format!("create {name}")))?;
+        let root = fsops::make_dir(&self.dir, &name, VIEW_ROOT_MODE).map_err(io(format!("create {name}")))?;
         let files = snapshot
             .files()
             .map(|(path, object, file)| (path, format!("{}/{}", object.dir_name(), file.key)))

@@ -122,6 +122,11 @@ fn the_view_is_kept_and_changes_only_what_changed() {
         "an unchanged entry is not rebuilt"
     );
     writer.discard(refused).expect("discard");
+    assert_eq!(
+        walk_without_links(&view),
+        expected(&[("api/a.yaml", "same"), ("gone/g", "g"), ("web/nginx.conf", "v1")]),
+        "after a refusal the view shows the current snapshot again, not the refused one"
+    );
 
     let mut next = writer.stage(&version(b"v2", true)).expect("stage");
     writer.staged_view(&mut next).expect("view");
@@ -138,9 +143,10 @@ fn a_view_removed_under_the_writer_is_built_anew() {
         |v: &[u8]| Snapshot::from_objects(Layout::ByName, [Arc::new(object("web", &[("k", v, 0o644)]))]);
     let tmp = tempfile::tempdir().expect("tempdir");
     let writer = open(tmp.path());
+    writer.load_current().expect("start as the sidecar does");
     let mut first = writer.stage(&snapshot(b"1")).expect("stage");
     let view = writer.staged_view(&mut first).expect("view");
-    writer.discard(first).expect("discard");
+    writer.persist(writer.commit(first).expect("commit")).expect("persist");
     std::fs::remove_dir_all(&view).expect("someone removes it");
     let mut second = writer.stage(&snapshot(b"2")).expect("stage");
     let rebuilt = writer.staged_view(&mut second).expect("view");
