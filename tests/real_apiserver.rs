@@ -27,3 +27,6 @@ mod events;
 
 #[path = "real_apiserver/secrets.rs"]
 mod secrets;
+
+#[path = "real_apiserver/streaming.rs"]
+mod streaming;
