@@ -296,7 +296,7 @@ impl Sender {
             }
             Ok(Err(kube::Error::Api(status))) if status.code == 403 => {
                 if self.forbidden_until.is_none() {
-                    tracing::warn!(error = %status.message, retry_in_s = FORBIDDEN_RETRY.as_secs(), "the API forbids creating Events; grant create and patch on events.k8s.io events, or pass --events=false; swaps and reloads go on");
+                    tracing::warn!(error = %status.message, retry_in_s = FORBIDDEN_RETRY.as_secs(), "the API forbids creating Events; grant create on events.k8s.io events, or pass --events=false; swaps and reloads go on");
                 }
                 self.forbidden_until = Some(now + FORBIDDEN_RETRY);
                 Outcome::Forbidden

@@ -26,6 +26,10 @@ async fn five_idle_minutes_with_watches_ended_by_the_server_cost_no_list_and_no_
     assert_eq!(lists, 0, "an idle sidecar relisted");
     assert_eq!(sidecar.metric(RELOADS).await.unwrap_or(0.0), 0.0, "an idle sidecar reloaded");
     assert_eq!(sidecar.readyz().await.1["status"]["state"], "fresh");
+    // The server's bookmarks (about one a minute) kept each watch under the 2-minute
+    // --watch-idle-timeout: none was taken for stalled.
+    let stalled = sidecar.metric("configsnap_watch_errors_total{reason=\"stalled\"}").await.unwrap_or(0.0);
+    assert_eq!(stalled, 0.0, "a quiet watch on the real server was taken for stalled");
     let requests = cluster.sidecar_requests().len();
     eprintln!("requests by the sidecar so far: {requests}");
     // And it still follows the server.
