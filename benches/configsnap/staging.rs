@@ -15,7 +15,7 @@ use crate::report::Report;
 use crate::support::{self, CpuSample, DirWatch, Layout, Sidecar, cm_name, pct, poll, visible_entries};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// The numbers of selected ConfigMaps.
 const COUNTS: [usize; 4] = [1, 100, 1000, 5000];
@@ -165,7 +165,6 @@ async fn measure(
 
 /// Allocated bytes and inodes below `dir` (links not followed; a hard link counted once).
 fn disk_usage(dir: &Path) -> (u64, u64) {
-    let started = Instant::now();
     let mut seen = std::collections::HashSet::new();
     let (mut bytes, mut inodes) = (0, 0);
     let mut pending = vec![dir.to_owned()];
@@ -182,6 +181,5 @@ fn disk_usage(dir: &Path) -> (u64, u64) {
             }
         }
     }
-    assert!(started.elapsed() < Duration::from_secs(120), "walking {} took too long", dir.display());
     (bytes, inodes)
 }
