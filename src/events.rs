@@ -7,10 +7,8 @@ mod writes;
 use crate::keypath::Escaped;
 use crate::kube_events::notes;
 use crate::metrics::{MethodLabel, Metrics, ReasonLabel, ReloadLabels};
-use crate::pipeline::policy::Hold;
-use crate::snapshot::{ContentHash, Rejection, Snapshot};
+use crate::outcome::{ContentHash, Health, Hold, Outcome, Rejection, Reporter, Snapshot, SwapTimings};
 use crate::status::{Origin, StatusHandle};
-use crate::writer::SwapTimings;
 use chrono::Utc;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -24,7 +22,8 @@ const ERROR_LOG_INTERVAL: Duration = Duration::from_secs(30);
 /// The loop name of a source reporting through [`Events::source_error`].
 const SOURCE: &str = "source";
 
-/// The telemetry sink shared by every task. Cheap to clone.
+/// The one place the stages' outcomes fan out to the observers (logs, metrics, status,
+/// Kubernetes Events). Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Events {
     metrics: Arc<Metrics>,
@@ -66,9 +65,58 @@ impl Events {
         &self.status
     }
 
+    /// A reporter whose outcomes this sink observes: what the stages get.
+    #[must_use]
+    pub fn reporter(&self) -> Reporter {
+        let events = self.clone();
+        Reporter::new(move |outcome| events.observe(outcome))
+    }
+
+    /// Tells every observer about `outcome`: its log line, metrics, status and Event.
+    pub fn observe(&self, outcome: Outcome<'_>) {
+        match outcome {
+            Outcome::Concerning(objects) => self.concerning(objects),
+            Outcome::Swapped { snapshot, changed, timings, since_change } => {
+                self.swapped(snapshot, changed, timings, since_change);
+            }
+            Outcome::Applied { changed, hash } => self.applied(changed, hash),
+            Outcome::Current(snapshot) => self.on_disk(snapshot, Origin::Live),
+            Outcome::ExistingKept(snapshot) => self.existing_kept(snapshot),
+            Outcome::Restored { snapshot, waited } => self.restored(snapshot, waited),
+            Outcome::Rejected(rejection) => self.rejected(rejection),
+            Outcome::Refused { hash, reason, detail, public } => self.refused(hash, reason, detail, public),
+            Outcome::Held { hold, hash, had } => self.held(hold, hash, had),
+            Outcome::CaughtUp => self.caught_up(),
+            Outcome::RolledBack { bad, good } => self.rolled_back(bad, good),
+            Outcome::SwapFailed(error) => self.swap_failed(error),
+            Outcome::WithoutRoom { object, error, first } => self.object_without_room(object, error, first),
+            Outcome::TargetUnwritable(error) => self.target_unwritable(error),
+            Outcome::TargetWritable => self.target_writable(),
+            Outcome::LinksRepaired(repairs) => self.visible_links_repaired(repairs),
+            Outcome::ReloadAttempted { method, hash, took, result } => {
+                self.reload_attempted(method, hash, took, result);
+            }
+            Outcome::Busy(busy) => self.busy(busy),
+            Outcome::Source(health) => self.source(health),
+            Outcome::TaskFailed { task, error } => self.task_failed(task, error),
+        }
+    }
+
+    /// A source loop's health.
+    fn source(&self, health: Health<'_>) {
+        match health {
+            Health::Synced => self.mark_synced(None),
+            Health::Failed(error) => self.watch_failed(SOURCE, "other", error),
+            Health::WatchHealthy(watch) => self.mark_synced(Some(watch)),
+            Health::WatchFailed { watch, reason, cause } => self.watch_failed(watch, reason, cause),
+            Health::Heartbeat(task) => self.heartbeat(task),
+            Health::TaskFailed { task, error } => self.task_failed(task, error),
+        }
+    }
+
     /// A new snapshot is live in the target dir.
     /// `changed` names the objects added, changed or removed (comma-separated).
-    pub fn swapped(
+    fn swapped(
         &self,
         snapshot: &Snapshot,
         changed: &str,
@@ -97,7 +145,7 @@ impl Events {
     }
 
     /// The snapshot on disk is `snapshot`, from `origin` (no swap happened or a restore).
-    pub fn on_disk(&self, snapshot: &Snapshot, origin: Origin) {
+    fn on_disk(&self, snapshot: &Snapshot, origin: Origin) {
         self.metrics.selected_objects.set(to_i64(snapshot.object_count()));
         self.metrics.snapshot_bytes.set(to_i64(snapshot.total_bytes()));
         let hash = snapshot.hash.to_string();
@@ -109,13 +157,13 @@ impl Events {
     }
 
     /// A valid snapshot was found in the target dir at start and is kept.
-    pub fn existing_kept(&self, snapshot: &Snapshot) {
+    fn existing_kept(&self, snapshot: &Snapshot) {
         tracing::info!(hash = %snapshot.hash, files = snapshot.file_count(), "keeping the snapshot already in the target dir");
         self.on_disk(snapshot, Origin::Existing);
     }
 
     /// The last-good copy was restored because the source did not answer in time.
-    pub fn restored(&self, snapshot: &Snapshot, waited: Duration) {
+    fn restored(&self, snapshot: &Snapshot, waited: Duration) {
         tracing::warn!(
             hash = %snapshot.hash,
             waited_ms = ms(waited),
@@ -125,7 +173,7 @@ impl Events {
     }
 
     /// An object version was not taken into the snapshot.
-    pub fn rejected(&self, rejection: &Rejection) {
+    fn rejected(&self, rejection: &Rejection) {
         tracing::warn!(
             namespace = %Escaped(&rejection.namespace),
             name = %Escaped(&rejection.id.name),
@@ -146,7 +194,7 @@ impl Events {
     /// verification): the files stay behind the source until the content changes.
     /// `public` is `detail` without what may quote file content (for Events when Secrets
     /// are watched).
-    pub fn refused(&self, hash: ContentHash, reason: &'static str, detail: &str, public: &str) {
+    fn refused(&self, hash: ContentHash, reason: &'static str, detail: &str, public: &str) {
         tracing::warn!(%hash, reason, error = %Escaped(detail), "snapshot refused; the current one stays");
         if self.announcing() {
             self.publish(notes::refused(&self.regarding(), hash, reason, detail, public, self.redact()));
@@ -157,7 +205,7 @@ impl Events {
 
     /// A snapshot is held back (see [`Hold`]); `had` is the object count on disk. Logged
     /// and counted once per held content.
-    pub fn held(&self, hold: Hold, hash: ContentHash, had: Option<u64>) {
+    fn held(&self, hold: Hold, hash: ContentHash, had: Option<u64>) {
         if hold == Hold::Blocked {
             tracing::debug!(%hash, "this content was refused before; waiting for a change");
             return;
@@ -194,7 +242,7 @@ impl Events {
     }
 
     /// The files match the source again: the errors that kept them behind are over.
-    pub fn caught_up(&self) {
+    fn caught_up(&self) {
         self.lock_errors().held = None;
         if self.status.get().behind.is_none() && self.status.get().last_error.is_none() {
             return;
@@ -208,7 +256,7 @@ impl Events {
     }
 
     /// The target dir went back to the last good snapshot.
-    pub fn rolled_back(&self, bad: ContentHash, good: &Snapshot) {
+    fn rolled_back(&self, bad: ContentHash, good: &Snapshot) {
         tracing::warn!(bad = %bad, good = %good.hash, "rolled back to the last good snapshot");
         self.metrics.rollbacks.inc();
         if self.announcing() {
@@ -217,7 +265,7 @@ impl Events {
     }
 
     /// One reload method (`signal`, `webhook`, `exec`) finished, after its retries.
-    pub fn reload_attempted(
+    fn reload_attempted(
         &self,
         method: &'static str,
         hash: ContentHash,
@@ -246,26 +294,9 @@ impl Events {
         }
     }
 
-    /// The source delivered a complete, current state: every loop's fault clears (a source
-    /// with one loop; the API's watch loops use [`Events::watch_healthy`]).
-    pub fn source_synced(&self) {
-        self.mark_synced(None);
-    }
-
-    /// The source failed (unreadable dirs, a broken watch); it retries.
-    pub fn source_error(&self, error: &dyn std::fmt::Display) {
-        self.watch_failed(SOURCE, "other", &error.to_string());
-    }
-
-    /// The watch loop `watch` is current again (its list completed, or its watch is open
-    /// and delivering): its fault clears, the others stay.
-    pub fn watch_healthy(&self, watch: &'static str) {
-        self.mark_synced(Some(watch));
-    }
-
     /// A request of the watch loop `watch` failed; it retries with backoff. `reason` labels
     /// `configsnap_watch_errors_total`, `cause` says what happened in plain words.
-    pub fn watch_failed(&self, watch: &'static str, reason: &'static str, cause: &str) {
+    fn watch_failed(&self, watch: &'static str, reason: &'static str, cause: &str) {
         self.metrics.watch_errors.get_or_create(&ReasonLabel { reason }).inc();
         let now = Utc::now();
         self.status.update(|s| {
@@ -313,7 +344,7 @@ impl Events {
     }
 
     /// Marks the start (`true`) and end of a pipeline step, for the wedge check.
-    pub fn busy(&self, busy: bool) {
+    fn busy(&self, busy: bool) {
         let since = busy.then(Instant::now);
         self.status.update(|s| s.busy_since = since);
         self.pipeline_busy.send_replace(busy);
@@ -326,7 +357,7 @@ impl Events {
     }
 
     /// A source loop is alive and turning.
-    pub fn heartbeat(&self, task: &'static str) {
+    fn heartbeat(&self, task: &'static str) {
         let now = Instant::now();
         self.status.update(|s| {
             s.heartbeats.insert(task, now);
@@ -334,7 +365,7 @@ impl Events {
     }
 
     /// A long-running task ended when it should not have.
-    pub fn task_failed(&self, task: &str, error: &str) {
+    fn task_failed(&self, task: &str, error: &str) {
         tracing::error!(task, %error, "task ended unexpectedly");
         let name = task.to_owned();
         self.status.update(|s| s.failed_task = Some(name.clone()));
@@ -390,14 +421,15 @@ mod tests {
     #[test]
     fn one_watch_recovering_does_not_hide_another_still_failing() {
         let events = Events::new(Arc::default(), StatusHandle::default());
-        events.watch_failed("ConfigMap watch", "unavailable", "503 to the ConfigMap list");
-        events.watch_failed("Secret watch", "forbidden", "403 to the Secret list");
-        events.watch_healthy("ConfigMap watch");
+        let failed = |watch, reason, cause| Outcome::Source(Health::WatchFailed { watch, reason, cause });
+        events.observe(failed("ConfigMap watch", "unavailable", "503 to the ConfigMap list"));
+        events.observe(failed("Secret watch", "forbidden", "403 to the Secret list"));
+        events.observe(Outcome::Source(Health::WatchHealthy("ConfigMap watch")));
         let status = events.status().get();
         assert!(
             matches!(status.state(), State::Degraded { ref reason, .. } if reason == "403 to the Secret list")
         );
-        events.watch_healthy("Secret watch");
+        events.observe(Outcome::Source(Health::WatchHealthy("Secret watch")));
         assert!(events.status().get().source_error.is_none());
         let metrics = events.metrics().encode();
         assert!(metrics.contains("configsnap_watch_errors_total{reason=\"forbidden\"} 1"), "{metrics}");

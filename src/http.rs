@@ -248,7 +248,10 @@ mod tests {
     #[test]
     fn healthz_fails_when_a_task_died_and_unknown_paths_are_404() {
         let events = Events::new(Arc::new(Metrics::new()), StatusHandle::default());
-        events.task_failed("watch", "stream ended");
+        events.observe(crate::outcome::Outcome::Source(crate::outcome::Health::TaskFailed {
+            task: "watch",
+            error: "stream ended",
+        }));
         let (code, body) = get("/healthz", &events);
         assert_eq!(code, StatusCode::SERVICE_UNAVAILABLE);
         assert!(body.contains("watch"), "{body}");
@@ -295,7 +298,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn healthz_fails_when_a_source_loop_stops_turning() {
         let events = Events::new(Arc::new(Metrics::new()), StatusHandle::default());
-        events.heartbeat("watch");
+        events.observe(crate::outcome::Outcome::Source(crate::outcome::Health::Heartbeat("watch")));
         tokio::time::advance(Duration::from_secs(30)).await;
         assert_eq!(get("/healthz", &events).0, StatusCode::OK);
         tokio::time::advance(SILENT_AFTER).await;

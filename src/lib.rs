@@ -12,6 +12,7 @@ pub mod kube_events;
 pub mod lastgood;
 pub mod memory;
 pub mod metrics;
+pub mod outcome;
 pub mod pipeline;
 pub mod reload;
 pub mod run;

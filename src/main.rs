@@ -28,7 +28,7 @@ fn main() -> ExitCode {
         eprintln!("configsnap: {error}");
         return ExitCode::from(EXIT_USAGE);
     }
-    configsnap::telemetry::init_with_level(config.log_format, config.log_level);
+    configsnap::telemetry::init_with_level(config.admin.log_format, config.admin.log_level);
     // One async thread is plenty for a sidecar; blocking file work has its own pool.
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -226,7 +226,7 @@ impl Metrics {
         registry.register(
             "sync_calls",
             "fsync, fdatasync and syncfs calls made on the target and state dirs",
-            crate::writer::sync_calls(),
+            crate::outcome::sync_calls(),
         );
         let build = Info::new([("version", env!("CARGO_PKG_VERSION"))]);
         registry.register("build", "Build information", build);

@@ -9,7 +9,6 @@
 
 pub mod json;
 
-use crate::cli::LogFormat;
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -24,6 +23,16 @@ use tracing_subscriber::util::SubscriberInitExt;
 
 /// One line per library call site per this interval, for warnings and errors.
 pub const LIBRARY_LOG_INTERVAL: Duration = Duration::from_secs(30);
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
 
 /// Installs the global subscriber at level `info` (unless `RUST_LOG` says otherwise).
 pub fn init(format: LogFormat) {

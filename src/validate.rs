@@ -99,10 +99,7 @@ impl Error {
             }
             Self::Encoding { .. } => self.to_string(),
             Self::Command(message) => {
-                format!(
-                    "failed to validate the staged snapshot: {}",
-                    crate::kube_events::notes::without_output(message)
-                )
+                format!("failed to validate the staged snapshot: {}", crate::outcome::without_output(message))
             }
         }
     }

@@ -30,12 +30,12 @@ pub enum Error {
 /// Checks `--dir`, `--state-dir` and the Kubernetes client configuration (a `--from-dir`
 /// may appear later: kubelet mounts volumes in its own time).
 pub fn check(config: &Config) -> Result<(), Error> {
-    check_target(&config.dir, config.create_dir)?;
-    if let Some(state) = &config.state_dir {
+    check_target(&config.output.dir, config.output.create_dir)?;
+    if let Some(state) = &config.output.state_dir {
         check_state(state)?;
     }
-    if config.from_dirs.is_empty() {
-        check_kubeconfig(config.kubeconfig.as_deref())?;
+    if config.source.from_dirs.is_empty() {
+        check_kubeconfig(config.source.kubeconfig.as_deref())?;
     }
     Ok(())
 }

@@ -11,14 +11,14 @@ fn parse(args: &[&str]) -> Result<Config, String> {
 #[test]
 fn defaults_follow_the_design() {
     let config = parse(&["--dir", "/config"]).expect("valid");
-    assert_eq!(config.debounce, Duration::from_millis(100));
-    assert_eq!(config.max_wait, Duration::from_secs(1));
-    assert_eq!(config.render.file_mode, 0o644);
-    assert_eq!(config.render.layout, Layout::ByName);
+    assert_eq!(config.debounce.quiet, Duration::from_millis(100));
+    assert_eq!(config.debounce.max_wait, Duration::from_secs(1));
+    assert_eq!(config.output.render.file_mode, 0o644);
+    assert_eq!(config.output.render.layout, Layout::ByName);
     assert_eq!(config.reload.signal, nix::sys::signal::Signal::SIGHUP);
-    assert_eq!(config.listen.to_string(), "0.0.0.0:9403");
-    assert_eq!(config.startup_timeout, Duration::from_secs(5));
-    assert_eq!(config.watch_idle_timeout, Duration::from_secs(120), "about two bookmark intervals");
+    assert_eq!(config.admin.listen.to_string(), "0.0.0.0:9403");
+    assert_eq!(config.safety.startup_timeout, Duration::from_secs(5));
+    assert_eq!(config.source.watch_idle_timeout, Duration::from_secs(120), "about two bookmark intervals");
     assert!(config.reload.target.is_none());
 }
 
@@ -108,7 +108,7 @@ fn repeatable_flags_collect_every_value() {
         "http://127.0.0.1:1/b",
     ])
     .expect("valid");
-    assert_eq!(config.names, ["a", "b"]);
+    assert_eq!(config.source.names, ["a", "b"]);
     assert_eq!(config.reload.webhooks.len(), 2);
 }
 
@@ -129,7 +129,7 @@ fn configmap_reload_flags_are_accepted_as_aliases() {
         "2",
     ])
     .expect("valid");
-    assert_eq!(config.from_dirs, [PathBuf::from("/etc/config")]);
+    assert_eq!(config.source.from_dirs, [PathBuf::from("/etc/config")]);
     assert_eq!(config.reload.webhooks[0].scheme_str(), Some("https"));
     assert_eq!(config.reload.webhook_status, Some(200));
     assert_eq!(config.reload.webhook_retries, 2);
@@ -138,7 +138,7 @@ fn configmap_reload_flags_are_accepted_as_aliases() {
 #[test]
 fn log_level_defaults_to_info() {
     let config = parse(&["--dir", "/c"]).expect("valid");
-    assert_eq!(config.log_level, LevelFilter::INFO);
+    assert_eq!(config.admin.log_level, LevelFilter::INFO);
     let config = parse(&["--dir", "/c", "--log-level", "debug"]).expect("valid");
-    assert_eq!(config.log_level, LevelFilter::DEBUG);
+    assert_eq!(config.admin.log_level, LevelFilter::DEBUG);
 }

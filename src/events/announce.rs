@@ -3,7 +3,7 @@
 
 use super::Events;
 use crate::kube_events::{Notice, Publisher, notes};
-use crate::snapshot::{ContentHash, Object};
+use crate::outcome::{ContentHash, Object};
 use k8s_openapi::api::core::v1::ObjectReference;
 use std::sync::Arc;
 
@@ -33,14 +33,14 @@ impl Events {
 
     /// The snapshot being processed concerns these objects (at most
     /// [`notes::MAX_REGARDED`] are kept): its Events regard them.
-    pub fn concerning<'a>(&self, objects: impl IntoIterator<Item = &'a Object>) {
+    pub(super) fn concerning(&self, objects: Vec<&Object>) {
         if self.announce.publisher.is_some() {
             *self.lock_regarding() = notes::regarded(objects);
         }
     }
 
     /// The objects in `changed` are live with new content in snapshot `hash`.
-    pub fn applied(&self, changed: &[Arc<Object>], hash: ContentHash) {
+    pub(super) fn applied(&self, changed: &[Arc<Object>], hash: ContentHash) {
         if self.announce.publisher.is_some() {
             let objects: Vec<&Object> = changed.iter().map(AsRef::as_ref).collect();
             self.publish(notes::applied(&objects, hash));

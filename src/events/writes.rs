@@ -4,13 +4,13 @@ use super::Events;
 use crate::keypath::Escaped;
 use crate::kube_events::notes;
 use crate::metrics::{ReasonLabel, RepairLabels};
-use crate::snapshot::Object;
+use crate::outcome::{Found, Object, Repair, WriteError};
 
 impl Events {
     /// Writing a snapshot failed; the previous one stays and the write is retried. (When
     /// one object did not fit, [`Events::object_without_room`] says so once the rest of
     /// the change is applied.)
-    pub fn swap_failed(&self, error: &crate::writer::Error) {
+    pub(super) fn swap_failed(&self, error: &WriteError) {
         self.metrics.swap_failures.get_or_create(&ReasonLabel { reason: error.label() }).inc();
         if error.object_without_room().is_none() {
             self.behind(format!("writing the snapshot failed: {error}"));
@@ -20,7 +20,7 @@ impl Events {
     /// The target dir refuses writes (read-only mount, immutable, not ours): the app keeps
     /// the snapshot on disk and no update lands until it takes writes again. Degraded on
     /// `/readyz`, `configsnap_target_writable` 0, one warning per episode.
-    pub fn target_unwritable(&self, error: &crate::writer::Error) {
+    pub(super) fn target_unwritable(&self, error: &WriteError) {
         let reason = format!(
             "the target dir refuses writes ({error}); the app keeps the snapshot on disk, and no update can land \
              until the volume is writable (check the mount's readOnly and the securityContext)"
@@ -39,7 +39,7 @@ impl Events {
     }
 
     /// The target dir takes writes (again).
-    pub fn target_writable(&self) {
+    pub(super) fn target_writable(&self) {
         self.metrics.target_writable.set(1);
         if self.status.get().target_fault.is_none() {
             return;
@@ -52,7 +52,7 @@ impl Events {
     /// The new version of `object` does not fit on the volume: every other change goes
     /// ahead without it. `first` is true the first time for this version (the log line
     /// and the Kubernetes Event are once per version; the status says it until it fits).
-    pub fn object_without_room(&self, object: &Object, error: &crate::writer::Error, first: bool) {
+    pub(super) fn object_without_room(&self, object: &Object, error: &WriteError, first: bool) {
         let message = format!(
             "{} {}: its new files do not fit on the volume ({error}); its previous files stay, every other \
              change is applied, retried until it fits",
@@ -77,13 +77,13 @@ impl Events {
 impl Events {
     /// Visible links that were wrong (someone replaced, removed or shadowed them) and are
     /// right again: one warning and one count each, naming the entry.
-    pub fn visible_links_repaired(&self, repairs: &[crate::writer::Repair]) {
+    pub(super) fn visible_links_repaired(&self, repairs: &[Repair]) {
         for repair in repairs {
             let (found, aside) = match &repair.found {
-                crate::writer::Found::OtherLink(target) => (format!("a link to '{}'", Escaped(target)), None),
-                crate::writer::Found::Missing => ("nothing".to_owned(), None),
-                crate::writer::Found::Directory(aside) => ("a directory".to_owned(), Some(aside.as_str())),
-                crate::writer::Found::File(aside) => ("a file".to_owned(), Some(aside.as_str())),
+                Found::OtherLink(target) => (format!("a link to '{}'", Escaped(target)), None),
+                Found::Missing => ("nothing".to_owned(), None),
+                Found::Directory(aside) => ("a directory".to_owned(), Some(aside.as_str())),
+                Found::File(aside) => ("a file".to_owned(), Some(aside.as_str())),
             };
             tracing::warn!(
                 entry = %Escaped(&repair.entry),

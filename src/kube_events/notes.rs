@@ -3,8 +3,7 @@
 //! when Secrets are watched.
 
 use super::{Notice, Pod};
-use crate::snapshot::{ContentHash, Object, Rejection};
-use crate::source::SourceKind;
+use crate::outcome::{ContentHash, Object, Rejection, SourceKind};
 use k8s_openapi::api::core::v1::ObjectReference;
 use kube::runtime::events::EventType;
 
@@ -151,26 +150,6 @@ pub fn applied(objects: &[&Object], hash: ContentHash) -> Vec<Notice> {
         .collect()
 }
 
-/// `detail` without the command output it may quote (`… exited with 1: <output>`): what
-/// an Event may say when Secrets are watched.
-#[must_use]
-pub fn without_output(detail: &str) -> String {
-    let causes: Vec<String> = detail
-        .split("; ")
-        .map(|cause| {
-            for marker in [" exited with ", " killed by a signal"] {
-                if let Some(at) = cause.find(marker) {
-                    let rest = &cause[at..];
-                    let end = rest.find(": ").map_or(cause.len(), |i| at + i);
-                    return format!("{} (output withheld: Secrets are watched)", &cause[..end]);
-                }
-            }
-            cause.to_owned()
-        })
-        .collect();
-    causes.join("; ")
-}
-
 fn warning(reason: &'static str, action: &'static str, note: String, regarding: ObjectReference) -> Notice {
     Notice { type_: EventType::Warning, reason, action, note: bounded(note), regarding }
 }
@@ -210,7 +189,7 @@ mod tests {
             ),
         ];
         for (detail, want) in cases {
-            assert_eq!(without_output(detail), want, "{detail}");
+            assert_eq!(crate::outcome::without_output(detail), want, "{detail}");
         }
     }
 

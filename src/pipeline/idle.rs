@@ -5,6 +5,7 @@
 //! refuses writes, checks every [`REPROBE`] whether it takes them again.
 
 use super::{Pipeline, blocking};
+use crate::outcome::Outcome;
 use std::os::fd::OwnedFd;
 use std::sync::Arc;
 use tokio::io::Interest;
@@ -49,12 +50,12 @@ impl Pipeline {
     pub(super) async fn repair_visible_links(&mut self) {
         let writer = Arc::clone(&self.writer);
         let repairs = blocking(move || writer.repair_visible_links()).await;
-        self.events.visible_links_repaired(&repairs);
+        self.reporter.report(Outcome::LinksRepaired(&repairs));
     }
 
     /// Reports the repairs the writer made during its last step.
     pub(super) fn report_repairs(&self) {
-        self.events.visible_links_repaired(&self.writer.take_repairs());
+        self.reporter.report(Outcome::LinksRepaired(&self.writer.take_repairs()));
     }
 }
 
@@ -91,15 +92,17 @@ impl Pipeline {
 impl Pipeline {
     /// When to check the target dir's writability again: only while it refuses writes.
     pub(super) fn reprobe_at(&self) -> Option<Instant> {
-        self.events.status().get().target_fault.is_some().then(|| Instant::now() + REPROBE)
+        self.target_refuses_writes.then(|| Instant::now() + REPROBE)
     }
 
     /// Checks whether the target dir takes writes again, and says so.
     pub(super) async fn reprobe(&mut self) {
         let writer = Arc::clone(&self.writer);
-        match blocking(move || writer.probe_writable()).await {
-            Ok(()) => self.events.target_writable(),
-            Err(error) => self.events.target_unwritable(&error),
+        let probed = blocking(move || writer.probe_writable()).await;
+        self.target_refuses_writes = probed.is_err();
+        match probed {
+            Ok(()) => self.reporter.report(Outcome::TargetWritable),
+            Err(error) => self.reporter.report(Outcome::TargetUnwritable(&error)),
         }
     }
 }

@@ -13,14 +13,13 @@ mod reload;
 mod startup;
 mod swap;
 
-use crate::events::Events;
 use crate::lastgood;
+use crate::outcome::{Outcome, Reporter};
 use crate::reload::Reloader;
 use crate::reload::verify::Verify;
 use crate::snapshot::manifest::Origin;
 use crate::snapshot::{Renderer, Snapshot};
 use crate::source::{Change, SharedInventory};
-use crate::status;
 use crate::validate::Validator;
 use crate::writer::{self, Writer};
 use debounce::Debounce;
@@ -83,14 +82,10 @@ pub enum Error {
     #[error("the snapshot was held: {0}")]
     Held(String),
     /// `--once` found neither the source nor a snapshot to fall back on.
-    #[error(
-        "failed to get a first state from the source within {waited:?} and no last-good copy exists: {last_error}"
-    )]
+    #[error("failed to get a first state from the source within {waited:?} and no last-good copy exists")]
     NoSource {
         /// How long it waited.
         waited: Duration,
-        /// The last source error, if any.
-        last_error: String,
     },
 }
 
@@ -111,7 +106,9 @@ pub struct Pipeline {
     validator: Validator,
     store: Option<Arc<lastgood::Store>>,
     reloader: Reloader,
-    events: Events,
+    reporter: Reporter,
+    /// The target dir refused writes at the last probe (re-probed while it does).
+    target_refuses_writes: bool,
     policy: Policy,
     /// The snapshot `..data` points at.
     current: Option<Snapshot>,
@@ -141,8 +138,10 @@ pub struct Parts {
     pub store: Option<Arc<lastgood::Store>>,
     /// Reload methods.
     pub reloader: Reloader,
-    /// Telemetry.
-    pub events: Events,
+    /// Where outcomes go.
+    pub reporter: Reporter,
+    /// The target dir refused writes when it was opened.
+    pub target_refuses_writes: bool,
 }
 
 // === impl Pipeline ===
@@ -161,7 +160,8 @@ impl Pipeline {
             validator: parts.validator,
             store: parts.store,
             reloader: parts.reloader,
-            events: parts.events,
+            reporter: parts.reporter,
+            target_refuses_writes: parts.target_refuses_writes,
             current: None,
             last_good: None,
             seen: 0,
@@ -225,16 +225,7 @@ impl Pipeline {
                 tracing::warn!("the source did not answer in time; keeping the snapshot on disk");
                 return Ok(());
             }
-            return Err(Error::NoSource {
-                waited: self.settings.startup_timeout,
-                last_error: self
-                    .events
-                    .status()
-                    .get()
-                    .last_error
-                    .clone()
-                    .unwrap_or_else(|| "no answer".into()),
-            });
+            return Err(Error::NoSource { waited: self.settings.startup_timeout });
         }
         self.sync(None).await
     }
@@ -244,7 +235,7 @@ impl Pipeline {
     async fn sync_with_retries(&mut self, first_change: Option<Instant>, cancel: &CancellationToken) {
         let mut delay = FIRST_RETRY;
         loop {
-            self.events.busy(true);
+            self.reporter.report(Outcome::Busy(true));
             let result = self.sync(first_change).await;
             if let Err(Error::Write(error)) = &result
                 && error.target_refuses_writes()
@@ -255,7 +246,7 @@ impl Pipeline {
             if std::mem::take(&mut self.trim_due) {
                 blocking(crate::memory::release_free_memory).await;
             }
-            self.events.busy(false);
+            self.reporter.report(Outcome::Busy(false));
             let Err(error) = result else {
                 self.without_room.clear();
                 return;
@@ -289,15 +280,15 @@ impl Pipeline {
         match self.policy.decide(snapshot.hash, snapshot.object_count()) {
             Decision::UpToDate => {
                 tracing::debug!(hash = %snapshot.hash, "content unchanged; nothing to do");
-                self.events.on_disk(&snapshot, status::Origin::Live);
-                self.events.caught_up();
+                self.reporter.report(Outcome::Current(&snapshot));
+                self.reporter.report(Outcome::CaughtUp);
                 Ok(())
             }
             Decision::Reload => {
-                self.events.on_disk(&snapshot, status::Origin::Live);
+                self.reporter.report(Outcome::Current(&snapshot));
                 let result = self.tell_app(snapshot).await;
                 if result.is_ok() {
-                    self.events.caught_up();
+                    self.reporter.report(Outcome::CaughtUp);
                 }
                 result
             }
@@ -305,9 +296,10 @@ impl Pipeline {
                 if hold == Hold::EmptySelection
                     && let Some(current) = &self.current
                 {
-                    self.events.concerning(current.objects().map(AsRef::as_ref));
+                    self.reporter.report(Outcome::Concerning(current.objects().map(AsRef::as_ref).collect()));
                 }
-                self.events.held(hold, snapshot.hash, self.current.as_ref().map(Snapshot::object_count));
+                let had = self.current.as_ref().map(Snapshot::object_count);
+                self.reporter.report(Outcome::Held { hold, hash: snapshot.hash, had });
                 self.deliver_pending_reload().await?;
                 match hold {
                     Hold::EmptySelection => Err(Error::Held("the selection is empty".into())),
@@ -317,7 +309,7 @@ impl Pipeline {
             Decision::Swap => {
                 let result = self.swap(snapshot, first_change).await;
                 if result.is_ok() {
-                    self.events.caught_up();
+                    self.reporter.report(Outcome::CaughtUp);
                 }
                 result
             }
@@ -330,7 +322,7 @@ impl Pipeline {
         self.trim_due |= matches!(delta, crate::source::Delta::Full(_));
         let rendered = self.renderer.render_delta(delta);
         for rejection in &rendered.rejections {
-            self.events.rejected(rejection);
+            self.reporter.report(Outcome::Rejected(rejection));
         }
         rendered.snapshot
     }

@@ -3,6 +3,7 @@
 //! Pure (no I/O, no clock): the pipeline loop feeds it facts and carries out its answers,
 //! and the table tests below cover every transition.
 
+pub use crate::outcome::Hold;
 use crate::snapshot::ContentHash;
 
 /// Settings that shape the decisions.
@@ -29,17 +30,6 @@ pub enum Decision {
     Swap,
     /// Keep the files as they are.
     Hold(Hold),
-}
-
-/// Why the files stay behind the source.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Hold {
-    /// This content was refused (validation, verification or the app) and has not
-    /// changed since.
-    Blocked,
-    /// It has no object where the files have some (or none at start): held unless
-    /// `--allow-empty`.
-    EmptySelection,
 }
 
 /// What a swap is followed by.

@@ -3,8 +3,8 @@
 
 use super::policy::{AfterReload, Verdict};
 use super::{Error, Pipeline, blocking};
+use crate::outcome::Outcome;
 use crate::snapshot::Snapshot;
-use crate::status;
 
 impl Pipeline {
     /// Tells the app about `snapshot` (on disk), verifies, and does what the policy says.
@@ -22,17 +22,23 @@ impl Pipeline {
             }
             AfterReload::Blocked => {
                 let detail = format!("{cause}; there is no earlier good snapshot to roll back to");
-                let public = crate::kube_events::notes::without_output(&detail);
-                self.events.refused(hash, "reload", &detail, &public);
+                let public = crate::outcome::without_output(&detail);
+                self.reporter.report(Outcome::Refused {
+                    hash,
+                    reason: "reload",
+                    detail: &detail,
+                    public: &public,
+                });
                 Err(Error::Reload { message: cause, retry: false })
             }
             AfterReload::RollBack(good) => {
-                self.events.refused(
+                let public = crate::outcome::without_output(&cause);
+                self.reporter.report(Outcome::Refused {
                     hash,
-                    "reload",
-                    &cause,
-                    &crate::kube_events::notes::without_output(&cause),
-                );
+                    reason: "reload",
+                    detail: &cause,
+                    public: &public,
+                });
                 self.roll_back(&snapshot, good).await;
                 Err(Error::Reload { message: cause, retry: false })
             }
@@ -92,13 +98,13 @@ impl Pipeline {
         let writer = std::sync::Arc::clone(&self.writer);
         let snap = snapshot.clone();
         if let Err(error) = blocking(move || writer.swap(&snap)).await {
-            self.events.swap_failed(&error);
+            self.reporter.report(Outcome::SwapFailed(&error));
             tracing::error!(%error, "rolling back failed; the refused snapshot stays");
             return;
         }
         self.policy.rolled_back(good, snapshot.object_count());
-        self.events.rolled_back(bad.hash, &snapshot);
-        self.events.on_disk(&snapshot, status::Origin::Live);
+        self.reporter.report(Outcome::RolledBack { bad: bad.hash, good: &snapshot });
+        self.reporter.report(Outcome::Current(&snapshot));
         self.current = Some(snapshot.clone());
         let (verdict, cause) = self.reload_and_verify(&snapshot).await;
         match self.policy.reloaded(good, &verdict) {

@@ -2,6 +2,7 @@
 //! restore the last-good copy when the source has nothing within `--startup-timeout`.
 
 use super::{Pipeline, blocking};
+use crate::outcome::Outcome;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -53,7 +54,7 @@ impl Pipeline {
         match loaded {
             Ok(Some((snapshot, _))) => {
                 self.renderer.seed(&snapshot);
-                self.events.existing_kept(&snapshot);
+                self.reporter.report(Outcome::ExistingKept(&snapshot));
                 self.adopt(snapshot);
                 // What is on disk may have failed verification before a restart: roll
                 // back to the copy known to be good, when there is one.
@@ -94,7 +95,7 @@ impl Pipeline {
         match swapped {
             Ok(_) => {
                 self.renderer.seed(&snapshot);
-                self.events.restored(&snapshot, started.elapsed());
+                self.reporter.report(Outcome::Restored { snapshot: &snapshot, waited: started.elapsed() });
                 self.adopt(snapshot);
             }
             Err(error) => tracing::error!(%error, "restoring the last-good copy into the target dir failed"),

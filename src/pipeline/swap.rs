@@ -3,6 +3,7 @@
 
 use super::policy::AfterSwap;
 use super::{Error, Pipeline, blocking};
+use crate::outcome::Outcome;
 use crate::snapshot::Snapshot;
 use crate::writer;
 use std::sync::Arc;
@@ -16,7 +17,7 @@ impl Pipeline {
         first_change: Option<Instant>,
     ) -> Result<(), Error> {
         let changed = snapshot.changed_since(self.current.as_ref());
-        self.events.concerning(changed.iter().map(AsRef::as_ref));
+        self.reporter.report(Outcome::Concerning(changed.iter().map(AsRef::as_ref).collect()));
         let (validator, layout, objects) = (self.validator.clone(), snapshot.layout(), changed.clone());
         if let Err(error) = blocking(move || validator.check_syntax(&objects, layout)).await {
             return self.refused_before_swap(&snapshot, error).await;
@@ -33,7 +34,7 @@ impl Pipeline {
             }
             Err(other) => return Err(other),
         };
-        self.events.applied(&changed, snapshot.hash);
+        self.reporter.report(Outcome::Applied { changed: &changed, hash: snapshot.hash });
         let result = match self.policy.swapped(snapshot.hash, snapshot.object_count()) {
             AfterSwap::Reload => self.tell_app(snapshot).await,
             AfterSwap::Good => {
@@ -68,7 +69,7 @@ impl Pipeline {
         // object blamed first would never be named, at any retry.
         if let Some(object) = snapshot.objects().find(|o| o.id == id) {
             let first = self.without_room.insert(object.digest);
-            self.events.object_without_room(object, &error, first);
+            self.reporter.report(Outcome::WithoutRoom { object, error: &error, first });
         }
         rest?;
         Err(Error::NoRoom { object: id, error })
@@ -80,7 +81,14 @@ impl Pipeline {
         error: crate::validate::Error,
     ) -> Result<(), Error> {
         self.policy.refused_before_swap(snapshot.hash);
-        self.events.refused(snapshot.hash, error.label(), &error.to_string(), &error.summary());
+        let (detail, public) = (error.to_string(), error.summary());
+        let reason = error.label();
+        self.reporter.report(Outcome::Refused {
+            hash: snapshot.hash,
+            reason,
+            detail: &detail,
+            public: &public,
+        });
         self.deliver_pending_reload().await?;
         Err(error.into())
     }
@@ -96,7 +104,7 @@ impl Pipeline {
         let writer = Arc::clone(&self.writer);
         let snap = snapshot.clone();
         let staged = blocking(move || writer.stage(&snap)).await;
-        let mut staged = staged.inspect_err(|error| self.events.swap_failed(error))?;
+        let mut staged = staged.inspect_err(|error| self.reporter.report(Outcome::SwapFailed(error)))?;
         if self.validator.has_command() {
             let writer = Arc::clone(&self.writer);
             let (view, back) = blocking(move || (writer.staged_view(&mut staged), staged)).await;
@@ -118,8 +126,10 @@ impl Pipeline {
         let writer = Arc::clone(&self.writer);
         let committed = blocking(move || writer.commit(staged)).await;
         self.report_repairs();
-        let committed = committed.inspect_err(|error| self.events.swap_failed(error))?;
-        self.events.swapped(snapshot, changed, committed.timings, first_change.map(|t| t.elapsed()));
+        let committed = committed.inspect_err(|error| self.reporter.report(Outcome::SwapFailed(error)))?;
+        let (timings, since_change) = (committed.timings, first_change.map(|t| t.elapsed()));
+        self.reporter.report(Outcome::Swapped { snapshot, changed, timings, since_change });
+        self.target_refuses_writes = false;
         self.current = Some(snapshot.clone());
         Ok(committed)
     }

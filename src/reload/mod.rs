@@ -6,7 +6,7 @@ pub mod signal;
 pub mod verify;
 pub mod webhook;
 
-use crate::events::Events;
+use crate::outcome::Reporter;
 use crate::snapshot::ContentHash;
 use nix::sys::signal::Signal;
 use signal::SignalTarget;
@@ -155,7 +155,7 @@ impl Outcome {
 pub struct Reloader {
     settings: Arc<Settings>,
     http: webhook::Client,
-    events: Events,
+    reporter: Reporter,
 }
 
 // === impl Reloader ===
@@ -163,8 +163,8 @@ pub struct Reloader {
 impl Reloader {
     /// A reloader for these settings.
     #[must_use]
-    pub fn new(settings: Settings, events: Events) -> Self {
-        Self { settings: Arc::new(settings), http: webhook::Client::new(), events }
+    pub fn new(settings: Settings, reporter: Reporter) -> Self {
+        Self { settings: Arc::new(settings), http: webhook::Client::new(), reporter }
     }
 
     /// The settings.
@@ -210,8 +210,9 @@ impl Reloader {
         result: Result<(), Failure>,
     ) -> Attempt {
         let attempt = Attempt { method, result, duration: started.elapsed() };
-        let outcome = attempt.result.as_ref().map_err(|f| f.message.as_str()).copied();
-        self.events.reload_attempted(method.label(), hash, attempt.duration, outcome);
+        let result = attempt.result.as_ref().map_err(|f| f.message.as_str()).copied();
+        let (method, took) = (method.label(), attempt.duration);
+        self.reporter.report(crate::outcome::Outcome::ReloadAttempted { method, hash, took, result });
         attempt
     }
 }

@@ -7,7 +7,7 @@
 //! watch could not be set) is anything re-checked on a timer.
 
 use super::{Input, Inventory, Notifier, SharedInventory};
-use crate::events::Events;
+use crate::source::HealthReporter;
 use arc_swap::ArcSwap;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -96,11 +96,11 @@ impl Inventory for DirInventory {
 pub fn watch(
     dirs: Vec<PathBuf>,
     notifier: Notifier,
-    events: Events,
+    reporter: HealthReporter,
     cancel: CancellationToken,
 ) -> (SharedInventory, impl Future<Output = ()> + Send + 'static) {
     let inventory = Arc::new(DirInventory::default());
-    let task = task::Task::new(dirs, inventory.clone(), notifier, events);
+    let task = task::Task::new(dirs, inventory.clone(), notifier, reporter);
     let span = tracing::info_span!("dir_source");
     (inventory, task.run(cancel).instrument(span))
 }

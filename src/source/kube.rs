@@ -4,7 +4,7 @@
 //! its reason, a silent watch is replaced, and one loop's health never masks another's.
 
 use super::{Input, Inventory, Notifier, SharedInventory};
-use crate::events::Events;
+use crate::source::{Health, HealthReporter};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::runtime::reflector::{self, Store};
@@ -224,10 +224,10 @@ pub fn watch<K: Watched>(
     connection: &Connection,
     selection: Selection,
     notifier: Notifier,
-    events: Events,
+    reporter: HealthReporter,
     cancel: CancellationToken,
 ) -> Result<(SharedInventory, impl Future<Output = ()> + Send + 'static), Error> {
-    let probe = Probe::new(K::LOOP, events.clone());
+    let probe = Probe::new(K::LOOP, reporter.clone());
     let client = client::build(&connection.config, Arc::clone(&probe), connection.idle_timeout)
         .map_err(Error::Client)?;
     let (store, writer) = reflector::store::<K>();
@@ -253,7 +253,7 @@ pub fn watch<K: Watched>(
             let next = tokio::select! {
                 () = cancel.cancelled() => break,
                 _ = heartbeat.tick() => {
-                    events.heartbeat(K::LOOP);
+                    reporter.report(Health::Heartbeat(K::LOOP));
                     continue;
                 }
                 next = stream.next() => next,
@@ -268,7 +268,7 @@ pub fn watch<K: Watched>(
                     probe.failed(failure.reason, &failure.cause);
                 }
                 None => {
-                    events.task_failed("watch", "the watch stream ended");
+                    reporter.report(Health::TaskFailed { task: "watch", error: "the watch stream ended" });
                     break;
                 }
             }

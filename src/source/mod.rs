@@ -5,10 +5,12 @@
 //! inventory only when it renders, so a burst of events costs one render.
 
 pub mod dir;
+mod health;
 pub mod kube;
 mod object;
 pub mod tracked;
 
+pub use health::{Health, HealthReporter};
 pub use object::{Input, ObjectId, SourceKind, SourceObject, View};
 
 use std::sync::Arc;

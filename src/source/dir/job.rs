@@ -21,7 +21,7 @@ pub(super) struct Job {
 }
 
 /// What a [`Job`] found.
-pub(super) struct Outcome {
+pub(super) struct Finished {
     /// The slot's index.
     pub(super) index: usize,
     /// The directory's recursive watch is set after this job.
@@ -37,7 +37,7 @@ pub(super) struct Outcome {
 impl Job {
     /// Sets the watches that are missing, then reads (watch first: no change is missed
     /// between the read and the watch).
-    pub(super) fn run(self, watcher: Option<&mut RecommendedWatcher>) -> Outcome {
+    pub(super) fn run(self, watcher: Option<&mut RecommendedWatcher>) -> Finished {
         let mut is_watched = self.watched;
         let mut watch_errors = Vec::new();
         if let Some(watcher) = watcher {
@@ -58,7 +58,7 @@ impl Job {
             // Gone: inotify dropped the watch with the directory.
             is_watched = false;
         }
-        Outcome { index: self.index, watched: is_watched, watch_errors, read }
+        Finished { index: self.index, watched: is_watched, watch_errors, read }
     }
 }
 

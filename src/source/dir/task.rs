@@ -1,10 +1,10 @@
 //! The directory source's task: one inotify watcher for every directory, events turned
 //! into "dirty" marks, and one blocking re-read per wake of the directories marked.
 
-use super::job::{Job, Outcome};
+use super::job::{Finished, Job};
 use super::read::object_name;
 use super::{DirInventory, Error};
-use crate::events::Events;
+use crate::source::{Health, HealthReporter};
 use crate::source::{Input, Notifier, SourceObject};
 use notify::event::{AccessKind, AccessMode, ModifyKind};
 use notify::{EventKind, RecommendedWatcher, Watcher as _};
@@ -26,7 +26,7 @@ pub(super) struct Task {
     watcher: Option<RecommendedWatcher>,
     inventory: Arc<DirInventory>,
     notifier: Notifier,
-    events: Events,
+    reporter: HealthReporter,
 }
 
 /// How a refresh ended.
@@ -82,7 +82,7 @@ impl Task {
         dirs: Vec<PathBuf>,
         inventory: Arc<DirInventory>,
         notifier: Notifier,
-        events: Events,
+        reporter: HealthReporter,
     ) -> Self {
         // Absolute, so event paths (the watched path joined with names) start with them.
         let paths: Vec<PathBuf> = dirs.into_iter().map(|d| std::path::absolute(&d).unwrap_or(d)).collect();
@@ -102,7 +102,7 @@ impl Task {
             .collect();
         let shared =
             Arc::new(Shared { dirs: paths, pending: Mutex::default(), wake: tokio::sync::Notify::new() });
-        Self { slots, shared, watcher: None, inventory, notifier, events }
+        Self { slots, shared, watcher: None, inventory, notifier, reporter }
     }
 
     pub(super) async fn run(mut self, cancel: CancellationToken) {
@@ -139,7 +139,7 @@ impl Task {
                 () = self.shared.wake.notified() => false,
                 () = tokio::time::sleep(RECHECK_INTERVAL), if recheck => true,
                 _ = heartbeat.tick() => {
-                    self.events.heartbeat("directory watch");
+                    self.reporter.report(Health::Heartbeat("directory watch"));
                     continue;
                 }
             };
@@ -163,7 +163,7 @@ impl Task {
             config,
         ) {
             Ok(watcher) => self.watcher = Some(watcher),
-            Err(source) => self.events.source_error(&Error::Watch { what: "directories".into(), source }),
+            Err(source) => report_error(&self.reporter, &Error::Watch { what: "directories".into(), source }),
         }
         for slot in &mut self.slots {
             slot.watched = false;
@@ -186,7 +186,7 @@ impl Task {
     fn take_pending(&mut self) -> BTreeSet<usize> {
         let pending = std::mem::take(&mut *lock(&self.shared.pending));
         if let Some(error) = pending.error {
-            self.events.source_error(&Error::Events(error));
+            report_error(&self.reporter, &Error::Events(error));
         }
         for &index in &pending.lost {
             self.slots[index].watched = false;
@@ -199,7 +199,7 @@ impl Task {
         let jobs: Vec<Job> = dirty.iter().map(|&index| self.slots[index].job(index)).collect();
         let mut watcher = self.watcher.take();
         let handle = tokio::task::spawn_blocking(move || {
-            let outcomes: Vec<Outcome> = jobs.into_iter().map(|job| job.run(watcher.as_mut())).collect();
+            let outcomes: Vec<Finished> = jobs.into_iter().map(|job| job.run(watcher.as_mut())).collect();
             (watcher, outcomes)
         });
         let joined = tokio::select! {
@@ -211,7 +211,7 @@ impl Task {
             Err(error) => {
                 // The watcher went down with the panicking job; the re-check makes a new one
                 // and reads every directory again.
-                self.events.source_error(&Error::Join(error));
+                report_error(&self.reporter, &Error::Join(error));
                 return Refreshed::Failed;
             }
         };
@@ -225,24 +225,24 @@ impl Task {
             self.inventory.objects.store(Arc::new(objects));
         }
         if !self.slots.iter().any(|s| s.failing) {
-            self.events.source_synced();
+            self.reporter.report(Health::Synced);
         }
         Refreshed::Done(changed)
     }
 
     /// Takes one outcome into its slot; whether the object changed.
-    fn apply(&mut self, outcome: Outcome) -> bool {
+    fn apply(&mut self, outcome: Finished) -> bool {
         let slot = &mut self.slots[outcome.index];
         slot.watched = outcome.watched;
         slot.failing = !outcome.watch_errors.is_empty() || outcome.read.is_err();
         for error in &outcome.watch_errors {
-            self.events.source_error(error);
+            report_error(&self.reporter, error);
         }
         let object = match outcome.read {
             Ok(object) => object,
             Err(error) => {
                 // Keep the last good object: a transient error must not remove files.
-                self.events.source_error(&error);
+                report_error(&self.reporter, &error);
                 return false;
             }
         };
@@ -333,4 +333,9 @@ fn is_relevant(kind: EventKind) -> bool {
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Reports a failure of the directory source (it retries).
+fn report_error(reporter: &HealthReporter, error: &dyn std::fmt::Display) {
+    reporter.report(Health::Failed(&error.to_string()));
 }

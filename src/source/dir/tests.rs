@@ -2,13 +2,11 @@
 //! kubelet volume writer shared with the read tests.
 
 use super::watch;
-use crate::events::Events;
 use crate::source::{Change, Notifier, SharedInventory, SourceObject};
 use std::collections::BTreeMap;
 use std::fs;
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch as channel;
 use tokio_util::sync::CancellationToken;
@@ -55,10 +53,9 @@ struct Harness {
 impl Harness {
     async fn start(dirs: Vec<PathBuf>) -> Self {
         let (notifier, mut rx) = Notifier::new(1);
-        let events =
-            Events::new(Arc::new(crate::metrics::Metrics::new()), crate::status::StatusHandle::default());
         let cancel = CancellationToken::new();
-        let (inventory, task) = watch(dirs, notifier, events, cancel.clone());
+        let (inventory, task) =
+            watch(dirs, notifier, crate::source::HealthReporter::discard(), cancel.clone());
         let task = tokio::spawn(task);
         tokio::time::timeout(WAIT, rx.wait_for(Change::ready))
             .await

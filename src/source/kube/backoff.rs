@@ -62,10 +62,9 @@ impl Backoff for WatchBackoff {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::events::Events;
 
     fn probe() -> Arc<Probe> {
-        Probe::new("ConfigMap watch", Events::new(Arc::default(), crate::status::StatusHandle::default()))
+        Probe::new("ConfigMap watch", crate::source::HealthReporter::discard())
     }
 
     #[test]

@@ -21,7 +21,8 @@ fn failing_watch(
         Some((Ok(Frame::data(Bytes::from_static(chunk.as_bytes()))), rx))
     }));
     let status = StatusHandle::default();
-    let probe = Probe::new("ConfigMap watch", Events::new(Arc::default(), status.clone()));
+    let probe =
+        Probe::new("ConfigMap watch", Events::new(Arc::default(), status.clone()).reporter().source());
     probe.failed(reason, "the ConfigMap watch failed");
     (tx, IdleBody::new(StreamBody::new(chunks), idle, Some(probe)), status)
 }

@@ -4,7 +4,7 @@
 //! last retry. Status changes go to [`Events`] under the loop's name, so one loop's
 //! recovery never hides another loop's failure.
 
-use crate::events::Events;
+use crate::source::{Health, HealthReporter};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -15,7 +15,7 @@ pub const STALLED: &str = "stalled";
 #[derive(Debug)]
 pub struct Probe {
     watch: &'static str,
-    events: Events,
+    reporter: HealthReporter,
     state: Mutex<State>,
 }
 
@@ -38,8 +38,8 @@ struct State {
 impl Probe {
     /// The probe of the loop named `watch` (as on `/healthz`, e.g. "ConfigMap watch").
     #[must_use]
-    pub fn new(watch: &'static str, events: Events) -> Arc<Self> {
-        Arc::new(Self { watch, events, state: Mutex::default() })
+    pub fn new(watch: &'static str, reporter: HealthReporter) -> Arc<Self> {
+        Arc::new(Self { watch, reporter, state: Mutex::default() })
     }
 
     /// The server answered 429 or 503 with `Retry-After: delay`.
@@ -61,7 +61,7 @@ impl Probe {
             report
         };
         if report {
-            self.events.watch_healthy(self.watch);
+            self.reporter.report(Health::WatchHealthy(self.watch));
         }
     }
 
@@ -72,7 +72,7 @@ impl Probe {
             state.failing = true;
             state.stalled = reason == STALLED;
         }
-        self.events.watch_failed(self.watch, reason, cause);
+        self.reporter.report(Health::WatchFailed { watch: self.watch, reason, cause });
     }
 
     /// Whether a reopened watch that stays quiet (no ERROR) may count as healthy: not after
