@@ -15,7 +15,9 @@ use tracing_subscriber::filter::LevelFilter;
 
 pub use crate::telemetry::LogFormat;
 pub use config::{Admin, Config, Output, Safety, Source};
-pub use values::{DurationArg, FileMode, MAX_DURATION, SignalName};
+#[cfg(test)]
+pub(crate) use values::MAX_DURATION;
+pub use values::{DurationArg, FileMode, SignalName};
 
 /// Exit code for a usage error (`EX_USAGE` from sysexits.h).
 pub const EXIT_USAGE: u8 = 64;
@@ -28,7 +30,7 @@ const WATCH_IDLE_TIMEOUT_MAX: Duration = Duration::from_secs(290);
 /// Default admin address. Port 9403 because the apps configsnap sits next to own the usual
 /// ones: 9090 is Prometheus, 9093 Alertmanager, 9100 node-exporter, 3000 Grafana, 8404
 /// HAProxy's stats, 80/8080 nginx; 9403 is in Prometheus's exporter range and taken by none.
-pub const DEFAULT_LISTEN: &str = "0.0.0.0:9403";
+pub(crate) const DEFAULT_LISTEN: &str = "0.0.0.0:9403";
 
 /// Flags as typed, one group per stage (each group is its `--help` heading).
 #[derive(Debug, Clone, Parser)]
@@ -80,15 +82,15 @@ pub struct SourceArgs {
         env = "CONFIGSNAP_FROM_DIR",
         value_delimiter = ','
     )]
-    pub from_dirs: Vec<PathBuf>,
+    pub(crate) from_dirs: Vec<PathBuf>,
 
     /// Get the initial state as a watch stream (WatchList, `sendInitialEvents`) instead of a LIST
     #[arg(long, env = "CONFIGSNAP_STREAMING_LIST")]
-    pub streaming_list: bool,
+    pub(crate) streaming_list: bool,
 
     /// Replace a watch that sends no event and no bookmark for this long (1s to 290s)
     #[arg(long, env = "CONFIGSNAP_WATCH_IDLE_TIMEOUT", default_value = "2m")]
-    pub watch_idle_timeout: DurationArg,
+    pub(crate) watch_idle_timeout: DurationArg,
 
     /// Kubeconfig file [default: in-cluster config in a pod, else KUBECONFIG or ~/.kube/config]
     #[arg(long, env = "CONFIGSNAP_KUBECONFIG")]
@@ -110,16 +112,16 @@ pub struct OutputArgs {
     pub layout: Layout,
     /// Mode of written files, octal (annotation configsnap.io/file-mode overrides; Secrets 0600)
     #[arg(long, env = "CONFIGSNAP_FILE_MODE", default_value = "0644")]
-    pub file_mode: FileMode,
+    pub(crate) file_mode: FileMode,
     /// Largest accepted value in bytes; a larger one rejects its ConfigMap
     #[arg(long, env = "CONFIGSNAP_MAX_FILE_SIZE", default_value_t = 1024 * 1024)]
-    pub max_file_size: usize,
+    pub(crate) max_file_size: usize,
     /// Keep each replaced snapshot readable this long, so a reader that resolved `..data` before a swap never finds its files gone (0 = remove at once)
     #[arg(long, env = "CONFIGSNAP_GC_GRACE", default_value = "30s")]
-    pub gc_grace: DurationArg,
+    pub(crate) gc_grace: DurationArg,
     /// Directory for the last-good copy (off when unset)
     #[arg(long, env = "CONFIGSNAP_STATE_DIR")]
-    pub state_dir: Option<PathBuf>,
+    pub(crate) state_dir: Option<PathBuf>,
 }
 
 /// How the app is told: a signal, webhooks or a command, and when.
@@ -131,43 +133,43 @@ pub struct ReloadArgs {
     pub signal: SignalName,
     /// Signal the top process of this name (needs shareProcessNamespace)
     #[arg(long, env = "CONFIGSNAP_PROCESS_NAME")]
-    pub process_name: Option<String>,
+    pub(crate) process_name: Option<String>,
     /// Signal the pid written in this file (read at each reload)
     #[arg(long, env = "CONFIGSNAP_PID_FILE")]
     pub pid_file: Option<PathBuf>,
     /// HTTP reload endpoint, http:// or https:// (repeatable; env: comma-separated)
     #[arg(long = "webhook-url", env = "CONFIGSNAP_WEBHOOK_URL", value_delimiter = ',')]
-    pub webhook_urls: Vec<String>,
+    pub(crate) webhook_urls: Vec<String>,
     /// HTTP method of the webhook
     #[arg(long, env = "CONFIGSNAP_WEBHOOK_METHOD", default_value = "POST")]
-    pub webhook_method: String,
+    pub(crate) webhook_method: String,
     /// Timeout of one webhook call
     #[arg(long, env = "CONFIGSNAP_WEBHOOK_TIMEOUT", default_value = "5s")]
-    pub webhook_timeout: DurationArg,
+    pub(crate) webhook_timeout: DurationArg,
     /// Retries of a failed webhook call (jittered exponential backoff)
     #[arg(long, env = "CONFIGSNAP_WEBHOOK_RETRIES", default_value_t = 5)]
-    pub webhook_retries: u32,
+    pub(crate) webhook_retries: u32,
     /// Status the webhook must answer [default: any 2xx]
     #[arg(long, env = "CONFIGSNAP_WEBHOOK_STATUS_CODE")]
-    pub webhook_status_code: Option<u16>,
+    pub(crate) webhook_status_code: Option<u16>,
     /// File of `Name: value` lines sent as webhook headers (e.g. a bearer token), read at each call; values never logged
     #[arg(long, env = "CONFIGSNAP_WEBHOOK_HEADER_FILE")]
-    pub webhook_header_file: Option<PathBuf>,
+    pub(crate) webhook_header_file: Option<PathBuf>,
     /// Command run after each swap, with CONFIGSNAP_DIR and CONFIGSNAP_HASH set: run directly (no shell) unless it has shell syntax
     #[arg(long, env = "CONFIGSNAP_EXEC")]
     pub exec: Option<String>,
     /// Time limit of the --exec command
     #[arg(long, env = "CONFIGSNAP_EXEC_TIMEOUT", default_value = "30s")]
-    pub exec_timeout: DurationArg,
+    pub(crate) exec_timeout: DurationArg,
     /// Quiet window after a change before swapping (0 = at once)
     #[arg(long, env = "CONFIGSNAP_DEBOUNCE", default_value = "100ms")]
     pub debounce: DurationArg,
     /// Longest delay of a swap under a constant stream of changes
     #[arg(long, env = "CONFIGSNAP_MAX_WAIT", default_value = "1s")]
-    pub max_wait: DurationArg,
+    pub(crate) max_wait: DurationArg,
     /// Also reload after the first sync (for apps started before configsnap)
     #[arg(long, env = "CONFIGSNAP_RELOAD_ON_START")]
-    pub reload_on_start: bool,
+    pub(crate) reload_on_start: bool,
 }
 
 /// What keeps a bad snapshot away from the app: checks, verification, rollback, holds.
@@ -177,19 +179,19 @@ pub struct ReloadArgs {
 pub struct SafetyArgs {
     /// Check .json, .yaml/.yml and .toml files before swapping
     #[arg(long, env = "CONFIGSNAP_VALIDATE_SYNTAX")]
-    pub validate_syntax: bool,
+    pub(crate) validate_syntax: bool,
     /// Command run on the staged snapshot (CONFIGSNAP_STAGED_DIR); exit 0 = good; run directly (no shell) unless it has shell syntax
     #[arg(long, env = "CONFIGSNAP_VALIDATE_CMD")]
-    pub validate_cmd: Option<String>,
+    pub(crate) validate_cmd: Option<String>,
     /// Time limit of the --validate-cmd command
     #[arg(long, env = "CONFIGSNAP_VALIDATE_TIMEOUT", default_value = "30s")]
-    pub validate_timeout: DurationArg,
+    pub(crate) validate_timeout: DurationArg,
     /// After a reload this URL must answer 2xx, or the previous snapshot is restored
     #[arg(long, env = "CONFIGSNAP_VERIFY_URL")]
-    pub verify_url: Option<String>,
+    pub(crate) verify_url: Option<String>,
     /// How long --verify-url may take to answer 2xx
     #[arg(long, env = "CONFIGSNAP_VERIFY_TIMEOUT", default_value = "10s")]
-    pub verify_timeout: DurationArg,
+    pub(crate) verify_timeout: DurationArg,
     /// When the app refuses a reload (HTTP error status, non-zero exit), restore the last good snapshot
     #[arg(
         long,
@@ -200,13 +202,13 @@ pub struct SafetyArgs {
         default_missing_value = "true",
         value_name = "BOOL"
     )]
-    pub rollback_on_refusal: bool,
+    pub(crate) rollback_on_refusal: bool,
     /// Swap in a selection with no object at all (default: keep the previous files)
     #[arg(long, env = "CONFIGSNAP_ALLOW_EMPTY")]
-    pub allow_empty: bool,
+    pub(crate) allow_empty: bool,
     /// Wait this long for the API before restoring the last-good copy
     #[arg(long, env = "CONFIGSNAP_STARTUP_TIMEOUT", default_value = "5s")]
-    pub startup_timeout: DurationArg,
+    pub(crate) startup_timeout: DurationArg,
 }
 
 /// The process itself: mode, admin address, logs, shutdown, Kubernetes Events.
@@ -227,7 +229,7 @@ pub struct RunArgs {
     pub log_level: LevelFilter,
     /// Time to finish in-flight work after SIGTERM
     #[arg(long, env = "CONFIGSNAP_SHUTDOWN_GRACE", default_value = "10s")]
-    pub shutdown_grace: DurationArg,
+    pub(crate) shutdown_grace: DurationArg,
     /// Publish Kubernetes Events on the ConfigMaps and Secrets concerned (rejected, refused, rolled back, applied)
     #[arg(
         long,
@@ -241,10 +243,10 @@ pub struct RunArgs {
     pub events: bool,
     /// This Pod's name (downward API metadata.name): Events are related to it
     #[arg(long, env = "POD_NAME")]
-    pub pod_name: Option<String>,
+    pub(crate) pod_name: Option<String>,
     /// This Pod's uid (downward API metadata.uid)
     #[arg(long, env = "POD_UID")]
-    pub pod_uid: Option<String>,
+    pub(crate) pod_uid: Option<String>,
 }
 
 /// A flag combination or value that cannot work.

@@ -25,7 +25,7 @@ const SOURCE: &str = "source";
 /// The one place the stages' outcomes fan out to the observers (logs, metrics, status,
 /// Kubernetes Events). Cheap to clone.
 #[derive(Debug, Clone)]
-pub struct Events {
+pub(crate) struct Events {
     metrics: Arc<Metrics>,
     status: StatusHandle,
     source_errors: Arc<Mutex<RateLimit>>,
@@ -48,32 +48,32 @@ struct RateLimit {
 impl Events {
     /// A sink writing to these metrics and this status.
     #[must_use]
-    pub fn new(metrics: Arc<Metrics>, status: StatusHandle) -> Self {
+    pub(crate) fn new(metrics: Arc<Metrics>, status: StatusHandle) -> Self {
         let pipeline_busy = Arc::new(tokio::sync::watch::channel(false).0);
         Self { metrics, status, source_errors: Arc::default(), announce: Arc::default(), pipeline_busy }
     }
 
     /// The metrics (for `/metrics`).
     #[must_use]
-    pub fn metrics(&self) -> &Metrics {
+    pub(crate) fn metrics(&self) -> &Metrics {
         &self.metrics
     }
 
     /// The status (for the probes).
     #[must_use]
-    pub fn status(&self) -> &StatusHandle {
+    pub(crate) fn status(&self) -> &StatusHandle {
         &self.status
     }
 
     /// A reporter whose outcomes this sink observes: what the stages get.
     #[must_use]
-    pub fn reporter(&self) -> Reporter {
+    pub(crate) fn reporter(&self) -> Reporter {
         let events = self.clone();
         Reporter::new(move |outcome| events.observe(outcome))
     }
 
     /// Tells every observer about `outcome`: its log line, metrics, status and Event.
-    pub fn observe(&self, outcome: Outcome<'_>) {
+    pub(crate) fn observe(&self, outcome: Outcome<'_>) {
         match outcome {
             Outcome::Concerning(objects) => self.concerning(objects),
             Outcome::Swapped { snapshot, changed, timings, since_change } => {
@@ -352,7 +352,7 @@ impl Events {
 
     /// Follows whether the pipeline is in a step (see [`Events::busy`]).
     #[must_use]
-    pub fn pipeline_busy(&self) -> tokio::sync::watch::Receiver<bool> {
+    pub(crate) fn pipeline_busy(&self) -> tokio::sync::watch::Receiver<bool> {
         self.pipeline_busy.subscribe()
     }
 

@@ -49,7 +49,12 @@ const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=
 
 /// Serves until `cancel`; connections get the rest of their request answered. A pipeline
 /// step longer than `wedged_after` makes `/healthz` fail.
-pub async fn serve(listener: TcpListener, events: Events, cancel: CancellationToken, wedged_after: Duration) {
+pub(crate) async fn serve(
+    listener: TcpListener,
+    events: Events,
+    cancel: CancellationToken,
+    wedged_after: Duration,
+) {
     let connections = TaskTracker::new();
     let cap = connection_cap();
     let permits = Arc::new(Semaphore::new(cap));
@@ -126,7 +131,7 @@ pub async fn serve(listener: TcpListener, events: Events, cancel: CancellationTo
 /// How many admin connections to serve at once: [`MAX_CONNECTIONS`], or fewer when the
 /// fd limit leaves less than that above [`RESERVED_FDS`].
 #[must_use]
-pub fn connection_cap() -> usize {
+pub(crate) fn connection_cap() -> usize {
     let soft = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
         .map_or(1024, |(soft, _)| soft);
     let spare = usize::try_from(soft.saturating_sub(RESERVED_FDS)).unwrap_or(MAX_CONNECTIONS);

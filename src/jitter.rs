@@ -5,7 +5,7 @@ use std::time::Duration;
 
 /// A delay between 50 % and 100 % of `delay` ("equal jitter": spread, yet never longer).
 #[must_use]
-pub fn jitter(delay: Duration) -> Duration {
+pub(crate) fn jitter(delay: Duration) -> Duration {
     delay.mul_f64(rand::random_range(0.5..=1.0))
 }
 

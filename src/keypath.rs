@@ -15,11 +15,11 @@
 use thiserror::Error;
 
 /// Longest path accepted, in bytes (Linux `PATH_MAX`, as kubelet).
-pub const MAX_PATH_BYTES: usize = 4096;
+pub(crate) const MAX_PATH_BYTES: usize = 4096;
 /// Longest single path element accepted, in bytes (Linux `NAME_MAX`, as kubelet).
-pub const MAX_ELEMENT_BYTES: usize = 255;
+pub(crate) const MAX_ELEMENT_BYTES: usize = 255;
 /// Longest ConfigMap/Secret key and object name the API accepts (a DNS subdomain's limit).
-pub const MAX_API_NAME_BYTES: usize = 253;
+pub(crate) const MAX_API_NAME_BYTES: usize = 253;
 /// Untrusted strings are cut to this many bytes in errors and logs.
 const SHOWN_BYTES: usize = 80;
 
@@ -83,7 +83,7 @@ pub enum Error {
 /// Checks a relative path that will be written under a snapshot directory.
 ///
 /// Nested paths (`a/b/c.txt`) are allowed; see [`validate_key`] for object keys.
-pub fn validate_path(path: &str) -> Result<(), Error> {
+pub(crate) fn validate_path(path: &str) -> Result<(), Error> {
     if path.is_empty() {
         return Err(Error::Empty);
     }
@@ -114,7 +114,7 @@ pub fn validate_path(path: &str) -> Result<(), Error> {
 
 /// Checks a ConfigMap or Secret key: the path rules, no `/`, and the API's own rule
 /// (`[-._a-zA-Z0-9]+`, at most [`MAX_API_NAME_BYTES`]).
-pub fn validate_key(key: &str) -> Result<(), Error> {
+pub(crate) fn validate_key(key: &str) -> Result<(), Error> {
     validate_path(key)?;
     if key.contains('/') {
         return Err(Error::Slash(escape(key)));
@@ -131,7 +131,7 @@ pub fn validate_key(key: &str) -> Result<(), Error> {
 /// Checks an object name against the API's rule for ConfigMap and Secret names: a DNS
 /// subdomain (RFC 1123): lowercase alphanumerics, `-` and `.`, starting and ending with
 /// an alphanumeric, at most [`MAX_API_NAME_BYTES`].
-pub fn validate_name(name: &str) -> Result<(), Error> {
+pub(crate) fn validate_name(name: &str) -> Result<(), Error> {
     let alnum = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit();
     let bytes = name.as_bytes();
     let valid = !bytes.is_empty()
@@ -145,7 +145,7 @@ pub fn validate_name(name: &str) -> Result<(), Error> {
 /// An untrusted string made safe for one log line: shortened to about 80 bytes (with `…`
 /// and the full length when cut) and quoted with every control character escaped.
 #[must_use]
-pub fn escape(s: &str) -> String {
+pub(crate) fn escape(s: &str) -> String {
     if s.len() <= SHOWN_BYTES {
         return format!("{s:?}");
     }
@@ -161,7 +161,7 @@ pub fn escape(s: &str) -> String {
 /// [`escape`] it adds no quotes, so JSON logs keep plain values; in text logs a newline or
 /// ESC in a name can neither forge a line nor colour one.
 #[derive(Debug, Clone, Copy)]
-pub struct Escaped<'a>(pub &'a str);
+pub(crate) struct Escaped<'a>(pub &'a str);
 
 impl std::fmt::Display for Escaped<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -25,7 +25,7 @@ use crate::writer::{self, Writer};
 use std::fs::DirBuilder;
 use std::io;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use thiserror::Error;
 
 /// The single-file copy written by earlier versions; removed at open.
@@ -62,7 +62,7 @@ pub enum Error {
 
 /// The last-good copy in one state dir, for one [`Origin`].
 #[derive(Debug)]
-pub struct Store {
+pub(crate) struct Store {
     writer: Writer,
     origin: Origin,
 }
@@ -74,7 +74,7 @@ impl Store {
     /// save. Blocking.
     /// Refuses (with [`Error::Unsafe`]) a dir that another user owns or that group or
     /// others may write; tightens our own dir to 0700.
-    pub fn open(dir: &Path, origin: Origin) -> Result<Self, Error> {
+    pub(crate) fn open(dir: &Path, origin: Origin) -> Result<Self, Error> {
         let unsafe_dir = |reason: String| Error::Unsafe { path: dir.display().to_string(), reason };
         match std::fs::metadata(dir) {
             Ok(meta) => check_dir(&meta).map_err(unsafe_dir)?,
@@ -100,31 +100,19 @@ impl Store {
 
     /// The state dir.
     #[must_use]
-    pub fn dir(&self) -> &Path {
+    pub(crate) fn dir(&self) -> &Path {
         self.writer.path()
-    }
-
-    /// The origin a stored copy must have to be loaded.
-    #[must_use]
-    pub fn origin(&self) -> &Origin {
-        &self.origin
-    }
-
-    /// Path of the link naming the stored copy.
-    #[must_use]
-    pub fn data_path(&self) -> PathBuf {
-        self.dir().join(writer::DATA_LINK)
     }
 
     /// Persists `snapshot`, replacing the previous copy atomically. Blocking (fsyncs):
     /// call it in `spawn_blocking`.
-    pub fn save(&self, snapshot: &Snapshot) -> Result<(), Error> {
+    pub(crate) fn save(&self, snapshot: &Snapshot) -> Result<(), Error> {
         self.writer.swap(snapshot).map(drop).map_err(Error::Write)
     }
 
     /// The stored snapshot, verified. `Ok(None)` when there is none, or when it is
     /// damaged or of another origin (logged as a warning, never trusted). Blocking.
-    pub fn load(&self) -> Result<Option<Snapshot>, Error> {
+    pub(crate) fn load(&self) -> Result<Option<Snapshot>, Error> {
         if let Err(reason) = self.check_ownership() {
             tracing::warn!(dir = %self.dir().display(), reason, "ignoring the last-good copy: its dir is not trusted");
             return Ok(None);
@@ -165,7 +153,7 @@ impl Store {
 
 /// Why a state dir cannot be trusted: not a directory, owned by another user, or writable
 /// by group or others. The reason says what to do.
-pub fn check_dir(meta: &std::fs::Metadata) -> Result<(), String> {
+pub(crate) fn check_dir(meta: &std::fs::Metadata) -> Result<(), String> {
     if !meta.is_dir() {
         return Err("not a directory; give --state-dir a directory path".into());
     }

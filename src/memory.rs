@@ -9,7 +9,7 @@
 /// Returns the free pages of the heap to the kernel. Blocking (walks the heap): call it
 /// off the async threads.
 #[allow(unsafe_code)]
-pub fn release_free_memory() {
+pub(crate) fn release_free_memory() {
     // SAFETY: malloc_trim only inspects and trims the allocator's own free lists; it
     // takes no pointer and is thread-safe (it locks each arena).
     #[cfg(all(target_os = "linux", target_env = "gnu"))]

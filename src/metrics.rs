@@ -3,8 +3,8 @@
 //!
 //! Only [`crate::events`] updates them, so every metric moves together with its log line.
 
-pub mod process;
-pub mod text;
+pub(crate) mod process;
+pub(crate) mod text;
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -17,7 +17,7 @@ use std::sync::atomic::AtomicU64;
 
 /// Labels of `configsnap_reloads_total`.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct ReloadLabels {
+pub(crate) struct ReloadLabels {
     /// `signal`, `webhook` or `exec`.
     pub method: &'static str,
     /// `success` or `failure`.
@@ -26,21 +26,21 @@ pub struct ReloadLabels {
 
 /// Labels of `configsnap_reload_duration_seconds`.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct MethodLabel {
+pub(crate) struct MethodLabel {
     /// `signal`, `webhook` or `exec`.
     pub method: &'static str,
 }
 
 /// A label set with one `reason`.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct ReasonLabel {
+pub(crate) struct ReasonLabel {
     /// Short machine-readable cause.
     pub reason: &'static str,
 }
 
 /// Labels of `configsnap_visible_link_repairs_total`.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct RepairLabels {
+pub(crate) struct RepairLabels {
     /// The top-level entry whose link was wrong.
     pub entry: String,
     /// What was there: `link` (to elsewhere), `missing`, `directory` or `file`.
@@ -49,65 +49,65 @@ pub struct RepairLabels {
 
 /// Labels of `configsnap_events_total`.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct ResultLabel {
+pub(crate) struct ResultLabel {
     /// `sent`, `repeated` (within the repeat window), `forbidden` or `failed`.
     pub result: &'static str,
 }
 
 /// Every metric configsnap exports.
 #[derive(Debug)]
-pub struct Metrics {
+pub(crate) struct Metrics {
     registry: Registry,
     /// Snapshots swapped into the target dir.
     pub swaps: Counter,
     /// Time of one swap (write, fsync, rename).
-    pub swap_duration: Histogram,
+    pub(crate) swap_duration: Histogram,
     /// Time from the first unrendered source change to the swap.
-    pub event_to_swap: Histogram,
+    pub(crate) event_to_swap: Histogram,
     /// Reload attempts by method and result.
     pub reloads: Family<ReloadLabels, Counter>,
     /// 1 when the last reload attempt succeeded (also before any), 0 after a failure: the
     /// same meaning as `reloader_last_reload_successful`, which common alerts watch.
-    pub last_reload_successful: Gauge,
+    pub(crate) last_reload_successful: Gauge,
     /// Unix time of the last successful reload (0 before any).
-    pub last_reload_success_timestamp: Gauge<f64, AtomicU64>,
+    pub(crate) last_reload_success_timestamp: Gauge<f64, AtomicU64>,
     /// Time of one reload attempt, retries included, by method.
-    pub reload_duration: Family<MethodLabel, Histogram>,
+    pub(crate) reload_duration: Family<MethodLabel, Histogram>,
     /// Objects versions rejected, by reason.
     pub rejected: Family<ReasonLabel, Counter>,
     /// Snapshots refused by validation or verification, by reason.
-    pub snapshots_refused: Family<ReasonLabel, Counter>,
+    pub(crate) snapshots_refused: Family<ReasonLabel, Counter>,
     /// Swaps that failed (the previous snapshot stayed), by reason.
-    pub swap_failures: Family<ReasonLabel, Counter>,
+    pub(crate) swap_failures: Family<ReasonLabel, Counter>,
     /// Swaps back to the last good snapshot after a failed verification.
-    pub rollbacks: Counter,
+    pub(crate) rollbacks: Counter,
     /// Visible links found wrong (replaced, removed, or a dir or file in their place) and
     /// put right, by entry.
-    pub visible_link_repairs: Family<RepairLabels, Counter>,
+    pub(crate) visible_link_repairs: Family<RepairLabels, Counter>,
     /// 1 while the target dir takes writes, 0 while it refuses them (read-only,
     /// permission): the app keeps the files on disk, and no update can land.
-    pub target_writable: Gauge,
+    pub(crate) target_writable: Gauge,
     /// Failed API requests of the watch, by reason (`unavailable`, `throttled`, `refused`,
     /// `timeout`, `gone`, `stalled`, `decode`, `forbidden`, `other`).
-    pub watch_errors: Family<ReasonLabel, Counter>,
+    pub(crate) watch_errors: Family<ReasonLabel, Counter>,
     /// Kubernetes Events by result.
     pub events: Family<ResultLabel, Counter>,
     /// Kubernetes Events dropped because the queue was full.
-    pub events_dropped: Counter,
+    pub(crate) events_dropped: Counter,
     /// 1 while the source is degraded (API unreachable or files from last-good).
     pub degraded: Gauge,
     /// Unix time of the last complete state received from the source.
-    pub last_sync_timestamp: Gauge<f64, AtomicU64>,
+    pub(crate) last_sync_timestamp: Gauge<f64, AtomicU64>,
     /// Objects in the current snapshot.
-    pub selected_objects: Gauge,
+    pub(crate) selected_objects: Gauge,
     /// Bytes of file content in the current snapshot.
-    pub snapshot_bytes: Gauge,
+    pub(crate) snapshot_bytes: Gauge,
 }
 
 impl Metrics {
     /// Creates and registers every metric.
     #[must_use]
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         let mut registry = Registry::with_prefix("configsnap");
         let swaps = Counter::default();
         registry.register("swaps", "Snapshots swapped into the target directory", swaps.clone());
@@ -257,7 +257,7 @@ impl Metrics {
 
     /// The OpenMetrics text exposition, `process_*` metrics included.
     #[must_use]
-    pub fn encode(&self) -> String {
+    pub(crate) fn encode(&self) -> String {
         let mut out = String::new();
         prometheus_client::encoding::text::encode_registry(&mut out, &self.registry)
             .expect("writing into a String cannot fail");
@@ -269,7 +269,7 @@ impl Metrics {
     /// Content type and body for a scrape with this `Accept` header: Prometheus text
     /// 0.0.4 unless OpenMetrics is preferred (see [`text::wants_openmetrics`]).
     #[must_use]
-    pub fn negotiate(&self, accept: Option<&str>) -> (&'static str, String) {
+    pub(crate) fn negotiate(&self, accept: Option<&str>) -> (&'static str, String) {
         if text::wants_openmetrics(accept) {
             (text::OPENMETRICS, self.encode())
         } else {

@@ -10,7 +10,7 @@
 pub use crate::snapshot::{ContentHash, Object, Rejection, Snapshot};
 pub use crate::source::{Health, HealthReporter, SourceKind};
 /// The process-wide count of sync calls, which the writer keeps itself (for the metrics).
-pub use crate::writer::sync_calls;
+pub(crate) use crate::writer::sync_calls;
 pub use crate::writer::{Error as WriteError, Found, Repair, SwapTimings};
 use std::fmt;
 use std::sync::Arc;

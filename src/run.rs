@@ -81,10 +81,10 @@ pub async fn run(config: Config) -> Result<(), Error> {
     let origin = parts::origin(&config, &sources.namespace);
     let target = parts::open_target(&config.output, origin.clone(), &events).await?;
     let durability = target.0.durability();
-    let store = parts::open_last_good(&config.output, origin.clone()).await?;
+    let store = parts::open_last_good(&config.output, origin).await?;
     let tasks = lifecycle::Tasks::spawn(sources.tasks, sources.publisher);
     let source = (sources.inventory, sources.changes);
-    let pipeline = parts::pipeline(&config, origin, source, target, store, &events);
+    let pipeline = parts::pipeline(&config, source, target, store, &events);
     if config.admin.once {
         let result = pipeline.once().await;
         tasks.stop(&work, config.admin.shutdown_grace).await;

@@ -13,7 +13,7 @@ pub struct Error {
 
 /// Checks the Kubernetes label selector grammar: comma-separated requirements of the
 /// forms `k`, `!k`, `k=v`, `k==v`, `k!=v`, `k in (v1,v2)`, `k notin (v1,v2)`.
-pub fn validate(selector: &str) -> Result<(), Error> {
+pub(crate) fn validate(selector: &str) -> Result<(), Error> {
     let fail = |reason: String| Error { selector: selector.to_owned(), reason };
     for requirement in split_requirements(selector).map_err(fail)? {
         check_requirement(requirement.trim()).map_err(fail)?;

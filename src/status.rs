@@ -9,7 +9,7 @@ use std::sync::Arc;
 /// Where the files currently on disk came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum Origin {
+pub(crate) enum Origin {
     /// No snapshot on disk yet.
     #[default]
     None,
@@ -24,7 +24,7 @@ pub enum Origin {
 /// The state reported by `/readyz` and the `degraded` metric.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case", tag = "state")]
-pub enum State {
+pub(crate) enum State {
     /// Waiting for the first snapshot.
     Starting,
     /// Files match the live source.
@@ -51,42 +51,42 @@ pub enum State {
 
 /// Everything the probes and the status body report.
 #[derive(Debug, Clone, Default)]
-pub struct Status {
+pub(crate) struct Status {
     /// Where the files on disk came from.
-    pub origin: Origin,
+    pub(crate) origin: Origin,
     /// Content hash of the snapshot on disk.
     pub hash: Option<String>,
     /// Last complete state received from the source.
-    pub last_sync: Option<DateTime<Utc>>,
+    pub(crate) last_sync: Option<DateTime<Utc>>,
     /// Last swap.
-    pub last_swap: Option<DateTime<Utc>>,
+    pub(crate) last_swap: Option<DateTime<Utc>>,
     /// Last error of any kind, for operators.
-    pub last_error: Option<String>,
+    pub(crate) last_error: Option<String>,
     /// Source error and when the outage began, while the source is failing (every failing
     /// watch loop's cause, from [`Status::source_faults`]).
-    pub source_error: Option<(String, DateTime<Utc>)>,
+    pub(crate) source_error: Option<(String, DateTime<Utc>)>,
     /// Why the files are behind the source, and since when.
     pub behind: Option<(String, DateTime<Utc>)>,
     /// Why the target dir refuses writes (read-only, no permission), and since when: the
     /// app keeps the complete snapshot on disk, and no update can land.
-    pub target_fault: Option<(String, DateTime<Utc>)>,
+    pub(crate) target_fault: Option<(String, DateTime<Utc>)>,
     /// Each failing watch loop: its cause and since when; a loop recovering clears only its
     /// own entry, so a healthy ConfigMap watch does not hide a failing Secret watch.
-    pub source_faults: std::collections::BTreeMap<&'static str, (String, DateTime<Utc>)>,
+    pub(crate) source_faults: std::collections::BTreeMap<&'static str, (String, DateTime<Utc>)>,
     /// Set when shutdown began: not ready any more.
-    pub shutting_down: bool,
+    pub(crate) shutting_down: bool,
     /// A task that ended unexpectedly (unhealthy).
-    pub failed_task: Option<String>,
+    pub(crate) failed_task: Option<String>,
     /// When the pipeline began its current step (to detect a wedged loop).
-    pub busy_since: Option<tokio::time::Instant>,
+    pub(crate) busy_since: Option<tokio::time::Instant>,
     /// Last time each source loop proved it is turning (to detect a wedged watch loop).
-    pub heartbeats: std::collections::BTreeMap<&'static str, tokio::time::Instant>,
+    pub(crate) heartbeats: std::collections::BTreeMap<&'static str, tokio::time::Instant>,
 }
 
 impl Status {
     /// The derived state.
     #[must_use]
-    pub fn state(&self) -> State {
+    pub(crate) fn state(&self) -> State {
         if let Some((reason, since)) = &self.target_fault {
             return State::Degraded {
                 reason: reason.clone(),
@@ -115,13 +115,13 @@ impl Status {
 
     /// Ready: a snapshot is on disk and shutdown has not begun.
     #[must_use]
-    pub fn ready(&self) -> bool {
+    pub(crate) fn ready(&self) -> bool {
         self.origin != Origin::None && !self.shutting_down
     }
 
     /// The JSON body of `/readyz`.
     #[must_use]
-    pub fn to_json(&self) -> serde_json::Value {
+    pub(crate) fn to_json(&self) -> serde_json::Value {
         let time = |t: &Option<DateTime<Utc>>| t.map(|t| t.to_rfc3339_opts(SecondsFormat::Millis, true));
         serde_json::json!({
             "ready": self.ready(),
@@ -138,17 +138,17 @@ impl Status {
 
 /// Shared, lock-free handle to the [`Status`].
 #[derive(Debug, Clone, Default)]
-pub struct StatusHandle(Arc<ArcSwap<Status>>);
+pub(crate) struct StatusHandle(Arc<ArcSwap<Status>>);
 
 impl StatusHandle {
     /// The current status.
     #[must_use]
-    pub fn get(&self) -> Arc<Status> {
+    pub(crate) fn get(&self) -> Arc<Status> {
         self.0.load_full()
     }
 
     /// Changes the status (retried if another writer raced).
-    pub fn update(&self, change: impl Fn(&mut Status)) {
+    pub(crate) fn update(&self, change: impl Fn(&mut Status)) {
         self.0.rcu(|current| {
             let mut next = Status::clone(current);
             change(&mut next);

@@ -22,7 +22,7 @@ use tracing_subscriber::layer::{Context, Filter, SubscriberExt};
 use tracing_subscriber::util::SubscriberInitExt;
 
 /// One line per library call site per this interval, for warnings and errors.
-pub const LIBRARY_LOG_INTERVAL: Duration = Duration::from_secs(30);
+pub(crate) const LIBRARY_LOG_INTERVAL: Duration = Duration::from_secs(30);
 
 /// Log line format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -71,7 +71,7 @@ impl FloodGate {
     }
 
     /// True when `meta`'s call site has not logged within the interval (and records it).
-    pub fn admit(&self, meta: &Metadata<'_>, now: Instant) -> bool {
+    pub(crate) fn admit(&self, meta: &Metadata<'_>, now: Instant) -> bool {
         if !Self::is_gated(meta) {
             return true;
         }

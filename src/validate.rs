@@ -14,9 +14,9 @@ use std::time::Duration;
 use thiserror::Error;
 
 /// Environment variable naming the staged snapshot dir, for the validation command.
-pub const STAGED_DIR_ENV: &str = "CONFIGSNAP_STAGED_DIR";
+pub(crate) const STAGED_DIR_ENV: &str = "CONFIGSNAP_STAGED_DIR";
 /// Environment variable holding the staged snapshot's content hash (`sha256:<hex>`).
-pub const HASH_ENV: &str = "CONFIGSNAP_HASH";
+pub(crate) const HASH_ENV: &str = "CONFIGSNAP_HASH";
 
 /// Why a snapshot was rejected.
 #[derive(Debug, Error)]
@@ -68,7 +68,7 @@ pub enum Format {
 
 /// The checks to run before a swap.
 #[derive(Debug, Clone)]
-pub struct Validator {
+pub(crate) struct Validator {
     syntax: bool,
     command: Option<String>,
     timeout: Duration,
@@ -116,7 +116,7 @@ impl Position {
     /// The position of byte `offset` of `text` (clamped to its length; an offset inside
     /// a multi-byte character counts as that character).
     #[must_use]
-    pub fn of_offset(text: &[u8], offset: usize) -> Self {
+    pub(crate) fn of_offset(text: &[u8], offset: usize) -> Self {
         let before = &text[..offset.min(text.len())];
         let line_start = before.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
         let line = 1 + before.iter().filter(|&&b| b == b'\n').count();
@@ -220,7 +220,7 @@ fn check_toml(text: &str) -> Result<(), (Option<Position>, String)> {
 }
 
 /// Checks one file by its extension; files of other extensions always pass.
-pub fn check_file(path: &str, content: &[u8]) -> Result<(), Error> {
+pub(crate) fn check_file(path: &str, content: &[u8]) -> Result<(), Error> {
     let Some(format) = Format::of(path) else {
         return Ok(());
     };
@@ -242,19 +242,20 @@ impl Validator {
     /// A validator; `syntax` turns on the built-in checks, `command` (run directly, or with
     /// `sh -c` when it has shell syntax: see [`exec::argv`]) is killed after `timeout`.
     #[must_use]
-    pub fn new(syntax: bool, command: Option<String>, timeout: Duration) -> Self {
+    pub(crate) fn new(syntax: bool, command: Option<String>, timeout: Duration) -> Self {
         Self { syntax, command, timeout }
     }
 
+    #[cfg(test)]
     /// True when any check is configured (the caller can skip staging otherwise).
     #[must_use]
-    pub fn is_enabled(&self) -> bool {
+    pub(crate) fn is_enabled(&self) -> bool {
         self.syntax || self.command.is_some()
     }
 
     /// True when a command is configured (it needs the snapshot staged on disk).
     #[must_use]
-    pub fn has_command(&self) -> bool {
+    pub(crate) fn has_command(&self) -> bool {
         self.command.is_some()
     }
 
@@ -262,7 +263,7 @@ impl Validator {
     /// (extension, case-insensitive) of `objects` — the objects a snapshot adds or
     /// changes, so unchanged ones are not parsed again; pure, no I/O. Files are checked in
     /// path order and the first failure is returned. `Ok` when syntax checks are off.
-    pub fn check_syntax(&self, objects: &[Arc<Object>], layout: Layout) -> Result<(), Error> {
+    pub(crate) fn check_syntax(&self, objects: &[Arc<Object>], layout: Layout) -> Result<(), Error> {
         if !self.syntax {
             return Ok(());
         }
@@ -277,7 +278,7 @@ impl Validator {
     /// Runs the command (no shell unless it needs one; `$CONFIGSNAP_STAGED_DIR` in its words
     /// is expanded either way) with [`STAGED_DIR_ENV`] and [`HASH_ENV`] set, killed
     /// after the timeout; exit 0 means good. `Ok` when no command is configured.
-    pub async fn check_command(&self, staged_dir: &Path, hash: ContentHash) -> Result<(), Error> {
+    pub(crate) async fn check_command(&self, staged_dir: &Path, hash: ContentHash) -> Result<(), Error> {
         let Some(command) = &self.command else {
             return Ok(());
         };

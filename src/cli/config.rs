@@ -42,13 +42,13 @@ pub struct Source {
     /// Also Secrets.
     pub secrets: bool,
     /// Mounted directories to read instead of the API.
-    pub from_dirs: Vec<PathBuf>,
+    pub(crate) from_dirs: Vec<PathBuf>,
     /// Explicit kubeconfig file.
     pub kubeconfig: Option<PathBuf>,
     /// A watch silent this long is replaced.
-    pub watch_idle_timeout: Duration,
+    pub(crate) watch_idle_timeout: Duration,
     /// The initial state as a watch stream instead of a LIST.
-    pub streaming_list: bool,
+    pub(crate) streaming_list: bool,
 }
 
 /// The renderer's and the writer's settings.
@@ -59,30 +59,30 @@ pub struct Output {
     /// Create missing parents of the target dir.
     pub create_dir: bool,
     /// Rendering settings.
-    pub render: crate::snapshot::RenderOptions,
+    pub(crate) render: crate::snapshot::RenderOptions,
     /// How long a replaced snapshot stays readable.
-    pub gc_grace: Duration,
+    pub(crate) gc_grace: Duration,
     /// Last-good dir.
-    pub state_dir: Option<PathBuf>,
+    pub(crate) state_dir: Option<PathBuf>,
 }
 
 /// The checks before and after a swap, and the pipeline's rules.
 #[derive(Debug, Clone)]
 pub struct Safety {
     /// Syntax checks.
-    pub validate_syntax: bool,
+    pub(crate) validate_syntax: bool,
     /// Validation command.
-    pub validate_cmd: Option<String>,
+    pub(crate) validate_cmd: Option<String>,
     /// Validation command time limit.
-    pub validate_timeout: Duration,
+    pub(crate) validate_timeout: Duration,
     /// Verification after a reload.
     pub verify: Option<Verify>,
     /// Roll back when the app refuses a reload.
-    pub rollback_on_refusal: bool,
+    pub(crate) rollback_on_refusal: bool,
     /// Swap in an empty selection.
-    pub allow_empty: bool,
+    pub(crate) allow_empty: bool,
     /// Time to wait for the API before restoring last-good.
-    pub startup_timeout: Duration,
+    pub(crate) startup_timeout: Duration,
 }
 
 /// The process's own settings.
@@ -97,7 +97,7 @@ pub struct Admin {
     /// Default log level.
     pub log_level: LevelFilter,
     /// Shutdown grace period.
-    pub shutdown_grace: Duration,
+    pub(crate) shutdown_grace: Duration,
     /// Publish Kubernetes Events.
     pub events: bool,
     /// This Pod's name and uid, when known.

@@ -13,7 +13,7 @@ pub struct DurationArg(pub Duration);
 
 /// Longest duration any flag accepts: a year is already far past any sane timeout, and
 /// capping well below `u64` seconds keeps `now + duration` from overflowing anywhere.
-pub const MAX_DURATION: Duration = Duration::from_secs(366 * 24 * 3600);
+pub(crate) const MAX_DURATION: Duration = Duration::from_secs(366 * 24 * 3600);
 
 impl FromStr for DurationArg {
     type Err = String;

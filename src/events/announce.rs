@@ -20,14 +20,14 @@ pub(super) struct Announce {
 impl Events {
     /// From now on, every happening is also published as a Kubernetes Event.
     #[must_use]
-    pub fn with_publisher(mut self, publisher: Publisher) -> Self {
+    pub(crate) fn with_publisher(mut self, publisher: Publisher) -> Self {
         self.announce = Arc::new(Announce { publisher: Some(publisher), regarding: Vec::new().into() });
         self
     }
 
     /// The shared metrics (for the Event publisher).
     #[must_use]
-    pub fn metrics_arc(&self) -> Arc<crate::metrics::Metrics> {
+    pub(crate) fn metrics_arc(&self) -> Arc<crate::metrics::Metrics> {
         Arc::clone(&self.metrics)
     }
 

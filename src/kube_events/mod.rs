@@ -12,7 +12,7 @@
 //! What each happening says is built in [`notes`] (pure); this module queues, rate limits
 //! and sends.
 
-pub mod notes;
+pub(crate) mod notes;
 #[cfg(test)]
 mod tests;
 
@@ -30,7 +30,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 /// `reportingController` of every Event.
-pub const CONTROLLER: &str = "configsnap";
+pub(crate) const CONTROLLER: &str = "configsnap";
 /// Events waiting to be sent; beyond this they are dropped and counted (a burst of
 /// rejections must not grow memory while the API is slow).
 const QUEUE: usize = 256;
@@ -51,7 +51,7 @@ const STEP_WAIT: Duration = Duration::from_secs(5);
 
 /// The sidecar's own Pod, from the downward API: every Event is `related` to it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Pod {
+pub(crate) struct Pod {
     /// Its namespace.
     pub namespace: String,
     /// Its name (also the `reportingInstance`).
@@ -62,13 +62,13 @@ pub struct Pod {
 
 /// One Event to publish.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Notice {
+pub(crate) struct Notice {
     /// `Normal` or `Warning`.
-    pub type_: EventType,
+    pub(crate) type_: EventType,
     /// `Rejected`, `ValidationFailed`, `ReloadFailed`, `RolledBack`, `SelectionHeld`, `Applied`.
     pub reason: &'static str,
     /// What the recorder calls the action (`Render`, `Validate`, `Reload`, `Swap`).
-    pub action: &'static str,
+    pub(crate) action: &'static str,
     /// The message (at most [`notes::NOTE_BYTES`]).
     pub note: String,
     /// The object concerned.
@@ -77,7 +77,7 @@ pub struct Notice {
 
 /// A handle that queues Events for the background task. Cheap to clone.
 #[derive(Debug, Clone)]
-pub struct Publisher {
+pub(crate) struct Publisher {
     queue: mpsc::Sender<Notice>,
     metrics: Arc<Metrics>,
     pod: Option<Pod>,
@@ -120,7 +120,7 @@ impl Publisher {
     /// drains the queue for a moment). `redact` withholds free text that may quote file
     /// content (parser messages, command output) because Secrets are watched.
     /// `pipeline_busy` says when the pipeline is in a step; sending waits for its end.
-    pub fn start(
+    pub(crate) fn start(
         client: kube::Client,
         pod: Option<Pod>,
         redact: bool,
@@ -146,18 +146,18 @@ impl Publisher {
 
     /// The sidecar's Pod, when known.
     #[must_use]
-    pub fn pod(&self) -> Option<&Pod> {
+    pub(crate) fn pod(&self) -> Option<&Pod> {
         self.pod.as_ref()
     }
 
     /// True when free text that may quote file content must stay out of Events.
     #[must_use]
-    pub fn redact(&self) -> bool {
+    pub(crate) fn redact(&self) -> bool {
         self.redact
     }
 
     /// Queues `notice`; never waits. A full queue drops it and counts the drop.
-    pub fn send(&self, notice: Notice) {
+    pub(crate) fn send(&self, notice: Notice) {
         if let Err(error) = self.queue.try_send(notice) {
             self.metrics.events_dropped.inc();
             tracing::debug!(%error, "Kubernetes Event dropped: the queue is full or closed");

@@ -8,14 +8,14 @@ use k8s_openapi::api::core::v1::ObjectReference;
 use kube::runtime::events::EventType;
 
 /// Longest note: the API allows 1 kB.
-pub const NOTE_BYTES: usize = 1000;
+pub(crate) const NOTE_BYTES: usize = 1000;
 /// At most this many objects are regarded by one snapshot-level happening (bounded API
 /// writes when a first sync or a big edit changes thousands of objects).
-pub const MAX_REGARDED: usize = 10;
+pub(crate) const MAX_REGARDED: usize = 10;
 
 /// The Pod as an `ObjectReference` (the `related` object of every Event).
 #[must_use]
-pub fn pod_reference(pod: &Pod) -> ObjectReference {
+pub(crate) fn pod_reference(pod: &Pod) -> ObjectReference {
     ObjectReference {
         api_version: Some("v1".into()),
         kind: Some("Pod".into()),
@@ -28,7 +28,7 @@ pub fn pod_reference(pod: &Pod) -> ObjectReference {
 
 /// An API object as an `ObjectReference`; `None` for directory sources (not API objects).
 #[must_use]
-pub fn reference(
+pub(crate) fn reference(
     kind: SourceKind,
     namespace: &str,
     name: &str,
@@ -52,7 +52,7 @@ pub fn reference(
 
 /// References to the objects `objects`, at most [`MAX_REGARDED`].
 #[must_use]
-pub fn regarded<'a>(objects: impl IntoIterator<Item = &'a Object>) -> Vec<ObjectReference> {
+pub(crate) fn regarded<'a>(objects: impl IntoIterator<Item = &'a Object>) -> Vec<ObjectReference> {
     objects
         .into_iter()
         .filter_map(|o| {
@@ -65,7 +65,7 @@ pub fn regarded<'a>(objects: impl IntoIterator<Item = &'a Object>) -> Vec<Object
 
 /// Warning `Rejected` on the object: which rule its new version broke.
 #[must_use]
-pub fn rejected(rejection: &Rejection) -> Option<Notice> {
+pub(crate) fn rejected(rejection: &Rejection) -> Option<Notice> {
     let id = &rejection.id;
     let regarding =
         reference(id.kind, &rejection.namespace, &id.name, &rejection.uid, &rejection.resource_version)?;
@@ -81,7 +81,7 @@ pub fn rejected(rejection: &Rejection) -> Option<Notice> {
 
 /// Warning `WriteFailed` on an object whose new files did not fit on the volume.
 #[must_use]
-pub fn without_room(object: &Object, error: &str) -> Option<Notice> {
+pub(crate) fn without_room(object: &Object, error: &str) -> Option<Notice> {
     let s = &object.source;
     let regarding = reference(s.kind, &s.namespace, &s.name, &s.uid, &s.resource_version)?;
     let note = format!(
@@ -97,7 +97,7 @@ pub fn without_room(object: &Object, error: &str) -> Option<Notice> {
 /// object that changed in the refused snapshot. `public` is the detail safe to show when
 /// Secrets are watched, `detail` the full one.
 #[must_use]
-pub fn refused(
+pub(crate) fn refused(
     regarding: &[ObjectReference],
     hash: ContentHash,
     label: &str,
@@ -116,7 +116,7 @@ pub fn refused(
 
 /// Warning `RolledBack` on each object of the refused snapshot: what was restored.
 #[must_use]
-pub fn rolled_back(regarding: &[ObjectReference], bad: ContentHash, good: ContentHash) -> Vec<Notice> {
+pub(crate) fn rolled_back(regarding: &[ObjectReference], bad: ContentHash, good: ContentHash) -> Vec<Notice> {
     let note = format!(
         "the app refused snapshot {bad}; configsnap restored the last good snapshot {good} and reloaded the app; \
          this content stays refused until the object changes"
@@ -126,14 +126,14 @@ pub fn rolled_back(regarding: &[ObjectReference], bad: ContentHash, good: Conten
 
 /// Warning `SelectionHeld` on each object that went away (or the Pod when none is known).
 #[must_use]
-pub fn held(regarding: &[ObjectReference], message: &str) -> Vec<Notice> {
+pub(crate) fn held(regarding: &[ObjectReference], message: &str) -> Vec<Notice> {
     let note = format!("empty selection held: {message}");
     regarding.iter().map(|r| warning("SelectionHeld", "Swap", note.clone(), r.clone())).collect()
 }
 
 /// Normal `Applied` on each changed object: its content in the new snapshot.
 #[must_use]
-pub fn applied(objects: &[&Object], hash: ContentHash) -> Vec<Notice> {
+pub(crate) fn applied(objects: &[&Object], hash: ContentHash) -> Vec<Notice> {
     objects
         .iter()
         .take(MAX_REGARDED)

@@ -6,6 +6,7 @@ use crate::snapshot::Layout;
 use crate::snapshot::tests::snapshot_of;
 use crate::writer::{OBJECTS_DIR, TREE_DIR};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::PathBuf;
 
 fn origin() -> Origin {
     Origin { namespace: "shop".into(), selector: "app=web".into(), layout: Layout::ByName }

@@ -10,19 +10,19 @@ const USER_HZ: f64 = 100.0;
 /// One reading of the process's counters. A field is `None` when `/proc` did not say
 /// (e.g. no procfs mounted): its metric is left out rather than reported as 0.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct Sample {
+pub(crate) struct Sample {
     /// User + system CPU time, seconds.
-    pub cpu_seconds: Option<f64>,
+    pub(crate) cpu_seconds: Option<f64>,
     /// Resident set size, bytes.
-    pub resident_bytes: Option<u64>,
+    pub(crate) resident_bytes: Option<u64>,
     /// Virtual memory size, bytes.
-    pub virtual_bytes: Option<u64>,
+    pub(crate) virtual_bytes: Option<u64>,
     /// Open file descriptors.
-    pub open_fds: Option<u64>,
+    pub(crate) open_fds: Option<u64>,
     /// Soft limit of open file descriptors.
-    pub max_fds: Option<u64>,
+    pub(crate) max_fds: Option<u64>,
     /// Start time, seconds since the Unix epoch.
-    pub start_time_seconds: Option<f64>,
+    pub(crate) start_time_seconds: Option<f64>,
 }
 
 // === impl Sample ===
@@ -30,7 +30,7 @@ pub struct Sample {
 impl Sample {
     /// Reads `/proc/self`.
     #[must_use]
-    pub fn read() -> Self {
+    pub(crate) fn read() -> Self {
         let proc = |path: &str| std::fs::read_to_string(path).ok();
         let stat = proc("/proc/self/stat").and_then(|text| parse_stat(&text));
         let boot_time = proc("/proc/stat").and_then(|text| field_after(&text, "btime"));
@@ -52,7 +52,7 @@ impl Sample {
 
     /// OpenMetrics families (no `# EOF`).
     #[must_use]
-    pub fn encode(&self) -> String {
+    pub(crate) fn encode(&self) -> String {
         let mut out = String::new();
         let mut family = |name: &str, kind: &str, help: &str, value: Option<String>| {
             if let Some(value) = value {

@@ -5,15 +5,15 @@
 use std::collections::HashMap;
 
 /// Content type of the OpenMetrics text format.
-pub const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+pub(crate) const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 /// Content type of the Prometheus text format.
-pub const PROMETHEUS: &str = "text/plain; version=0.0.4; charset=utf-8";
+pub(crate) const PROMETHEUS: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 /// The format to answer with, from the request's `Accept` header: OpenMetrics when it is
 /// acceptable with a quality at least that of `text/plain` (Prometheus asks for it first),
 /// else Prometheus text (no header, `*/*`, `text/plain`).
 #[must_use]
-pub fn wants_openmetrics(accept: Option<&str>) -> bool {
+pub(crate) fn wants_openmetrics(accept: Option<&str>) -> bool {
     let Some(accept) = accept else { return false };
     let mut openmetrics = 0.0_f32;
     let mut text = 0.0_f32;
@@ -35,7 +35,7 @@ pub fn wants_openmetrics(accept: Option<&str>) -> bool {
 /// their `_total` name, `info` becomes a gauge named `<name>_info`, `# UNIT` and `# EOF`
 /// go; samples are the same lines.
 #[must_use]
-pub fn to_prometheus(openmetrics: &str) -> String {
+pub(crate) fn to_prometheus(openmetrics: &str) -> String {
     let mut renamed: HashMap<&str, (String, &str)> = HashMap::new();
     for line in openmetrics.lines() {
         if let Some((name, kind)) = line.strip_prefix("# TYPE ").and_then(|rest| rest.split_once(' ')) {

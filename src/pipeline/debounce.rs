@@ -12,13 +12,13 @@ pub struct Debounce {
     /// Quiet window after the last change (zero: no waiting at all).
     pub quiet: Duration,
     /// Longest wait after the first change.
-    pub max_wait: Duration,
+    pub(crate) max_wait: Duration,
 }
 
 impl Debounce {
     /// Waits for the burst that began at `first_change` to settle. Returns early if the
     /// sender is gone.
-    pub async fn settle(&self, changes: &mut watch::Receiver<Change>, first_change: Instant) {
+    pub(crate) async fn settle(&self, changes: &mut watch::Receiver<Change>, first_change: Instant) {
         if self.quiet.is_zero() {
             return;
         }

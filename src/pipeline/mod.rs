@@ -6,9 +6,9 @@
 //! [`startup`]; the swap step in [`swap`]; telling the app, verifying and rolling back in
 //! [`reload`].
 
-pub mod debounce;
+pub(crate) mod debounce;
 mod idle;
-pub mod policy;
+pub(crate) mod policy;
 mod reload;
 mod startup;
 mod swap;
@@ -17,7 +17,6 @@ use crate::lastgood;
 use crate::outcome::{Outcome, Reporter};
 use crate::reload::Reloader;
 use crate::reload::verify::Verify;
-use crate::snapshot::manifest::Origin;
 use crate::snapshot::{Renderer, Snapshot};
 use crate::source::{Change, SharedInventory};
 use crate::validate::Validator;
@@ -40,13 +39,11 @@ const MAX_RETRY: Duration = Duration::from_secs(30);
 
 /// Pipeline settings.
 #[derive(Debug, Clone)]
-pub struct Settings {
+pub(crate) struct Settings {
     /// Debounce window.
     pub debounce: Debounce,
     /// How long to wait for the source before restoring the last-good copy.
-    pub startup_timeout: Duration,
-    /// What produced the snapshots (written in manifests, checked on restore).
-    pub origin: Origin,
+    pub(crate) startup_timeout: Duration,
     /// The decision rules.
     pub rules: policy::Rules,
     /// After a reload, this URL must answer 2xx within the timeout, or roll back.
@@ -97,7 +94,7 @@ impl Error {
 }
 
 /// The pipeline task's state.
-pub struct Pipeline {
+pub(crate) struct Pipeline {
     settings: Settings,
     inventory: SharedInventory,
     changes: watch::Receiver<Change>,
@@ -123,13 +120,13 @@ pub struct Pipeline {
 }
 
 /// Everything a [`Pipeline`] works with.
-pub struct Parts {
+pub(crate) struct Parts {
     /// The objects to render.
-    pub inventory: SharedInventory,
+    pub(crate) inventory: SharedInventory,
     /// Source changes.
     pub changes: watch::Receiver<Change>,
     /// Renderer (with its options).
-    pub renderer: Renderer,
+    pub(crate) renderer: Renderer,
     /// The target dir.
     pub writer: Arc<Writer>,
     /// Checks before a swap.
@@ -137,11 +134,11 @@ pub struct Parts {
     /// The last-good store, when `--state-dir` is set.
     pub store: Option<Arc<lastgood::Store>>,
     /// Reload methods.
-    pub reloader: Reloader,
+    pub(crate) reloader: Reloader,
     /// Where outcomes go.
-    pub reporter: Reporter,
+    pub(crate) reporter: Reporter,
     /// The target dir refused writes when it was opened.
-    pub target_refuses_writes: bool,
+    pub(crate) target_refuses_writes: bool,
 }
 
 // === impl Pipeline ===
@@ -149,7 +146,7 @@ pub struct Parts {
 impl Pipeline {
     /// A pipeline that has not looked at the target dir yet.
     #[must_use]
-    pub fn new(settings: Settings, parts: Parts) -> Self {
+    pub(crate) fn new(settings: Settings, parts: Parts) -> Self {
         Self {
             policy: Policy::new(settings.rules),
             settings,
@@ -172,7 +169,7 @@ impl Pipeline {
 
     /// Runs until `cancel`: start-up, then one sync per settled burst of changes.
     /// A step in progress (a swap, a reload) completes before it returns.
-    pub async fn run(mut self, cancel: CancellationToken) {
+    pub(crate) async fn run(mut self, cancel: CancellationToken) {
         if self.start(&cancel, true).await != startup::Started::Ready {
             return;
         }
@@ -219,7 +216,7 @@ impl Pipeline {
     }
 
     /// `--once`: start-up, one sync, done.
-    pub async fn once(mut self) -> Result<(), Error> {
+    pub(crate) async fn once(mut self) -> Result<(), Error> {
         if self.start(&CancellationToken::new(), false).await != startup::Started::Ready {
             if self.current.is_some() {
                 tracing::warn!("the source did not answer in time; keeping the snapshot on disk");

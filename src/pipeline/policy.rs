@@ -3,25 +3,25 @@
 //! Pure (no I/O, no clock): the pipeline loop feeds it facts and carries out its answers,
 //! and the table tests below cover every transition.
 
-pub use crate::outcome::Hold;
+pub(crate) use crate::outcome::Hold;
 use crate::snapshot::ContentHash;
 
 /// Settings that shape the decisions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Rules {
+pub(crate) struct Rules {
     /// Swap in a selection with no object where there were some (`--allow-empty`).
-    pub allow_empty: bool,
+    pub(crate) allow_empty: bool,
     /// Reload after the first snapshot too (`--reload-on-start`).
-    pub reload_on_start: bool,
+    pub(crate) reload_on_start: bool,
     /// A reload method is configured.
-    pub reload_configured: bool,
+    pub(crate) reload_configured: bool,
     /// Roll back when the app refuses a reload (`--rollback-on-refusal`, on by default).
-    pub rollback_on_refusal: bool,
+    pub(crate) rollback_on_refusal: bool,
 }
 
 /// What to do with a freshly rendered snapshot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Decision {
+pub(crate) enum Decision {
     /// The files already hold this content and the app knows.
     UpToDate,
     /// The files hold this content but the app was not told yet (superseded or failed).
@@ -34,7 +34,7 @@ pub enum Decision {
 
 /// What a swap is followed by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AfterSwap {
+pub(crate) enum AfterSwap {
     /// Tell the app.
     Reload,
     /// Nothing to tell (no method, or the app reads the first snapshot at start): good.
@@ -43,7 +43,7 @@ pub enum AfterSwap {
 
 /// How telling the app went (reload, then verification).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Verdict {
+pub(crate) enum Verdict {
     /// Every method succeeded and the app is verified healthy.
     Accepted,
     /// A newer content arrived while the app was being told.
@@ -56,7 +56,7 @@ pub enum Verdict {
 
 /// What follows a verdict.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AfterReload {
+pub(crate) enum AfterReload {
     /// Remember it as the last good snapshot (and save the last-good copy).
     Good,
     /// Swap this earlier good snapshot back in and reload the app with it.
@@ -71,7 +71,7 @@ pub enum AfterReload {
 
 /// The decision state.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Policy {
+pub(crate) struct Policy {
     rules: Rules,
     /// The content `..data` points at, and how many objects it has.
     current: Option<(ContentHash, u64)>,
@@ -90,7 +90,7 @@ pub struct Policy {
 impl Policy {
     /// A policy that has seen nothing yet.
     #[must_use]
-    pub fn new(rules: Rules) -> Self {
+    pub(crate) fn new(rules: Rules) -> Self {
         Self {
             rules,
             current: None,
@@ -103,19 +103,20 @@ impl Policy {
 
     /// The content on disk.
     #[must_use]
-    pub fn current(&self) -> Option<ContentHash> {
+    pub(crate) fn current(&self) -> Option<ContentHash> {
         self.current.map(|(hash, _)| hash)
     }
 
+    #[cfg(test)]
     /// The rollback target.
     #[must_use]
-    pub fn last_good(&self) -> Option<ContentHash> {
+    pub(crate) fn last_good(&self) -> Option<ContentHash> {
         self.last_good
     }
 
     /// A snapshot found on disk at start (or restored from last-good): the app may have
     /// read it, and it is the best rollback target known.
-    pub fn adopt(&mut self, hash: ContentHash, objects: u64) {
+    pub(crate) fn adopt(&mut self, hash: ContentHash, objects: u64) {
         self.current = Some((hash, objects));
         self.last_good = Some(hash);
         self.app_has_files = true;
@@ -123,12 +124,12 @@ impl Policy {
 
     /// The last-good copy holds `hash`, which may differ from what is on disk (a restart
     /// after a failed verification): roll back to it, not to what is on disk.
-    pub fn known_good(&mut self, hash: ContentHash) {
+    pub(crate) fn known_good(&mut self, hash: ContentHash) {
         self.last_good = Some(hash);
     }
 
     /// A render produced `hash` with `objects` objects.
-    pub fn decide(&mut self, hash: ContentHash, objects: u64) -> Decision {
+    pub(crate) fn decide(&mut self, hash: ContentHash, objects: u64) -> Decision {
         if self.current() == Some(hash) {
             return if self.reload_pending == Some(hash) { Decision::Reload } else { Decision::UpToDate };
         }
@@ -144,12 +145,12 @@ impl Policy {
     }
 
     /// Validation refused `hash` before the swap.
-    pub fn refused_before_swap(&mut self, hash: ContentHash) {
+    pub(crate) fn refused_before_swap(&mut self, hash: ContentHash) {
         self.blocked = Some(hash);
     }
 
     /// A swap to `hash` happened (the files changed).
-    pub fn swapped(&mut self, hash: ContentHash, objects: u64) -> AfterSwap {
+    pub(crate) fn swapped(&mut self, hash: ContentHash, objects: u64) -> AfterSwap {
         self.current = Some((hash, objects));
         let had_files = std::mem::replace(&mut self.app_has_files, true);
         let rules = self.rules;
@@ -163,7 +164,7 @@ impl Policy {
     }
 
     /// The app was told about `hash` (on disk): what now.
-    pub fn reloaded(&mut self, hash: ContentHash, verdict: &Verdict) -> AfterReload {
+    pub(crate) fn reloaded(&mut self, hash: ContentHash, verdict: &Verdict) -> AfterReload {
         match verdict {
             Verdict::Accepted => {
                 self.reload_pending = None;
@@ -194,14 +195,14 @@ impl Policy {
     }
 
     /// The rollback swap to `good` happened: the app must now be told about it.
-    pub fn rolled_back(&mut self, good: ContentHash, objects: u64) {
+    pub(crate) fn rolled_back(&mut self, good: ContentHash, objects: u64) {
         self.current = Some((good, objects));
         self.reload_pending = Some(good);
     }
 
     /// A reload is owed for the content on disk (to deliver before anything else).
     #[must_use]
-    pub fn pending_reload(&self) -> Option<ContentHash> {
+    pub(crate) fn pending_reload(&self) -> Option<ContentHash> {
         self.reload_pending.filter(|pending| self.current() == Some(*pending))
     }
 

@@ -37,7 +37,7 @@ const SHELL_WORDS: &[&str] = &[
 /// would interpret (quotes, `|`, `>`, `*`, other `$` uses, a leading `VAR=`, a builtin
 /// such as `exit` or `cd` first) means `None`.
 #[must_use]
-pub fn argv(command: &str, env: &[(&str, OsString)]) -> Option<Vec<OsString>> {
+pub(crate) fn argv(command: &str, env: &[(&str, OsString)]) -> Option<Vec<OsString>> {
     let trimmed = command.trim();
     if trimmed.starts_with('[') {
         let words: Vec<String> = serde_json::from_str(trimmed).ok()?;
@@ -87,7 +87,7 @@ fn expand(word: &str, env: &[(&str, OsString)], strict: bool) -> Option<OsString
 /// Runs `command` (directly when [`argv`] can split it, else `sh -c`) with extra
 /// environment, killing it after `timeout`.
 /// Returns its (truncated) combined output on exit 0; a readable cause otherwise.
-pub async fn run(
+pub(crate) async fn run(
     purpose: &'static str,
     command: &str,
     env: &[(&str, OsString)],

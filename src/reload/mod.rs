@@ -1,10 +1,10 @@
 //! Telling the app to reload after a swap: a signal, HTTP webhooks and a command, run
 //! together; each attempt is reported (log line + metric) through [`Events`].
 
-pub mod exec;
-pub mod signal;
-pub mod verify;
-pub mod webhook;
+pub(crate) mod exec;
+pub(crate) mod signal;
+pub(crate) mod verify;
+pub(crate) mod webhook;
 
 use crate::outcome::Reporter;
 use crate::snapshot::ContentHash;
@@ -23,36 +23,36 @@ pub struct Settings {
     /// Who gets it (no signal when unset).
     pub target: Option<SignalTarget>,
     /// Webhook URLs.
-    pub webhooks: Vec<hyper::Uri>,
+    pub(crate) webhooks: Vec<hyper::Uri>,
     /// Webhook method.
-    pub webhook_method: hyper::Method,
+    pub(crate) webhook_method: hyper::Method,
     /// Timeout of one webhook call.
-    pub webhook_timeout: Duration,
+    pub(crate) webhook_timeout: Duration,
     /// Retries after a failed webhook call.
-    pub webhook_retries: u32,
+    pub(crate) webhook_retries: u32,
     /// The status a webhook must answer (any 2xx when unset).
-    pub webhook_status: Option<u16>,
+    pub(crate) webhook_status: Option<u16>,
     /// File of `Name: value` header lines for webhooks, read at each call.
-    pub webhook_header_file: Option<PathBuf>,
+    pub(crate) webhook_header_file: Option<PathBuf>,
     /// Command to run.
     pub exec: Option<String>,
     /// Command time limit.
-    pub exec_timeout: Duration,
+    pub(crate) exec_timeout: Duration,
     /// Reload after the first sync too.
-    pub reload_on_start: bool,
+    pub(crate) reload_on_start: bool,
 }
 
 impl Settings {
     /// True when any reload method is configured.
     #[must_use]
-    pub fn is_configured(&self) -> bool {
+    pub(crate) fn is_configured(&self) -> bool {
         self.target.is_some() || !self.webhooks.is_empty() || self.exec.is_some()
     }
 }
 
 /// How the app was told.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Method {
+pub(crate) enum Method {
     /// A signal to a process.
     Signal,
     /// An HTTP call.
@@ -64,7 +64,7 @@ pub enum Method {
 impl Method {
     /// Metric label.
     #[must_use]
-    pub fn label(self) -> &'static str {
+    pub(crate) fn label(self) -> &'static str {
         match self {
             Self::Signal => "signal",
             Self::Webhook => "webhook",
@@ -75,7 +75,7 @@ impl Method {
 
 /// Why a reload method failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Failure {
+pub(crate) struct Failure {
     /// A human-readable cause.
     pub message: String,
     /// The app answered and said no (an HTTP error status, a non-zero exit): the content
@@ -87,13 +87,13 @@ pub struct Failure {
 impl Failure {
     /// The app refused.
     #[must_use]
-    pub fn refused(message: impl Into<String>) -> Self {
+    pub(crate) fn refused(message: impl Into<String>) -> Self {
         Self { message: message.into(), refused: true }
     }
 
     /// The app could not be reached.
     #[must_use]
-    pub fn unreachable(message: impl Into<String>) -> Self {
+    pub(crate) fn unreachable(message: impl Into<String>) -> Self {
         Self { message: message.into(), refused: false }
     }
 }
@@ -106,9 +106,7 @@ impl std::fmt::Display for Failure {
 
 /// One reload attempt (after retries, for webhooks).
 #[derive(Debug, Clone)]
-pub struct Attempt {
-    /// Method.
-    pub method: Method,
+pub(crate) struct Attempt {
     /// The failure, if it failed.
     pub result: Result<(), Failure>,
     /// Time taken.
@@ -117,9 +115,7 @@ pub struct Attempt {
 
 /// All attempts for one snapshot.
 #[derive(Debug, Clone)]
-pub struct Outcome {
-    /// The snapshot the reload was for.
-    pub hash: ContentHash,
+pub(crate) struct Outcome {
     /// Every attempt.
     pub attempts: Vec<Attempt>,
 }
@@ -127,19 +123,19 @@ pub struct Outcome {
 impl Outcome {
     /// True when every configured method succeeded.
     #[must_use]
-    pub fn succeeded(&self) -> bool {
+    pub(crate) fn succeeded(&self) -> bool {
         self.attempts.iter().all(|a| a.result.is_ok())
     }
 
     /// True when a method was answered with a refusal.
     #[must_use]
-    pub fn refused(&self) -> bool {
+    pub(crate) fn refused(&self) -> bool {
         self.attempts.iter().any(|a| a.result.as_ref().is_err_and(|f| f.refused))
     }
 
     /// Every failure's cause, joined.
     #[must_use]
-    pub fn causes(&self) -> String {
+    pub(crate) fn causes(&self) -> String {
         let causes: Vec<&str> = self
             .attempts
             .iter()
@@ -152,7 +148,7 @@ impl Outcome {
 
 /// Runs the configured reload methods.
 #[derive(Debug, Clone)]
-pub struct Reloader {
+pub(crate) struct Reloader {
     settings: Arc<Settings>,
     http: webhook::Client,
     reporter: Reporter,
@@ -163,19 +159,19 @@ pub struct Reloader {
 impl Reloader {
     /// A reloader for these settings.
     #[must_use]
-    pub fn new(settings: Settings, reporter: Reporter) -> Self {
+    pub(crate) fn new(settings: Settings, reporter: Reporter) -> Self {
         Self { settings: Arc::new(settings), http: webhook::Client::new(), reporter }
     }
 
     /// The settings.
     #[must_use]
-    pub fn settings(&self) -> &Settings {
+    pub(crate) fn settings(&self) -> &Settings {
         &self.settings
     }
 
     /// Tells the app about snapshot `hash` in `dir`. Dropping the future cancels pending
     /// webhook retries and kills a running command: a newer snapshot supersedes it.
-    pub async fn reload(&self, hash: ContentHash, dir: PathBuf) -> Outcome {
+    pub(crate) async fn reload(&self, hash: ContentHash, dir: PathBuf) -> Outcome {
         let signal = async {
             let target = self.settings.target.clone()?;
             let started = Instant::now();
@@ -199,7 +195,7 @@ impl Reloader {
         }));
         let (signal, exec, webhooks) = tokio::join!(signal, exec, webhooks);
         let attempts = signal.into_iter().chain(exec).chain(webhooks).collect();
-        Outcome { hash, attempts }
+        Outcome { attempts }
     }
 
     fn record(
@@ -209,7 +205,7 @@ impl Reloader {
         started: Instant,
         result: Result<(), Failure>,
     ) -> Attempt {
-        let attempt = Attempt { method, result, duration: started.elapsed() };
+        let attempt = Attempt { result, duration: started.elapsed() };
         let result = attempt.result.as_ref().map_err(|f| f.message.as_str()).copied();
         let (method, took) = (method.label(), attempt.duration);
         self.reporter.report(crate::outcome::Outcome::ReloadAttempted { method, hash, took, result });
@@ -219,7 +215,7 @@ impl Reloader {
 
 /// A URL with any `user:password@` and query string hidden, for logs and errors.
 #[must_use]
-pub fn redact_url(url: &str) -> String {
+pub(crate) fn redact_url(url: &str) -> String {
     let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
     let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
     let host = authority.rsplit_once('@').map_or(authority, |(_, host)| host);

@@ -17,14 +17,14 @@ pub enum SignalTarget {
 }
 
 /// Finds the target and signals it. Blocking `/proc` reads run off the async threads.
-pub async fn send(target: SignalTarget, signal: Signal) -> Result<(), String> {
+pub(crate) async fn send(target: SignalTarget, signal: Signal) -> Result<(), String> {
     tokio::task::spawn_blocking(move || send_blocking(&target, signal, Path::new("/proc")))
         .await
         .map_err(|e| format!("signal task failed: {e}"))?
 }
 
 /// True when the target still exists (a process of that name, or the pid in the file).
-pub async fn alive(target: &SignalTarget) -> bool {
+pub(crate) async fn alive(target: &SignalTarget) -> bool {
     let target = target.clone();
     tokio::task::spawn_blocking(move || match &target {
         SignalTarget::PidFile(path) => {
@@ -82,7 +82,7 @@ fn read_pid_file(path: &Path) -> Result<i32, String> {
 /// Pids of processes named `name` whose parent is not also named `name` (nginx's master,
 /// not its workers), excluding `own_pid`. Sorted.
 #[must_use]
-pub fn find_top_processes(proc_root: &Path, name: &str, own_pid: u32) -> Vec<i32> {
+pub(crate) fn find_top_processes(proc_root: &Path, name: &str, own_pid: u32) -> Vec<i32> {
     let mut parents: HashMap<i32, i32> = HashMap::new();
     let Ok(entries) = std::fs::read_dir(proc_root) else {
         return Vec::new();

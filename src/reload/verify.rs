@@ -21,7 +21,7 @@ pub struct Verify {
 
 impl Reloader {
     /// Checks that the app works with snapshot `hash`; a failure is a refusal.
-    pub async fn verify(&self, verify: &Verify, hash: ContentHash) -> Result<(), Failure> {
+    pub(crate) async fn verify(&self, verify: &Verify, hash: ContentHash) -> Result<(), Failure> {
         let deadline = Instant::now() + verify.timeout;
         loop {
             let left = deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(1));

@@ -3,7 +3,7 @@
 //! backoff. Credentials in the URL become a Basic header, headers from
 //! `--webhook-header-file` are added; neither is ever logged.
 
-pub mod headers;
+pub(crate) mod headers;
 
 use super::Failure;
 use super::Settings;
@@ -23,11 +23,11 @@ const FIRST_BACKOFF: Duration = Duration::from_millis(200);
 /// Longest delay between two attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
 /// Header carrying the snapshot hash, so the app can log what it reloaded.
-pub const HASH_HEADER: &str = "x-configsnap-hash";
+pub(crate) const HASH_HEADER: &str = "x-configsnap-hash";
 
 /// A pooled HTTP/1 client for webhooks and verification.
 #[derive(Debug, Clone)]
-pub struct Client {
+pub(crate) struct Client {
     inner: HyperClient<HttpsConnector<HttpConnector>, Empty<Bytes>>,
 }
 
@@ -46,7 +46,7 @@ impl Client {
     /// `SSL_CERT_FILE` or `SSL_CERT_DIR` is set (e.g. to a mounted private CA), the
     /// certificates found there.
     #[must_use]
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         let mut http = HttpConnector::new();
         http.set_nodelay(true);
         http.set_connect_timeout(Some(Duration::from_secs(5)));
@@ -77,7 +77,12 @@ impl Client {
 
     /// Calls `url` until it answers 2xx (or the `--webhook-status-code`) or the retries are
     /// spent. The header file is read at each attempt (a rotated token is picked up).
-    pub async fn deliver(&self, url: &Uri, settings: &Settings, hash: ContentHash) -> Result<(), Failure> {
+    pub(crate) async fn deliver(
+        &self,
+        url: &Uri,
+        settings: &Settings,
+        hash: ContentHash,
+    ) -> Result<(), Failure> {
         let mut delay = FIRST_BACKOFF;
         let mut attempt = 0;
         loop {
@@ -111,7 +116,7 @@ impl Client {
     }
 
     /// One request; `Ok` on a 2xx answer within `timeout`.
-    pub async fn call(
+    pub(crate) async fn call(
         &self,
         method: hyper::Method,
         url: &Uri,

@@ -95,7 +95,6 @@ pub(super) async fn open_last_good(
 /// outcomes (and the reloader's) go to `events`.
 pub(super) fn pipeline(
     config: &Config,
-    origin: Origin,
     sources: (SharedInventory, tokio::sync::watch::Receiver<source::Change>),
     (writer, target_refuses_writes): (writer::Writer, bool),
     store: Option<Arc<lastgood::Store>>,
@@ -105,7 +104,6 @@ pub(super) fn pipeline(
     let settings = pipeline::Settings {
         debounce: config.debounce,
         startup_timeout: safety.startup_timeout,
-        origin,
         rules: pipeline::policy::Rules {
             allow_empty: safety.allow_empty,
             reload_on_start: config.reload.reload_on_start,

@@ -14,15 +14,15 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 /// File name of a manifest inside a snapshot root dir or an object dir.
-pub const MANIFEST_FILE: &str = "..manifest.json";
+pub(crate) const MANIFEST_FILE: &str = "..manifest.json";
 
 /// Current manifest format (2: a root manifest plus one manifest per object dir).
-pub const FORMAT: u32 = 2;
+pub(crate) const FORMAT: u32 = 2;
 
 /// What configuration produced a snapshot; a last-good copy from another origin is foreign.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Origin {
+pub(crate) struct Origin {
     /// Namespace watched (empty for directory sources).
     pub namespace: String,
     /// Label selector.
@@ -33,7 +33,7 @@ pub struct Origin {
 
 /// One file's record in an object manifest.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ManifestFile {
+pub(crate) struct ManifestFile {
     /// Key: the path relative to the object dir.
     pub path: String,
     /// Size in bytes.
@@ -47,13 +47,13 @@ pub struct ManifestFile {
 /// The root manifest of a snapshot.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct RootManifest {
+pub(crate) struct RootManifest {
     /// Format version.
     pub format: u32,
     /// Content hash of the snapshot (its tree's root id).
     pub hash: String,
     /// What produced it.
-    pub origin: Origin,
+    pub(crate) origin: Origin,
     /// RFC 3339 creation time.
     pub created: String,
     /// Number of objects.
@@ -67,7 +67,7 @@ pub struct RootManifest {
 /// The manifest of one object dir.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct ObjectManifest {
+pub(crate) struct ObjectManifest {
     /// Format version.
     pub format: u32,
     /// The object the files came from.
@@ -82,7 +82,7 @@ pub struct ObjectManifest {
 
 /// A manifest that does not describe what is next to it.
 #[derive(Debug, Error)]
-pub enum Error {
+pub(crate) enum Error {
     /// Not valid JSON or not a manifest.
     #[error("failed to parse manifest: {0}")]
     Parse(#[source] serde_json::Error),
@@ -107,7 +107,7 @@ pub enum Error {
 impl RootManifest {
     /// Describes a snapshot.
     #[must_use]
-    pub fn describe(snapshot: &Snapshot, origin: &Origin) -> Self {
+    pub(crate) fn describe(snapshot: &Snapshot, origin: &Origin) -> Self {
         Self {
             format: FORMAT,
             hash: snapshot.hash.to_string(),
@@ -120,14 +120,14 @@ impl RootManifest {
     }
 
     /// Parses a root manifest.
-    pub fn parse(bytes: &[u8]) -> Result<Self, Error> {
+    pub(crate) fn parse(bytes: &[u8]) -> Result<Self, Error> {
         let manifest: Self = serde_json::from_slice(bytes).map_err(Error::Parse)?;
         check_format(manifest.format)?;
         Ok(manifest)
     }
 
     /// Checks the recorded hash against the snapshot read back.
-    pub fn check(&self, snapshot: &Snapshot) -> Result<(), Error> {
+    pub(crate) fn check(&self, snapshot: &Snapshot) -> Result<(), Error> {
         if snapshot.hash.to_string() == self.hash {
             Ok(())
         } else {
@@ -137,7 +137,7 @@ impl RootManifest {
 
     /// Serialises to pretty JSON.
     #[must_use]
-    pub fn to_json(&self) -> Vec<u8> {
+    pub(crate) fn to_json(&self) -> Vec<u8> {
         to_json(self)
     }
 }
@@ -147,7 +147,7 @@ impl RootManifest {
 impl ObjectManifest {
     /// Describes an object.
     #[must_use]
-    pub fn describe(object: &Object) -> Self {
+    pub(crate) fn describe(object: &Object) -> Self {
         let files = object
             .files
             .iter()
@@ -162,14 +162,14 @@ impl ObjectManifest {
     }
 
     /// Parses an object manifest.
-    pub fn parse(bytes: &[u8]) -> Result<Self, Error> {
+    pub(crate) fn parse(bytes: &[u8]) -> Result<Self, Error> {
         let manifest: Self = serde_json::from_slice(bytes).map_err(Error::Parse)?;
         check_format(manifest.format)?;
         Ok(manifest)
     }
 
     /// Checks one file's bytes against its record and returns its description.
-    pub fn check_file(&self, record: &ManifestFile, content: &[u8]) -> Result<ObjectFile, Error> {
+    pub(crate) fn check_file(&self, record: &ManifestFile, content: &[u8]) -> Result<ObjectFile, Error> {
         let digest = super::object::sha256(content);
         if content.len() as u64 != record.size
             || hex::encode(digest) != record.sha256
@@ -182,7 +182,7 @@ impl ObjectManifest {
 
     /// Serialises to pretty JSON.
     #[must_use]
-    pub fn to_json(&self) -> Vec<u8> {
+    pub(crate) fn to_json(&self) -> Vec<u8> {
         to_json(self)
     }
 }

@@ -7,11 +7,11 @@
 //! files live in [`manifest`].
 
 mod claims;
-pub mod manifest;
+pub(crate) mod manifest;
 mod mode;
-pub mod object;
-pub mod render;
-pub mod tree;
+pub(crate) mod object;
+pub(crate) mod render;
+pub(crate) mod tree;
 
 use crate::source::{ObjectId, SourceKind};
 use serde::{Deserialize, Serialize};
@@ -19,8 +19,10 @@ use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 use std::sync::Arc;
 
-pub use object::{Object, ObjectFile};
-pub use render::{Reason, Rejection, RenderOptions, Rendered, Renderer};
+pub use object::Object;
+pub(crate) use object::ObjectFile;
+pub use render::Rejection;
+pub(crate) use render::{RenderOptions, Renderer};
 use tree::{Entry, Member, Tree};
 
 /// How objects are laid out under the target directory.
@@ -56,7 +58,7 @@ pub struct SourceRef {
     /// Object UID.
     pub uid: String,
     /// Resource version the files were rendered from.
-    pub resource_version: String,
+    pub(crate) resource_version: String,
 }
 
 /// The content hash of a snapshot: the root of its Merkle tree, over every object's kind,
@@ -116,7 +118,7 @@ impl Snapshot {
 
     /// A snapshot of these objects (which must not collide).
     #[must_use]
-    pub fn from_objects(layout: Layout, objects: impl IntoIterator<Item = Arc<Object>>) -> Self {
+    pub(crate) fn from_objects(layout: Layout, objects: impl IntoIterator<Item = Arc<Object>>) -> Self {
         let mut snapshot = Self::empty(layout);
         snapshot.change(objects.into_iter().map(|o| (None, Some(o))));
         snapshot
@@ -192,13 +194,13 @@ impl Snapshot {
 
     /// Number of files.
     #[must_use]
-    pub fn file_count(&self) -> u64 {
+    pub(crate) fn file_count(&self) -> u64 {
         self.tree.totals().files
     }
 
     /// Sum of all file sizes in bytes.
     #[must_use]
-    pub fn total_bytes(&self) -> u64 {
+    pub(crate) fn total_bytes(&self) -> u64 {
         self.tree.totals().bytes
     }
 
@@ -209,7 +211,7 @@ impl Snapshot {
 
     /// True when `name` is one of the entries visible at the top of the target dir.
     #[must_use]
-    pub fn has_top(&self, name: &str) -> bool {
+    pub(crate) fn has_top(&self, name: &str) -> bool {
         self.tree.get(name).is_some()
     }
 
@@ -235,7 +237,7 @@ impl Snapshot {
     /// Objects of `self` that `older` does not have in the same version (new or changed),
     /// found by comparing only the leaves that differ.
     #[must_use]
-    pub fn changed_since(&self, older: Option<&Snapshot>) -> Vec<Arc<Object>> {
+    pub(crate) fn changed_since(&self, older: Option<&Snapshot>) -> Vec<Arc<Object>> {
         let Some(older) = older else {
             return self.objects().cloned().collect();
         };
@@ -261,7 +263,7 @@ impl Snapshot {
     /// an entry of its older version now belongs to another object. Scans the objects:
     /// for the failure path only.
     #[must_use]
-    pub fn with_object_as_in(&self, id: &ObjectId, older: &Snapshot) -> Option<Snapshot> {
+    pub(crate) fn with_object_as_in(&self, id: &ObjectId, older: &Snapshot) -> Option<Snapshot> {
         let new = self.objects().find(|o| o.id == *id).cloned();
         let old = older.objects().find(|o| o.id == *id).cloned();
         if let Some(old) = &old {
@@ -282,7 +284,7 @@ impl Snapshot {
     /// Names of objects that `older` has and `self` does not (deleted or replaced by an
     /// object of another kind).
     #[must_use]
-    pub fn removed_since(&self, older: &Snapshot) -> Vec<String> {
+    pub(crate) fn removed_since(&self, older: &Snapshot) -> Vec<String> {
         let changed: Vec<_> = self.tree.changed_leaves(&older.tree).collect();
         // An object still here sits in a changed leaf unless it is unchanged (then
         // its leaves are unchanged in `older` too).
@@ -308,7 +310,7 @@ impl Snapshot {
 
 /// The first element of a relative path.
 #[must_use]
-pub fn top_of(path: &str) -> &str {
+pub(crate) fn top_of(path: &str) -> &str {
     path.split('/').next().unwrap_or(path)
 }
 

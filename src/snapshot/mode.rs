@@ -21,7 +21,7 @@ pub enum ModeError {
 
 /// Parses and checks an octal permission string: `"0640"`, `"640"` or `"0o640"`. Refused:
 /// anything not octal, setuid/setgid/sticky bits, world-writable (`o+w`) and `0`.
-pub fn parse_mode(text: &str) -> Result<u32, ModeError> {
+pub(crate) fn parse_mode(text: &str) -> Result<u32, ModeError> {
     let digits = text.trim();
     let digits = digits.strip_prefix("0o").unwrap_or(digits);
     if digits.is_empty() || digits.len() > 6 || !digits.bytes().all(|b| (b'0'..=b'7').contains(&b)) {

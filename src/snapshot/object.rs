@@ -7,7 +7,7 @@ use sha2::{Digest, Sha256};
 use std::collections::BTreeSet;
 
 /// A SHA-256 digest.
-pub type Digest32 = [u8; 32];
+pub(crate) type Digest32 = [u8; 32];
 
 /// One file of an object: a key (a relative path inside the object) and what it holds.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,7 +55,7 @@ impl Object {
     /// The same object with its files under the top-level directory `target` (already
     /// checked against the key rules); its digest covers the target.
     #[must_use]
-    pub fn with_target(mut self, target: Option<String>) -> Self {
+    pub(crate) fn with_target(mut self, target: Option<String>) -> Self {
         self.digest = object_digest(&self.id, &self.source, &self.files, target.as_deref());
         self.target = target;
         self
@@ -75,13 +75,13 @@ impl Object {
 
     /// Name of its directory on disk (see [`super::tree::node_name`]).
     #[must_use]
-    pub fn dir_name(&self) -> String {
+    pub(crate) fn dir_name(&self) -> String {
         super::tree::node_name(&self.digest)
     }
 
     /// The path of one of its keys in the snapshot.
     #[must_use]
-    pub fn path_of(&self, key: &str, layout: Layout) -> String {
+    pub(crate) fn path_of(&self, key: &str, layout: Layout) -> String {
         match self.dir(layout) {
             Some(dir) => format!("{dir}/{key}"),
             None => key.to_owned(),
@@ -101,7 +101,7 @@ impl Object {
 
     /// The entries it shows at the top of the target dir (none when it has no files).
     #[must_use]
-    pub fn tops(&self, layout: Layout) -> BTreeSet<&str> {
+    pub(crate) fn tops(&self, layout: Layout) -> BTreeSet<&str> {
         if self.files.is_empty() {
             return BTreeSet::new();
         }
@@ -113,7 +113,7 @@ impl Object {
 
     /// The first element of each key, once each, in order: the names it shows inside
     /// its directory (or at the top level in flat layout).
-    pub fn components(&self) -> impl Iterator<Item = &str> {
+    pub(crate) fn components(&self) -> impl Iterator<Item = &str> {
         let mut last = None;
         self.files.iter().map(|f| top_of(&f.key)).filter(move |c| last.replace(*c) != Some(*c))
     }
@@ -129,7 +129,7 @@ impl Eq for Object {}
 
 /// SHA-256 of `content`.
 #[must_use]
-pub fn sha256(content: &[u8]) -> Digest32 {
+pub(crate) fn sha256(content: &[u8]) -> Digest32 {
     Sha256::digest(content).into()
 }
 

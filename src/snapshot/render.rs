@@ -10,19 +10,19 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use thiserror::Error;
 
-pub use super::mode::{ModeError, parse_mode};
+pub(crate) use super::mode::{ModeError, parse_mode};
 
 /// Rendering settings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RenderOptions {
+pub(crate) struct RenderOptions {
     /// Paths: by object name, or flat.
     pub layout: Layout,
     /// Mode of ConfigMap and directory files unless annotated.
-    pub file_mode: u32,
+    pub(crate) file_mode: u32,
     /// Mode of Secret files unless annotated.
-    pub secret_file_mode: u32,
+    pub(crate) secret_file_mode: u32,
     /// Largest accepted value, in bytes.
-    pub max_file_bytes: usize,
+    pub(crate) max_file_bytes: usize,
 }
 
 impl Default for RenderOptions {
@@ -106,16 +106,16 @@ pub struct Rejection {
     /// Its uid (empty when unknown).
     pub uid: String,
     /// Its resource version.
-    pub resource_version: String,
+    pub(crate) resource_version: String,
     /// Why.
     pub reason: Reason,
     /// True when an earlier accepted version of it stays in the snapshot.
-    pub kept_previous: bool,
+    pub(crate) kept_previous: bool,
 }
 
 /// The result of one render.
 #[derive(Debug, Clone)]
-pub struct Rendered {
+pub(crate) struct Rendered {
     /// The snapshot to write (may equal the current one).
     pub snapshot: Snapshot,
     /// Rejections first seen in this render (each bad version is reported once).
@@ -126,7 +126,7 @@ type LayResult = Result<Arc<Object>, (Reason, String)>;
 
 /// Renders snapshots, remembering the last accepted version of every object.
 #[derive(Debug, Clone)]
-pub struct Renderer {
+pub(crate) struct Renderer {
     options: RenderOptions,
     accepted: BTreeMap<ObjectId, Arc<Object>>,
     cache: HashMap<ObjectId, (String, LayResult)>,
@@ -142,7 +142,7 @@ pub struct Renderer {
 impl Renderer {
     /// A renderer with no accepted objects yet.
     #[must_use]
-    pub fn new(options: RenderOptions) -> Self {
+    pub(crate) fn new(options: RenderOptions) -> Self {
         Self {
             options,
             accepted: BTreeMap::new(),
@@ -155,14 +155,14 @@ impl Renderer {
 
     /// Seeds the accepted versions from a snapshot already on disk, so an object that is
     /// invalid at start-up keeps the files it had.
-    pub fn seed(&mut self, snapshot: &Snapshot) {
+    pub(crate) fn seed(&mut self, snapshot: &Snapshot) {
         self.accepted = snapshot.objects().map(|o| (o.id.clone(), Arc::clone(o))).collect();
         self.snapshot = snapshot.clone();
     }
 
     /// Renders what changed in the source: a full set of objects, or only the changed
     /// ones (an update then costs the change, not the namespace).
-    pub fn render_delta(&mut self, delta: Delta) -> Rendered {
+    pub(crate) fn render_delta(&mut self, delta: Delta) -> Rendered {
         match delta {
             Delta::Full(inputs) => self.render(&inputs),
             Delta::Changed(changes) => self.render_changes(changes),
@@ -170,7 +170,7 @@ impl Renderer {
     }
 
     /// Renders the current objects into a snapshot.
-    pub fn render(&mut self, inputs: &[Input]) -> Rendered {
+    pub(crate) fn render(&mut self, inputs: &[Input]) -> Rendered {
         let mut rejections = Vec::new();
         let mut candidate = BTreeMap::new();
         let mut present = HashSet::new();

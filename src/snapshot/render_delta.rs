@@ -123,7 +123,7 @@ impl Renderer {
     /// True when taking `delta` would change the content (reporting nothing): whether a
     /// reload in progress is superseded.
     #[must_use]
-    pub fn would_change(&self, delta: &Delta) -> bool {
+    pub(crate) fn would_change(&self, delta: &Delta) -> bool {
         match delta {
             Delta::Full(inputs) => self.clone().render(inputs).snapshot.hash != self.snapshot.hash,
             Delta::Changed(changes) => changes.iter().any(|(id, input)| {

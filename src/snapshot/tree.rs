@@ -25,7 +25,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 /// Children of the root and of each middle node.
-pub const FANOUT: usize = 16;
+pub(crate) const FANOUT: usize = 16;
 
 /// One object's part in a top-level entry.
 #[derive(Debug, Clone)]
@@ -36,7 +36,7 @@ pub struct Member {
     /// dir); false when it is one top-level name inside it (flat layout).
     pub whole: bool,
     /// True for exactly one entry of each object (for counting and listing objects).
-    pub primary: bool,
+    pub(crate) primary: bool,
 }
 
 /// One top-level entry: the object that provides it, or the objects that share it.
@@ -101,7 +101,7 @@ impl Entry {
 
     /// The only provider; `None` for a merged entry.
     #[must_use]
-    pub fn single_member(&self) -> Option<&Member> {
+    pub(crate) fn single_member(&self) -> Option<&Member> {
         match &self.members[..] {
             [only] => Some(only),
             _ => None,
@@ -110,13 +110,13 @@ impl Entry {
 
     /// The merged node's id, when several objects share the entry.
     #[must_use]
-    pub fn merged(&self) -> Option<Digest32> {
+    pub(crate) fn merged(&self) -> Option<Digest32> {
         self.merged
     }
 
     /// The id its leaf link names: the merged node's, else the object's.
     #[must_use]
-    pub fn target_id(&self) -> Digest32 {
+    pub(crate) fn target_id(&self) -> Digest32 {
         self.merged.unwrap_or(self.members[0].object.digest)
     }
 
@@ -128,7 +128,7 @@ impl Entry {
 
     /// Each name inside a merged entry with the object providing it, in name order.
     #[must_use]
-    pub fn merged_links(&self) -> BTreeMap<&str, &Arc<Object>> {
+    pub(crate) fn merged_links(&self) -> BTreeMap<&str, &Arc<Object>> {
         self.members.iter().flat_map(|m| m.object.components().map(move |c| (c, &m.object))).collect()
     }
 }
@@ -200,7 +200,7 @@ impl Tree {
 
     /// Middle node `h0`'s id, if it has any entry.
     #[must_use]
-    pub fn mid(&self, h0: usize) -> Option<Digest32> {
+    pub(crate) fn mid(&self, h0: usize) -> Option<Digest32> {
         self.mids[h0]
     }
 
@@ -224,7 +224,7 @@ impl Tree {
 
     /// Positions whose leaf differs between `self` and `other` (O(1) per unchanged leaf:
     /// shared leaves compare by pointer, others by id).
-    pub fn changed_leaves<'a>(&'a self, other: &'a Self) -> impl Iterator<Item = (usize, usize)> + 'a {
+    pub(crate) fn changed_leaves<'a>(&'a self, other: &'a Self) -> impl Iterator<Item = (usize, usize)> + 'a {
         (0..FANOUT * FANOUT)
             .filter(move |&i| {
                 let (a, b) = (&self.leaves[i], &other.leaves[i]);
@@ -309,7 +309,7 @@ fn merged_digest(name: &str, members: &[Member]) -> Digest32 {
 }
 
 /// The first 128 bits of a node id: what its name on disk says.
-pub type ShortId = [u8; 16];
+pub(crate) type ShortId = [u8; 16];
 
 /// Letters of the node names: base32 in lower case.
 const NAME_ALPHABET: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";
@@ -318,7 +318,7 @@ const NAME_LEN: usize = 26;
 
 /// The first 128 bits of `id`.
 #[must_use]
-pub fn short(id: &Digest32) -> ShortId {
+pub(crate) fn short(id: &Digest32) -> ShortId {
     let mut out = [0; 16];
     out.copy_from_slice(&id[..16]);
     out
@@ -359,7 +359,7 @@ pub fn parse_node_name(name: &str) -> Option<ShortId> {
 
 /// The hex digit naming child `index` of the root or of a middle node.
 #[must_use]
-pub fn digit(index: usize) -> char {
+pub(crate) fn digit(index: usize) -> char {
     char::from_digit(index as u32, 16).unwrap_or('0')
 }
 

@@ -19,11 +19,9 @@ mod job;
 mod read;
 mod task;
 
-pub use read::object_name;
-
 /// Failure to watch or read a directory; the source reports it and keeps going.
 #[derive(Debug, Error)]
-pub enum Error {
+pub(crate) enum Error {
     /// A file or directory could not be read.
     #[error("failed to read {}: {source}", path.display())]
     Read {
@@ -93,7 +91,7 @@ impl Inventory for DirInventory {
 /// Paths are made absolute against the current directory; each directory becomes one
 /// object named by [`object_name`]. The task reports `source_ready` once, after the first
 /// read of every directory (missing ones included), and runs until `cancel`.
-pub fn watch(
+pub(crate) fn watch(
     dirs: Vec<PathBuf>,
     notifier: Notifier,
     reporter: HealthReporter,

@@ -22,12 +22,13 @@ mod layer;
 mod probe;
 mod reason;
 
-pub use backoff::WatchBackoff;
+pub(crate) use backoff::WatchBackoff;
 use probe::Probe;
 use reason::classify;
 
 /// Where the pod's namespace is written in every pod with a service account token.
-pub const SERVICE_ACCOUNT_NAMESPACE_FILE: &str = "/var/run/secrets/kubernetes.io/serviceaccount/namespace";
+pub(crate) const SERVICE_ACCOUNT_NAMESPACE_FILE: &str =
+    "/var/run/secrets/kubernetes.io/serviceaccount/namespace";
 /// A large annotation that copies the whole object; never needed, so never cached.
 const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
 
@@ -44,14 +45,14 @@ pub enum Error {
 
 /// How to reach the API: the client configuration, and how long a watch may stay silent.
 #[derive(Clone)]
-pub struct Connection {
+pub(crate) struct Connection {
     config: kube::Config,
     idle_timeout: Duration,
 }
 
 /// What to watch.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Selection {
+pub(crate) struct Selection {
     /// Namespace.
     pub namespace: String,
     /// Label selector ("" = all).
@@ -59,7 +60,7 @@ pub struct Selection {
     /// Only these names (empty = all).
     pub names: Vec<String>,
     /// The initial state as a watch stream (`sendInitialEvents`) instead of a LIST.
-    pub streaming_list: bool,
+    pub(crate) streaming_list: bool,
 }
 
 impl Selection {
@@ -91,7 +92,10 @@ impl Connection {
     /// The client configuration: `--kubeconfig` when given, else in-cluster when
     /// `KUBERNETES_SERVICE_HOST` is set, else the kubeconfig (`KUBECONFIG`). A watch silent
     /// (no event, no bookmark) for `idle_timeout` is replaced.
-    pub async fn load(kubeconfig: Option<&std::path::Path>, idle_timeout: Duration) -> Result<Self, Error> {
+    pub(crate) async fn load(
+        kubeconfig: Option<&std::path::Path>,
+        idle_timeout: Duration,
+    ) -> Result<Self, Error> {
         let config = if let Some(path) = kubeconfig {
             let file = kube::config::Kubeconfig::read_from(path).map_err(|e| Error::Config(Box::new(e)))?;
             kube::Config::from_custom_kubeconfig(file, &kube::config::KubeConfigOptions::default())
@@ -106,13 +110,13 @@ impl Connection {
     }
 
     /// A client with kube's default stack, for work off the watch loops (Events).
-    pub fn client(&self) -> Result<kube::Client, Error> {
+    pub(crate) fn client(&self) -> Result<kube::Client, Error> {
         kube::Client::try_from(self.config.clone()).map_err(Error::Client)
     }
 
     /// The kubeconfig context's namespace.
     #[must_use]
-    pub fn default_namespace(&self) -> &str {
+    pub(crate) fn default_namespace(&self) -> &str {
         &self.config.default_namespace
     }
 }
@@ -120,7 +124,7 @@ impl Connection {
 /// The namespace to watch: the flag, else the service-account namespace file, else
 /// `POD_NAMESPACE`, else the kubeconfig context's.
 #[must_use]
-pub fn resolve_namespace(flag: Option<&str>, kubeconfig_default: &str) -> String {
+pub(crate) fn resolve_namespace(flag: Option<&str>, kubeconfig_default: &str) -> String {
     if let Some(ns) = flag.filter(|ns| !ns.is_empty()) {
         return ns.to_owned();
     }
@@ -136,7 +140,7 @@ pub fn resolve_namespace(flag: Option<&str>, kubeconfig_default: &str) -> String
 }
 
 /// A resource kind the source can watch.
-pub trait Watched:
+pub(crate) trait Watched:
     Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
     + Clone
     + Debug
@@ -220,7 +224,7 @@ impl<K: Watched> StoreInventory<K> {
 
 /// Starts watching `K` objects with a client of its own: returns the inventory and the
 /// task to run.
-pub fn watch<K: Watched>(
+pub(crate) fn watch<K: Watched>(
     connection: &Connection,
     selection: Selection,
     notifier: Notifier,

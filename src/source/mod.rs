@@ -4,31 +4,32 @@
 //! and bumps a [`Change`] through its [`Notifier`] when it changed; the pipeline reads the
 //! inventory only when it renders, so a burst of events costs one render.
 
-pub mod dir;
+pub(crate) mod dir;
 mod health;
-pub mod kube;
+pub(crate) mod kube;
 mod object;
-pub mod tracked;
+pub(crate) mod tracked;
 
 pub use health::{Health, HealthReporter};
-pub use object::{Input, ObjectId, SourceKind, SourceObject, View};
+pub use object::SourceKind;
+pub(crate) use object::{Input, ObjectId, SourceObject};
 
 use std::sync::Arc;
 use tokio::sync::watch;
 
 /// How often a source loop proves it is alive (`/healthz`), even with nothing to do.
-pub const HEARTBEAT: std::time::Duration = std::time::Duration::from_secs(30);
+pub(crate) const HEARTBEAT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Annotation that sets the file mode of every file of one object, in octal (`"0600"`).
-pub const FILE_MODE_ANNOTATION: &str = "configsnap.io/file-mode";
+pub(crate) const FILE_MODE_ANNOTATION: &str = "configsnap.io/file-mode";
 
 /// Annotation that puts every file of one object under a chosen top-level directory
 /// (`<dir>/<target>/<key>`) in either layout; objects naming the same one share it.
-pub const TARGET_DIR_ANNOTATION: &str = "configsnap.io/target-dir";
+pub(crate) const TARGET_DIR_ANNOTATION: &str = "configsnap.io/target-dir";
 
 /// What the sources tell the pipeline: "something changed; render when ready".
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Change {
+pub(crate) struct Change {
     /// Increases with every change, so a `watch` receiver sees each new state.
     pub generation: u64,
     /// Sources that have not yet delivered a complete initial state.
@@ -38,14 +39,14 @@ pub struct Change {
 impl Change {
     /// True once every source has delivered a complete initial state.
     #[must_use]
-    pub fn ready(&self) -> bool {
+    pub(crate) fn ready(&self) -> bool {
         self.waiting == 0
     }
 }
 
 /// The sending side shared by every source of one pipeline.
 #[derive(Debug, Clone)]
-pub struct Notifier {
+pub(crate) struct Notifier {
     tx: Arc<watch::Sender<Change>>,
 }
 
@@ -54,18 +55,18 @@ pub struct Notifier {
 impl Notifier {
     /// A notifier expecting `sources` initial states, and the pipeline's receiver.
     #[must_use]
-    pub fn new(sources: usize) -> (Self, watch::Receiver<Change>) {
+    pub(crate) fn new(sources: usize) -> (Self, watch::Receiver<Change>) {
         let (tx, rx) = watch::channel(Change { generation: 0, waiting: sources });
         (Self { tx: Arc::new(tx) }, rx)
     }
 
     /// Something in a source's inventory changed.
-    pub fn changed(&self) {
+    pub(crate) fn changed(&self) {
         self.tx.send_modify(|c| c.generation += 1);
     }
 
     /// A source delivered its first complete state (call once per source).
-    pub fn source_ready(&self) {
+    pub(crate) fn source_ready(&self) {
         self.tx.send_modify(|c| {
             c.waiting = c.waiting.saturating_sub(1);
             c.generation += 1;
@@ -75,7 +76,7 @@ impl Notifier {
 
 /// What changed in an inventory since the pipeline last looked.
 #[derive(Debug, Clone)]
-pub enum Delta {
+pub(crate) enum Delta {
     /// Every object currently selected: render from scratch (first sync, relist, or a
     /// source that does not track single changes).
     Full(Vec<Input>),
@@ -85,7 +86,7 @@ pub enum Delta {
 }
 
 /// Read access to the current objects of a source.
-pub trait Inventory: Send + Sync + 'static {
+pub(crate) trait Inventory: Send + Sync + 'static {
     /// Every object currently selected, in any order.
     fn current(&self) -> Vec<Input>;
 
@@ -102,10 +103,10 @@ pub trait Inventory: Send + Sync + 'static {
 }
 
 /// Shared handle to an inventory.
-pub type SharedInventory = Arc<dyn Inventory>;
+pub(crate) type SharedInventory = Arc<dyn Inventory>;
 
 /// Several inventories read as one (ConfigMaps and Secrets).
-pub struct Combined(pub Vec<SharedInventory>);
+pub(crate) struct Combined(pub Vec<SharedInventory>);
 
 impl Inventory for Combined {
     fn current(&self) -> Vec<Input> {

@@ -89,7 +89,7 @@ impl Input {
 
     /// The object's own resourceVersion (for logs), without the UID part of [`Input::version`].
     #[must_use]
-    pub fn resource_version(&self) -> String {
+    pub(crate) fn resource_version(&self) -> String {
         match self {
             Self::ConfigMap(cm) => cm.metadata.resource_version.clone().unwrap_or_default(),
             Self::Secret(s) => s.metadata.resource_version.clone().unwrap_or_default(),
@@ -97,9 +97,11 @@ impl Input {
         }
     }
 
-    /// Converts into the source-neutral form (copies values into shared buffers).
+    /// Converts into the source-neutral form (copies values into shared buffers): what
+    /// the tests compare; the pipeline reads values through views and never copies them.
+    #[cfg(test)]
     #[must_use]
-    pub fn to_object(&self) -> SourceObject {
+    pub(crate) fn to_object(&self) -> SourceObject {
         match self {
             Self::ConfigMap(cm) => from_configmap(cm),
             Self::Secret(s) => from_secret(s),
@@ -174,15 +176,15 @@ pub struct View<'a> {
     /// Object UID (empty for directories).
     pub uid: &'a str,
     /// Resource version.
-    pub resource_version: &'a str,
+    pub(crate) resource_version: &'a str,
     /// The `configsnap.io/file-mode` annotation, unparsed.
-    pub mode_annotation: Option<&'a str>,
+    pub(crate) mode_annotation: Option<&'a str>,
     /// The `configsnap.io/target-dir` annotation, unchecked.
-    pub target_annotation: Option<&'a str>,
+    pub(crate) target_annotation: Option<&'a str>,
     /// Keys and values, sorted by key.
     pub entries: Vec<(&'a str, &'a [u8])>,
     /// Keys present in both `data` and `binaryData` (invalid).
-    pub duplicate_keys: Vec<&'a str>,
+    pub(crate) duplicate_keys: Vec<&'a str>,
 }
 
 impl<'a> View<'a> {
@@ -245,17 +247,18 @@ pub struct SourceObject {
     /// Object UID (empty for directories).
     pub uid: String,
     /// Resource version, or a content token for directories.
-    pub resource_version: String,
+    pub(crate) resource_version: String,
     /// Mode requested by the `configsnap.io/file-mode` annotation, unparsed.
-    pub mode_annotation: Option<String>,
+    pub(crate) mode_annotation: Option<String>,
     /// Directory requested by the `configsnap.io/target-dir` annotation, unchecked.
-    pub target_annotation: Option<String>,
+    pub(crate) target_annotation: Option<String>,
     /// Keys (ConfigMap keys, or relative paths for directories) and values.
     pub entries: BTreeMap<String, Bytes>,
     /// Keys present in more than one of `data`/`binaryData` (invalid).
-    pub duplicate_keys: Vec<String>,
+    pub(crate) duplicate_keys: Vec<String>,
 }
 
+#[cfg(test)]
 fn meta_fields(
     kind: SourceKind,
     meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
@@ -272,6 +275,7 @@ fn meta_fields(
     }
 }
 
+#[cfg(test)]
 fn from_configmap(cm: &ConfigMap) -> SourceObject {
     let mut object = meta_fields(SourceKind::ConfigMap, &cm.metadata);
     for (key, value) in cm.data.iter().flatten() {
@@ -285,6 +289,7 @@ fn from_configmap(cm: &ConfigMap) -> SourceObject {
     object
 }
 
+#[cfg(test)]
 fn from_secret(secret: &Secret) -> SourceObject {
     let mut object = meta_fields(SourceKind::Secret, &secret.metadata);
     for (key, value) in secret.data.iter().flatten() {

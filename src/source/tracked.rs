@@ -6,7 +6,7 @@ use std::sync::Mutex;
 
 /// Names changed since the last take, or "everything" after a (re)list.
 #[derive(Debug)]
-pub struct Tracked {
+pub(crate) struct Tracked {
     state: Mutex<State>,
 }
 
@@ -18,7 +18,7 @@ struct State {
 
 /// What [`Tracked::take`] found.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Taken {
+pub(crate) enum Taken {
     /// Render everything.
     Everything,
     /// Only these names.
@@ -34,7 +34,7 @@ impl Default for Tracked {
 
 impl Tracked {
     /// `name` changed (updated, created or deleted).
-    pub fn changed(&self, name: &str) {
+    pub(crate) fn changed(&self, name: &str) {
         let mut state = self.lock();
         if !state.everything {
             state.names.insert(name.to_owned());
@@ -42,14 +42,14 @@ impl Tracked {
     }
 
     /// The whole set may have changed (a relist: deletions come without events).
-    pub fn everything(&self) {
+    pub(crate) fn everything(&self) {
         let mut state = self.lock();
         state.everything = true;
         state.names.clear();
     }
 
     /// What changed since the last take, and forget it.
-    pub fn take(&self) -> Taken {
+    pub(crate) fn take(&self) -> Taken {
         let mut state = self.lock();
         if std::mem::replace(&mut state.everything, false) {
             state.names.clear();
@@ -59,7 +59,7 @@ impl Tracked {
     }
 
     /// What changed since the last take, remembered.
-    pub fn peek(&self) -> Taken {
+    pub(crate) fn peek(&self) -> Taken {
         let state = self.lock();
         if state.everything { Taken::Everything } else { Taken::Names(state.names.iter().cloned().collect()) }
     }

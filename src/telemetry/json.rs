@@ -15,7 +15,7 @@ use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormattedFields};
 use tracing_subscriber::registry::LookupSpan;
 
 /// Fields that carry a comma-separated list.
-pub const LIST_FIELDS: &[&str] = &["changed"];
+pub(crate) const LIST_FIELDS: &[&str] = &["changed"];
 
 /// The event formatter: `timestamp`, `level`, the event's fields (`message` included),
 /// `target`, and `spans` (outermost first, each with its name and fields).

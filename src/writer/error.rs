@@ -67,14 +67,14 @@ impl Error {
     /// True when the target dir refuses writes altogether (read-only, no permission),
     /// as opposed to a full volume or a blocked path.
     #[must_use]
-    pub fn target_refuses_writes(&self) -> bool {
+    pub(crate) fn target_refuses_writes(&self) -> bool {
         matches!(self.label(), "read_only" | "permission")
     }
 
     /// The object whose new files did not fit (no space, quota, or larger than a file
     /// may be): the rest of a change can go ahead without it.
     #[must_use]
-    pub fn object_without_room(&self) -> Option<&ObjectId> {
+    pub(crate) fn object_without_room(&self) -> Option<&ObjectId> {
         match self {
             Self::Object { object, source }
                 if matches!(source.label(), "no_space" | "quota" | "file_too_large") =>

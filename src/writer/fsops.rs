@@ -17,7 +17,7 @@ static SYNC_CALLS: LazyLock<Counter> = LazyLock::new(Counter::default);
 
 /// The process-wide counter of sync calls, for the metrics registry.
 #[must_use]
-pub fn sync_calls() -> Counter {
+pub(crate) fn sync_calls() -> Counter {
     SYNC_CALLS.clone()
 }
 
@@ -27,7 +27,7 @@ const DIR_FLAGS: OFlag =
 
 /// What is at a name inside a directory (without following links).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
+pub(crate) enum Kind {
     /// Nothing.
     Missing,
     /// A symbolic link.
@@ -39,7 +39,7 @@ pub enum Kind {
 }
 
 /// Looks at `name` in `dir` without following it.
-pub fn kind_of(dir: impl AsFd, name: &str) -> Result<Kind, Errno> {
+pub(crate) fn kind_of(dir: impl AsFd, name: &str) -> Result<Kind, Errno> {
     match fstatat(dir, name, AtFlags::AT_SYMLINK_NOFOLLOW) {
         Ok(stat) => {
             let fmt = SFlag::from_bits_truncate(stat.st_mode) & SFlag::S_IFMT;
@@ -57,12 +57,12 @@ pub fn kind_of(dir: impl AsFd, name: &str) -> Result<Kind, Errno> {
 }
 
 /// Opens the directory `name` inside `dir`, refusing a symlink.
-pub fn open_dir(dir: impl AsFd, name: &str) -> Result<OwnedFd, Errno> {
+pub(crate) fn open_dir(dir: impl AsFd, name: &str) -> Result<OwnedFd, Errno> {
     openat(dir, name, DIR_FLAGS, Mode::empty())
 }
 
 /// Creates directory `name` in `dir` with exactly `mode`, and opens it.
-pub fn make_dir(dir: impl AsFd + Copy, name: &str, mode: u32) -> Result<OwnedFd, Errno> {
+pub(crate) fn make_dir(dir: impl AsFd + Copy, name: &str, mode: u32) -> Result<OwnedFd, Errno> {
     mkdirat(dir, name, Mode::from_bits_truncate(mode))?;
     let fd = open_dir(dir, name)?;
     fchmod(&fd, Mode::from_bits_truncate(mode))?;
@@ -71,7 +71,7 @@ pub fn make_dir(dir: impl AsFd + Copy, name: &str, mode: u32) -> Result<OwnedFd,
 
 /// Creates a new file `name` in `dir` (`O_EXCL|O_NOFOLLOW`), writes `content` and sets
 /// exactly `mode` regardless of umask. The caller fsyncs the returned file.
-pub fn create_file(dir: impl AsFd, name: &str, content: &[u8], mode: u32) -> std::io::Result<File> {
+pub(crate) fn create_file(dir: impl AsFd, name: &str, content: &[u8], mode: u32) -> std::io::Result<File> {
     let flags = OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
     let fd = openat(dir, name, flags, Mode::from_bits_truncate(mode & 0o777))?;
     fchmod(&fd, Mode::from_bits_truncate(mode & 0o777))?;
@@ -81,7 +81,7 @@ pub fn create_file(dir: impl AsFd, name: &str, content: &[u8], mode: u32) -> std
 }
 
 /// Reads the regular file at relative `path` below `dir`, refusing links at every step.
-pub fn read_file(dir: impl AsFd, path: &str) -> std::io::Result<Vec<u8>> {
+pub(crate) fn read_file(dir: impl AsFd, path: &str) -> std::io::Result<Vec<u8>> {
     let (parent, leaf) = match path.rsplit_once('/') {
         Some((parent, leaf)) => (Some(parent), leaf),
         None => (None, path),
@@ -101,7 +101,7 @@ pub fn read_file(dir: impl AsFd, path: &str) -> std::io::Result<Vec<u8>> {
 }
 
 /// Opens the directory at relative `path` below `dir`, one element at a time.
-pub fn walk(dir: impl AsFd, path: &str) -> Result<OwnedFd, Errno> {
+pub(crate) fn walk(dir: impl AsFd, path: &str) -> Result<OwnedFd, Errno> {
     let mut elements = path.split('/');
     let first = elements.next().unwrap_or(".");
     let mut current = open_dir(dir, first)?;
@@ -115,7 +115,7 @@ pub fn walk(dir: impl AsFd, path: &str) -> Result<OwnedFd, Errno> {
 /// with `unlink`, never following a link. A missing entry is not an error. The entry
 /// types readdir reports spare a stat per entry (a node of the snapshot tree is dozens
 /// of links, removed at every swap).
-pub fn remove_tree(dir: impl AsFd + Copy, name: &str) -> Result<(), Errno> {
+pub(crate) fn remove_tree(dir: impl AsFd + Copy, name: &str) -> Result<(), Errno> {
     let fd = match open_dir(dir, name) {
         Ok(fd) => fd,
         Err(Errno::ENOENT) => return Ok(()),
@@ -149,7 +149,7 @@ fn list_typed(dir: impl AsFd) -> Result<Vec<(String, Option<bool>)>, Errno> {
 }
 
 /// Unlinks a non-directory entry; missing is fine.
-pub fn remove_entry(dir: impl AsFd, name: &str) -> Result<(), Errno> {
+pub(crate) fn remove_entry(dir: impl AsFd, name: &str) -> Result<(), Errno> {
     ignore_missing(unlinkat(dir, name, UnlinkatFlags::NoRemoveDir))
 }
 
@@ -161,48 +161,48 @@ fn ignore_missing(result: Result<(), Errno>) -> Result<(), Errno> {
 }
 
 /// Names in a directory, without `.` and `..`.
-pub fn list(dir: impl AsFd) -> Result<Vec<String>, Errno> {
+pub(crate) fn list(dir: impl AsFd) -> Result<Vec<String>, Errno> {
     Ok(list_typed(dir)?.into_iter().map(|(name, _)| name).collect())
 }
 
 /// fsyncs a directory, making renames and creations in it durable.
-pub fn sync_dir(dir: impl AsFd) -> Result<(), Errno> {
+pub(crate) fn sync_dir(dir: impl AsFd) -> Result<(), Errno> {
     SYNC_CALLS.inc();
     nix::unistd::fsync(dir)
 }
 
 /// fdatasyncs a file: its bytes and what is needed to read them back.
-pub fn sync_data(file: &File) -> std::io::Result<()> {
+pub(crate) fn sync_data(file: &File) -> std::io::Result<()> {
     SYNC_CALLS.inc();
     file.sync_data()
 }
 
 /// Flushes the whole filesystem holding `dir` (one call for a large batch of new files).
-pub fn sync_filesystem(dir: impl AsFd) -> Result<(), Errno> {
+pub(crate) fn sync_filesystem(dir: impl AsFd) -> Result<(), Errno> {
     SYNC_CALLS.inc();
     nix::unistd::syncfs(dir)
 }
 
 /// Creates the symlink `name -> target` in `dir`.
-pub fn symlink(target: &str, dir: impl AsFd, name: &str) -> Result<(), Errno> {
+pub(crate) fn symlink(target: &str, dir: impl AsFd, name: &str) -> Result<(), Errno> {
     nix::unistd::symlinkat(target, dir, name)
 }
 
 /// Adds a second name `to_name` in `to_dir` for the entry `name` in `dir` (a hard link;
 /// a symlink there is linked itself, not followed).
-pub fn hard_link(dir: impl AsFd, name: &str, to_dir: impl AsFd, to_name: &str) -> Result<(), Errno> {
+pub(crate) fn hard_link(dir: impl AsFd, name: &str, to_dir: impl AsFd, to_name: &str) -> Result<(), Errno> {
     nix::unistd::linkat(dir, name, to_dir, to_name, AtFlags::empty())
 }
 
 /// The target of the symlink `name` in `dir`, if it is one.
 #[must_use]
-pub fn read_link(dir: impl AsFd, name: &str) -> Option<String> {
+pub(crate) fn read_link(dir: impl AsFd, name: &str) -> Option<String> {
     nix::fcntl::readlinkat(dir, name).ok().map(|t| t.to_string_lossy().into_owned())
 }
 
 /// Opens the directory `name` in `dir`, creating it (with `mode`) when missing. A symlink
 /// or a file planted under that name is removed first: the name is reserved for us.
-pub fn open_or_make_dir(dir: impl AsFd + Copy, name: &str, mode: u32) -> Result<OwnedFd, Errno> {
+pub(crate) fn open_or_make_dir(dir: impl AsFd + Copy, name: &str, mode: u32) -> Result<OwnedFd, Errno> {
     match kind_of(dir, name)? {
         Kind::Directory => open_dir(dir, name),
         Kind::Missing => make_dir(dir, name, mode),

@@ -96,34 +96,35 @@ use tokio::time::Instant;
 
 pub use error::Error;
 use error::{io, io_std};
-pub use fsops::{read_file, sync_calls};
+pub(crate) use fsops::sync_calls;
 pub use guard::{Found, Repair};
+pub(crate) use names::is_snapshot_dir_name;
+pub use names::visible_link_target;
 use names::{current_dir_name, detect_durability, new_snapshot_dir_name};
-pub use names::{is_snapshot_dir_name, visible_link_target};
 pub use read::read_current;
 
 /// The symlink naming the current snapshot root.
-pub const DATA_LINK: &str = "..data";
+pub(crate) const DATA_LINK: &str = "..data";
 /// The link created next to `..data` and renamed over it.
-pub const DATA_TMP_LINK: &str = "..data_tmp";
+pub(crate) const DATA_TMP_LINK: &str = "..data_tmp";
 /// Content-addressed object dirs.
-pub const OBJECTS_DIR: &str = "..objects";
+pub(crate) const OBJECTS_DIR: &str = "..objects";
 /// Content-addressed tree nodes (leaves and middle nodes).
-pub const TREE_DIR: &str = "..tree";
+pub(crate) const TREE_DIR: &str = "..tree";
 /// Temporary name used to replace a visible link atomically.
 const LINK_TMP: &str = "..link_tmp";
 /// Prefix of the name a foreign entry at a reserved name is moved to (`..aside-data-<hex>`).
-pub const ASIDE_PREFIX: &str = "..aside-";
+pub(crate) const ASIDE_PREFIX: &str = "..aside-";
 /// Prefix of the view a validation command reads (real dirs, files hard-linked).
 const VIEW_PREFIX: &str = "..staged-";
 /// Prefix of the dir made and removed to learn whether the target dir takes writes.
 const PROBE_PREFIX: &str = "..probe-";
 /// Up to this many new files are fdatasynced one by one; more take one `syncfs`.
-pub const SYNC_BATCH: usize = 64;
+pub(crate) const SYNC_BATCH: usize = 64;
 
 /// How directory entries are made durable before `..data` is renamed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Durability {
+pub(crate) enum Durability {
     /// The filesystem commits metadata in order (ext4, xfs, tmpfs): file data is synced,
     /// directory entries ride on the ordered journal.
     Ordered,
@@ -161,7 +162,7 @@ impl SwapTimings {
 /// A snapshot root written and synced but not yet swapped in.
 #[derive(Debug)]
 #[must_use = "a staged snapshot must be committed or discarded"]
-pub struct Staged {
+pub(crate) struct Staged {
     root: String,
     snapshot: Snapshot,
     /// Nodes this stage created (removed again if it is discarded).
@@ -170,9 +171,10 @@ pub struct Staged {
 }
 
 impl Staged {
+    #[cfg(test)]
     /// Name of the staged root inside the target dir (`..<timestamp>.<random>`).
     #[must_use]
-    pub fn name(&self) -> &str {
+    pub(crate) fn name(&self) -> &str {
         &self.root
     }
 }
@@ -180,9 +182,9 @@ impl Staged {
 /// A snapshot swapped in but not yet durable; see [`Writer::persist`].
 #[derive(Debug)]
 #[must_use = "a commit must be persisted"]
-pub struct Committed {
+pub(crate) struct Committed {
     /// Time spent so far.
-    pub timings: SwapTimings,
+    pub(crate) timings: SwapTimings,
     /// The root it replaced, removed by [`Writer::persist`] (after the grace).
     previous: Option<String>,
     /// The snapshot it replaced.
@@ -217,7 +219,7 @@ struct State {
 
 /// Writes snapshots into one target directory.
 #[derive(Debug)]
-pub struct Writer {
+pub(crate) struct Writer {
     path: PathBuf,
     dir: OwnedFd,
     objects: OwnedFd,
@@ -237,7 +239,7 @@ pub struct Writer {
 impl Writer {
     /// Opens (creating if needed) the target dir for snapshots of `origin` and removes
     /// leftovers of an interrupted swap that need no knowledge of the current snapshot.
-    pub fn open(path: &Path, origin: Origin) -> Result<Self, Error> {
+    pub(crate) fn open(path: &Path, origin: Origin) -> Result<Self, Error> {
         std::fs::create_dir_all(path).map_err(io_std(format!("create {}", path.display())))?;
         let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
         let dir =
@@ -263,15 +265,17 @@ impl Writer {
         Ok(writer)
     }
 
+    #[cfg(test)]
     /// Turns fsync off (only for tests and benchmarks of the non-durable cost).
     #[must_use]
-    pub fn without_fsync(self) -> Self {
+    pub(crate) fn without_fsync(self) -> Self {
         self.with_durability(Durability::Off)
     }
 
+    #[cfg(test)]
     /// Overrides the durability detected from the filesystem type.
     #[must_use]
-    pub fn with_durability(mut self, durability: Durability) -> Self {
+    pub(crate) fn with_durability(mut self, durability: Durability) -> Self {
         self.durability = durability;
         self
     }
@@ -279,7 +283,7 @@ impl Writer {
     /// Keeps each replaced generation readable for `grace` after the swap away from it
     /// (default: removed once the swap is durable).
     #[must_use]
-    pub fn with_gc_grace(mut self, grace: Duration) -> Self {
+    pub(crate) fn with_gc_grace(mut self, grace: Duration) -> Self {
         self.gc_grace = grace;
         self
     }
@@ -287,12 +291,12 @@ impl Writer {
     /// When the oldest generation kept for readers may be removed, if one is kept: call
     /// [`Writer::collect`] then.
     #[must_use]
-    pub fn next_collection(&self) -> Option<Instant> {
+    pub(crate) fn next_collection(&self) -> Option<Instant> {
         self.lock().retired.front().map(|r| r.due)
     }
 
     /// Removes the generations whose grace ran out.
-    pub fn collect(&self) -> Result<(), Error> {
+    pub(crate) fn collect(&self) -> Result<(), Error> {
         let mut state = self.lock();
         self.collect_retired(&mut state, Instant::now(), false);
         if std::mem::take(&mut state.dirty) {
@@ -301,15 +305,16 @@ impl Writer {
         Ok(())
     }
 
+    #[cfg(test)]
     /// Number of replaced generations kept for readers.
     #[must_use]
-    pub fn retained(&self) -> usize {
+    pub(crate) fn retained(&self) -> usize {
         self.lock().retired.len()
     }
 
     /// No visible links (the last-good store keeps only the tree).
     #[must_use]
-    pub fn without_visible_links(mut self) -> Self {
+    pub(crate) fn without_visible_links(mut self) -> Self {
         self.visible_links = false;
         self.links = guard::LinkWatch::none();
         self
@@ -317,18 +322,18 @@ impl Writer {
 
     /// The target directory.
     #[must_use]
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         &self.path
     }
 
     /// How directory entries are made durable here.
     #[must_use]
-    pub fn durability(&self) -> Durability {
+    pub(crate) fn durability(&self) -> Durability {
         self.durability
     }
 
     /// Name of the snapshot dir `..data` points at, if any.
-    pub fn current_dir_name(&self) -> Result<Option<String>, Error> {
+    pub(crate) fn current_dir_name(&self) -> Result<Option<String>, Error> {
         current_dir_name(&self.dir)
     }
 
@@ -336,7 +341,7 @@ impl Writer {
     /// and removes everything it does not reference (orphan roots and nodes, stale links).
     /// Returns it with the origin its manifest records. `Ok(None)` when there is none;
     /// `Err` when it is damaged or foreign (the next swap replaces it).
-    pub fn load_current(&self) -> Result<Option<(Snapshot, Origin)>, Error> {
+    pub(crate) fn load_current(&self) -> Result<Option<(Snapshot, Origin)>, Error> {
         let loaded = read::read_tree(&self.dir, &self.objects, &self.tree)?;
         let mut state = self.lock();
         match loaded {
@@ -363,7 +368,7 @@ impl Writer {
     }
 
     /// Writes `snapshot`, swaps `..data` to it and makes that durable.
-    pub fn swap(&self, snapshot: &Snapshot) -> Result<SwapTimings, Error> {
+    pub(crate) fn swap(&self, snapshot: &Snapshot) -> Result<SwapTimings, Error> {
         let staged = self.stage(snapshot)?;
         let committed = self.commit(staged)?;
         let timings = committed.timings;
@@ -374,7 +379,7 @@ impl Writer {
     /// Writes what `snapshot` has that is not on disk yet, and a new root for it that
     /// nothing points at yet, so it can be validated before [`Writer::commit`] or
     /// [`Writer::discard`].
-    pub fn stage(&self, snapshot: &Snapshot) -> Result<Staged, Error> {
+    pub(crate) fn stage(&self, snapshot: &Snapshot) -> Result<Staged, Error> {
         let mut state = self.lock();
         let staged = build::stage(self, &mut state, snapshot);
         if let Err(error) = &staged
@@ -394,7 +399,7 @@ impl Writer {
     /// directories and regular files (hard links to the staged content), so a validation
     /// command that walks it without following links sees every file. Kept between
     /// stages and brought up to date with what changed (see `view`).
-    pub fn staged_view(&self, staged: &mut Staged) -> Result<PathBuf, Error> {
+    pub(crate) fn staged_view(&self, staged: &mut Staged) -> Result<PathBuf, Error> {
         let mut state = self.lock();
         let name = self.show_in_view(&mut state, &staged.snapshot)?;
         Ok(self.path.join(name))
@@ -404,7 +409,7 @@ impl Writer {
     /// snapshot at once; the switch survives a power loss only after [`Writer::persist`],
     /// which also removes the old generation. Keeping that fsync off this path takes one
     /// journal commit out of the update → reload latency.
-    pub fn commit(&self, staged: Staged) -> Result<Committed, Error> {
+    pub(crate) fn commit(&self, staged: Staged) -> Result<Committed, Error> {
         let mut state = self.lock();
         let Staged { root, snapshot, created, mut timings } = staged;
         let started = Instant::now();
@@ -439,7 +444,7 @@ impl Writer {
     /// replaced and the nodes only that generation used: removed once the grace
     /// ([`Writer::with_gc_grace`]) runs out, at once without one. A crash before that
     /// removal leaves garbage that the next sweep clears.
-    pub fn persist(&self, committed: Committed) -> Result<(), Error> {
+    pub(crate) fn persist(&self, committed: Committed) -> Result<(), Error> {
         if self.durability != Durability::Off {
             fsops::sync_dir(&self.dir).map_err(io("fsync the target dir"))?;
         }
@@ -461,7 +466,7 @@ impl Writer {
     /// Removes a staged root that will not be committed, and the nodes it created; the
     /// validation view goes back to the current snapshot, so refused content does not
     /// linger on the volume.
-    pub fn discard(&self, staged: Staged) -> Result<(), Error> {
+    pub(crate) fn discard(&self, staged: Staged) -> Result<(), Error> {
         let mut state = self.lock();
         self.unshow_refused(&mut state);
         self.remove_nodes(&mut state, &staged.created);
@@ -470,7 +475,7 @@ impl Writer {
 
     /// Checks that the target dir takes writes (creates and removes a probe dir): the
     /// error says why not (read-only mount, immutable, no permission).
-    pub fn probe_writable(&self) -> Result<(), Error> {
+    pub(crate) fn probe_writable(&self) -> Result<(), Error> {
         let name = format!("{PROBE_PREFIX}{:016x}", rand::random::<u64>());
         nix::sys::stat::mkdirat(&self.dir, name.as_str(), Mode::from_bits_truncate(0o700))
             .map_err(io("create a probe dir in the target dir"))?;
@@ -479,14 +484,14 @@ impl Writer {
 
     /// Visible links put right since the last call (at start, at a swap, or by
     /// [`Writer::repair_visible_links`]), for the caller to report.
-    pub fn take_repairs(&self) -> Vec<Repair> {
+    pub(crate) fn take_repairs(&self) -> Vec<Repair> {
         std::mem::take(&mut self.lock().repairs)
     }
 
     /// Checks the visible links touched since the last check against the current
     /// snapshot and repairs the wrong ones, between swaps; returns every repair not yet
     /// taken.
-    pub fn repair_visible_links(&self) -> Vec<Repair> {
+    pub(crate) fn repair_visible_links(&self) -> Vec<Repair> {
         let mut state = self.lock();
         if let Some((snapshot, _)) = state.current.as_ref() {
             let repairs = self.check_visible_links(snapshot, false);
@@ -501,7 +506,7 @@ impl Writer {
     /// created, removed or renamed (then [`Writer::repair_visible_links`]); `None` without
     /// an inotify watch.
     #[must_use]
-    pub fn changes_fd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+    pub(crate) fn changes_fd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
         self.links.fd()
     }
 

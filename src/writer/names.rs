@@ -72,7 +72,7 @@ pub(super) fn new_snapshot_dir_name() -> String {
 /// True for names made by [`new_snapshot_dir_name`] (and only those: never delete
 /// anything configsnap did not create).
 #[must_use]
-pub fn is_snapshot_dir_name(name: &str) -> bool {
+pub(crate) fn is_snapshot_dir_name(name: &str) -> bool {
     let Some(rest) = name.strip_prefix("..") else {
         return false;
     };

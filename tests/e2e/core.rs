@@ -138,7 +138,7 @@ async fn a_reader_never_sees_a_mixed_snapshot_during_200_swaps() {
                 }
                 // Through one resolved ..data: both files are of the same version.
                 if let Ok(target) = std::fs::read_link(dir.join("..data")) {
-                    let slot = configsnap::writer::visible_link_target("app");
+                    let slot = configsnap::disk::visible_link_target("app");
                     let app = dir.join(&target).join(slot.trim_start_matches("..data/"));
                     let a = std::fs::read_to_string(app.join("a.conf"));
                     let b = std::fs::read_to_string(app.join("b.conf"));
@@ -199,7 +199,7 @@ async fn a_symlink_planted_in_the_target_dir_is_not_followed() {
     wait_for("swap", WAIT, || ws.data_target().is_some()).await;
     wait_for("visible link replaced", WAIT, || {
         std::fs::read_link(ws.dir().join("web"))
-            .is_ok_and(|t| t == std::path::Path::new(&configsnap::writer::visible_link_target("web")))
+            .is_ok_and(|t| t == std::path::Path::new(&configsnap::disk::visible_link_target("web")))
     })
     .await;
     assert_eq!(std::fs::read_dir(&outside).expect("outside").count(), 0, "wrote through a planted link");

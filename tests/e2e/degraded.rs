@@ -254,7 +254,7 @@ type Expected = std::collections::BTreeMap<String, std::collections::BTreeMap<St
 
 /// True when the verified snapshot on disk holds exactly the expected files.
 fn converged(expected: &Expected, ws: &Workspace) -> bool {
-    let Ok(Some(snapshot)) = configsnap::writer::read_current(&ws.dir()) else {
+    let Ok(Some(snapshot)) = configsnap::disk::read_current(&ws.dir()) else {
         return false;
     };
     let on_disk: Vec<(String, Vec<u8>)> =
@@ -395,7 +395,7 @@ async fn kill_9_at_300_random_instants_always_leaves_a_complete_snapshot() {
     })
     .await;
     wait_for("no unused object dir left", WAIT, || {
-        let objects = configsnap::writer::read_current(&ws.dir()).ok().flatten().map(|s| s.object_count());
+        let objects = configsnap::disk::read_current(&ws.dir()).ok().flatten().map(|s| s.object_count());
         objects.is_some_and(|n| n as usize == names(ws.dir().join("..objects")).len())
     })
     .await;

@@ -233,7 +233,7 @@ async fn deleting_every_object_is_held_with_the_files_and_last_good_kept() {
     api.delete("configmaps", crate::support::NS, "api").expect("delete api");
     wait_for("api's files go", WAIT, || std::fs::symlink_metadata(ws.dir().join("api")).is_err()).await;
     wait_for("last-good follows", WAIT, || {
-        configsnap::writer::read_current(&ws.state()).ok().flatten().is_some_and(|s| s.object_count() == 1)
+        configsnap::disk::read_current(&ws.state()).ok().flatten().is_some_and(|s| s.object_count() == 1)
     })
     .await;
     // Deleting the last one is held.
@@ -242,7 +242,7 @@ async fn deleting_every_object_is_held_with_the_files_and_last_good_kept() {
     assert!(body["status"]["reason"].as_str().is_some_and(|r| r.contains("--allow-empty")), "{body}");
     sidecar.wait_metric("configsnap_snapshots_refused_total{reason=\"empty_selection\"}", 1.0).await;
     assert_eq!(ws.read("web/a").as_deref(), Some("1"), "the files stay");
-    let saved = configsnap::writer::read_current(&ws.state()).expect("read").expect("a copy");
+    let saved = configsnap::disk::read_current(&ws.state()).expect("read").expect("a copy");
     assert_eq!(saved.read("web/a"), Some(&b"1"[..]), "the last-good copy stays");
     assert_eq!(sidecar.get("/readyz").await.map(|r| r.0), Some(200), "the kept files are still a snapshot");
     // A new object ends the hold.

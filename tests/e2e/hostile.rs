@@ -195,7 +195,7 @@ fn unsalted_secret_digest(name: &str, key: &str, guess: &[u8]) -> String {
     hasher.update(0o600_u32.to_be_bytes());
     hasher.update((guess.len() as u64).to_be_bytes());
     hasher.update(sha2::Sha256::digest(guess));
-    configsnap::snapshot::tree::node_name(&hasher.finalize().into())
+    configsnap::disk::node_name(&hasher.finalize().into())
 }
 
 // Fake API: Kubernetes is incidental (what the volume shows of a Secret); the fake is an in-process source.
@@ -225,7 +225,7 @@ async fn no_world_readable_file_holds_a_hash_of_secret_data() {
     }
     let guessable = unsalted_secret_digest("creds", "password", b"hunter2");
     assert!(!names.iter().any(|n| n.contains(&guessable)), "a dir name or link target is a guessable hash");
-    let content_addressed = names.iter().any(|n| configsnap::snapshot::tree::parse_node_name(n).is_some());
+    let content_addressed = names.iter().any(|n| configsnap::disk::parse_node_name(n).is_some());
     assert!(content_addressed, "object dirs are still content-addressed");
     let mode = std::fs::metadata(&state).expect("state").permissions().mode() & 0o777;
     assert_eq!(mode, 0o700, "the state dir holds Secrets in plain text: private");

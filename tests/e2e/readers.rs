@@ -26,7 +26,7 @@ fn read_resolved_generations(dir: std::path::PathBuf, stop: Arc<AtomicBool>) -> 
     let mut seen = Seen::default();
     let slots: Vec<String> = (0..OBJECTS)
         .map(|i| {
-            let slot = configsnap::writer::visible_link_target(&format!("cm{i}"));
+            let slot = configsnap::disk::visible_link_target(&format!("cm{i}"));
             format!("{}/k", slot.trim_start_matches("..data/"))
         })
         .collect();

@@ -25,12 +25,12 @@ pub fn spawn_sidecar(args: &[String], kubeconfig: &Path, log_dir: &Path, port: u
 /// entry links into it.
 pub fn assert_complete_snapshot(dir: &Path) {
     let target = std::fs::read_link(dir.join("..data")).expect("..data exists");
-    let verified = configsnap::writer::read_current(dir)
+    let verified = configsnap::disk::read_current(dir)
         .unwrap_or_else(|e| panic!("{target:?} does not match its manifests: {e}"))
         .expect("..data names a snapshot");
     for top in verified.top_level() {
         let link = std::fs::read_link(dir.join(top)).unwrap_or_else(|e| panic!("visible link {top}: {e}"));
-        assert_eq!(link, Path::new(&configsnap::writer::visible_link_target(top)));
+        assert_eq!(link, Path::new(&configsnap::disk::visible_link_target(top)));
     }
 }
 

@@ -27,7 +27,7 @@ fn plant(case: &str, dir: &Path, outside: &Path) {
 
 fn web_is_ours(dir: &Path) -> bool {
     std::fs::read_link(dir.join("web")).ok().as_deref()
-        == Some(Path::new(&configsnap::writer::visible_link_target("web")))
+        == Some(Path::new(&configsnap::disk::visible_link_target("web")))
 }
 
 async fn repaired_while_running_and_at_start(case: &str) {

@@ -11,7 +11,7 @@ const MAX_FILE_BYTES: u64 = 64 * 1024;
 
 /// Why the header file cannot be used. Messages name the file and line, never a value.
 #[derive(Debug, Error)]
-pub enum Error {
+pub(crate) enum Error {
     /// The file could not be read.
     #[error("failed to read the webhook header file {path}: {source}")]
     Read {
@@ -35,7 +35,7 @@ pub enum Error {
 }
 
 /// Reads and parses the header file at `path`.
-pub fn read(path: &Path) -> Result<Vec<(HeaderName, HeaderValue)>, Error> {
+pub(crate) fn read(path: &Path) -> Result<Vec<(HeaderName, HeaderValue)>, Error> {
     let shown = path.display().to_string();
     let read_err = |source| Error::Read { path: shown.clone(), source };
     let size = std::fs::metadata(path).map_err(read_err)?.len();
@@ -47,7 +47,7 @@ pub fn read(path: &Path) -> Result<Vec<(HeaderName, HeaderValue)>, Error> {
 }
 
 /// Parses `Name: value` lines; blank lines and lines starting with `#` are skipped.
-pub fn parse(text: &str) -> Result<Vec<(HeaderName, HeaderValue)>, Error> {
+pub(crate) fn parse(text: &str) -> Result<Vec<(HeaderName, HeaderValue)>, Error> {
     let mut headers = Vec::new();
     for (index, raw) in text.lines().enumerate() {
         let line = raw.trim();

@@ -23,12 +23,12 @@ const MAX_DEPTH: usize = 32;
 
 /// The name a directory's object gets: its last path component.
 #[must_use]
-pub fn object_name(dir: &Path) -> String {
+pub(crate) fn object_name(dir: &Path) -> String {
     dir.file_name().map_or_else(|| dir.to_string_lossy().into_owned(), |n| n.to_string_lossy().into_owned())
 }
 
 /// Reads `dir` into an object named `name`; `None` when the directory does not exist.
-pub fn read(dir: &Path, name: &str) -> Result<Option<SourceObject>, Error> {
+pub(crate) fn read(dir: &Path, name: &str) -> Result<Option<SourceObject>, Error> {
     for _ in 0..MAX_ATTEMPTS {
         match attempt(dir) {
             Ok(Some(entries)) => return Ok(Some(object(name, entries))),

@@ -18,13 +18,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// First step.
-pub const FIRST_DELAY: Duration = Duration::from_millis(800);
+pub(crate) const FIRST_DELAY: Duration = Duration::from_millis(800);
 /// Largest delay, `Retry-After` included: the longest a sidecar waits after the API returns.
-pub const MAX_DELAY: Duration = Duration::from_secs(30);
+pub(crate) const MAX_DELAY: Duration = Duration::from_secs(30);
 
 /// The backoff policy of one watch loop.
 #[derive(Debug, Clone)]
-pub struct WatchBackoff {
+pub(crate) struct WatchBackoff {
     step: Duration,
     probe: Arc<Probe>,
 }
@@ -34,7 +34,7 @@ pub struct WatchBackoff {
 impl WatchBackoff {
     /// A policy starting at [`FIRST_DELAY`], reset and bounded by what `probe` hears.
     #[must_use]
-    pub fn new(probe: Arc<Probe>) -> Self {
+    pub(crate) fn new(probe: Arc<Probe>) -> Self {
         Self { step: FIRST_DELAY, probe }
     }
 }

@@ -24,7 +24,7 @@ const PROBATION: Duration = Duration::from_secs(1);
 
 /// Why the layer ended a request.
 #[derive(Debug, Error)]
-pub enum Error {
+pub(crate) enum Error {
     /// No response headers within the idle timeout.
     #[error("failed to get an answer from the API server within {}s", .0.as_secs())]
     NoAnswer(Duration),
@@ -35,14 +35,14 @@ pub enum Error {
 
 /// Wraps the client's service with [`Observed`].
 #[derive(Clone)]
-pub struct ObserveLayer {
+pub(crate) struct ObserveLayer {
     probe: Arc<Probe>,
     idle: Duration,
 }
 
 impl ObserveLayer {
     /// Reports to `probe`; ends requests silent for `idle`.
-    pub fn new(probe: Arc<Probe>, idle: Duration) -> Self {
+    pub(crate) fn new(probe: Arc<Probe>, idle: Duration) -> Self {
         Self { probe, idle }
     }
 }
@@ -56,7 +56,7 @@ impl<S> Layer<S> for ObserveLayer {
 
 /// The service made by [`ObserveLayer`].
 #[derive(Clone)]
-pub struct Observed<S> {
+pub(crate) struct Observed<S> {
     inner: S,
     probe: Arc<Probe>,
     idle: Duration,
@@ -109,7 +109,7 @@ fn retry_after<B>(response: &Response<B>) -> Option<Duration> {
 /// A response body that fails with [`Error::Silent`] when no frame arrives for the idle
 /// timeout (and then ends, dropping the connection), and that reports a watch healthy once
 /// it delivered a frame that is not an ERROR event, or stayed open for [`PROBATION`].
-pub struct IdleBody<B> {
+pub(crate) struct IdleBody<B> {
     inner: Option<B>,
     idle: Duration,
     timer: Pin<Box<Sleep>>,

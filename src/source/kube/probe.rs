@@ -9,11 +9,11 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 /// The failure reason of a watch that went silent.
-pub const STALLED: &str = "stalled";
+pub(crate) const STALLED: &str = "stalled";
 
 /// Health of one watch loop.
 #[derive(Debug)]
-pub struct Probe {
+pub(crate) struct Probe {
     watch: &'static str,
     reporter: HealthReporter,
     state: Mutex<State>,
@@ -38,18 +38,18 @@ struct State {
 impl Probe {
     /// The probe of the loop named `watch` (as on `/healthz`, e.g. "ConfigMap watch").
     #[must_use]
-    pub fn new(watch: &'static str, reporter: HealthReporter) -> Arc<Self> {
+    pub(crate) fn new(watch: &'static str, reporter: HealthReporter) -> Arc<Self> {
         Arc::new(Self { watch, reporter, state: Mutex::default() })
     }
 
     /// The server answered 429 or 503 with `Retry-After: delay`.
-    pub fn retry_after(&self, delay: Duration) {
+    pub(crate) fn retry_after(&self, delay: Duration) {
         self.lock().retry_after = Some(delay);
     }
 
     /// The watch is current: its list completed, an event arrived, or a (re)opened watch
     /// proved itself. Resets the backoff and, after a failure, clears the loop's fault.
-    pub fn healthy(&self) {
+    pub(crate) fn healthy(&self) {
         let report = {
             let mut state = self.lock();
             state.healthy_since_retry = true;
@@ -66,7 +66,7 @@ impl Probe {
     }
 
     /// A request failed: reported at once (status, metric, rate-limited log).
-    pub fn failed(&self, reason: &'static str, cause: &str) {
+    pub(crate) fn failed(&self, reason: &'static str, cause: &str) {
         {
             let mut state = self.lock();
             state.failing = true;

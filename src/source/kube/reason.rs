@@ -10,7 +10,7 @@ use std::io::ErrorKind;
 
 /// A classified failure.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Failure {
+pub(crate) struct Failure {
     /// Label of `configsnap_watch_errors_total`: `unavailable`, `throttled`, `refused`,
     /// `timeout`, `gone`, `stalled`, `decode`, `forbidden` or `other`.
     pub reason: &'static str,
@@ -26,7 +26,7 @@ impl Failure {
 
 /// Classifies an error of the watch of `kind` (e.g. "ConfigMap").
 #[must_use]
-pub fn classify(error: &watcher::Error, kind: &str) -> Failure {
+pub(crate) fn classify(error: &watcher::Error, kind: &str) -> Failure {
     match error {
         watcher::Error::InitialListFailed(e) => classify_client(e, &format!("the {kind} list")),
         watcher::Error::WatchStartFailed(e) | watcher::Error::WatchFailed(e) => {
