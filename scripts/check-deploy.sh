@@ -97,11 +97,11 @@ require_in .dockerignore '^(\*\*/)?target/?$' ".dockerignore excludes target/"
 require_in .dockerignore '^\.git/?$' ".dockerignore excludes .git"
 
 # --- 2. scripts ----------------------------------------------------------------
-step "bash -n and shellcheck on scripts/*.sh"
-for f in scripts/*.sh; do
+step "bash -n and shellcheck on scripts/*.sh and scripts/test"
+for f in scripts/*.sh scripts/test; do
     bash -n "$f"
 done
-"$VENV/bin/shellcheck" --severity=warning scripts/*.sh
+"$VENV/bin/shellcheck" --severity=warning scripts/*.sh scripts/test
 echo "    ok"
 
 # --- 3. render -----------------------------------------------------------------
