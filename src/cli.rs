@@ -66,7 +66,7 @@ pub struct SourceArgs {
     /// Namespace to watch [default: the pod's own: service-account namespace file, else POD_NAMESPACE, else the kubeconfig context]
     #[arg(long, env = "CONFIGSNAP_NAMESPACE")]
     pub namespace: Option<String>,
-    /// Label selector for ConfigMaps (=, ==, !=, in, notin, exists, !key)
+    /// Label selector for ConfigMaps (=, ==, !=, in, notin, key (exists), !key)
     #[arg(long, env = "CONFIGSNAP_SELECTOR", default_value = "")]
     pub selector: String,
     /// Only these ConfigMaps (repeatable; env: comma-separated)
