@@ -15,6 +15,11 @@ use std::time::Duration;
 
 const NS: &str = "demo";
 
+/// How long the demo waits for the files.
+const WAIT: Duration = Duration::from_secs(10);
+/// How often it looks.
+const TICK: Duration = Duration::from_millis(5);
+
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let keep = std::env::args().any(|a| a == "--keep");
@@ -37,7 +42,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("\n== configsnap demo: API {} (namespace {NS}), files in {}\n", api.url(), dir.display());
     let sidecar = tokio::spawn(configsnap::run::run(args.into_config()?));
 
-    wait_for(|| read(&dir, "web/index.html").is_some()).await?;
+    let first = || read(&dir, "web/index.html").is_some();
+    configsnap_kit::poll(WAIT, TICK, first).await.ok_or("timed out waiting for the first snapshot")?;
     if dir.join("unrelated").exists() {
         return Err("the unselected ConfigMap \"unrelated\" was written".into());
     }
@@ -45,7 +51,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let before = data_target(&dir);
     api.apply("configmaps", web("<h1>Hello from v2</h1>\n"))?;
-    wait_for(|| read(&dir, "web/index.html").is_some_and(|t| t.contains("v2"))).await?;
+    let updated = || read(&dir, "web/index.html").is_some_and(|t| t.contains("v2"));
+    configsnap_kit::poll(WAIT, TICK, updated).await.ok_or("timed out waiting for the update")?;
     println!("== update: ..data swapped from {before} to {}", data_target(&dir));
     show(&dir, "after the update");
 
@@ -168,23 +175,8 @@ fn show(dir: &Path, title: &str) {
     println!("   web/index.html = {:?}\n", read(dir, "web/index.html").unwrap_or_default());
 }
 
-async fn wait_for(mut condition: impl FnMut() -> bool) -> Result<(), String> {
-    for _ in 0..2000 {
-        if condition() {
-            return Ok(());
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    Err("timed out after 10 s".into())
-}
-
+/// GET `path` on the admin server: the body.
 async fn get(addr: std::net::SocketAddr, path: &str) -> Result<String, Box<dyn std::error::Error>> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream = tokio::net::TcpStream::connect(addr).await?;
-    stream
-        .write_all(format!("GET {path} HTTP/1.1\r\nHost: demo\r\nConnection: close\r\n\r\n").as_bytes())
-        .await?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).await?;
-    Ok(response.split_once("\r\n\r\n").map(|(_, body)| body.trim().to_owned()).unwrap_or(response))
+    let (_, body) = configsnap_kit::http_get(&format!("http://{addr}{path}")).await.ok_or("no answer")?;
+    Ok(body.trim().to_owned())
 }

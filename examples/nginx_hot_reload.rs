@@ -68,7 +68,9 @@ async fn run(nginx: &Path) -> Result<(), Error> {
     configsnap::telemetry::init(configsnap::cli::LogFormat::Text);
     println!("== fake API {} (namespace {NS}); configsnap writes {}", api.url(), dir.display());
     let sidecar = tokio::spawn(configsnap::run::run(args.into_config()?));
-    wait_for("the first snapshot", || dir.join("web/nginx.conf").exists()).await?;
+    configsnap_kit::poll(WAIT, Duration::from_millis(50), || dir.join("web/nginx.conf").exists())
+        .await
+        .ok_or("timed out waiting for the first snapshot")?;
 
     // nginx reads its config from the snapshot, as the app container would from /config.
     let server = Nginx::start(nginx, &dir.join("web/nginx.conf"), &run)?;
@@ -197,19 +199,6 @@ async fn wait_for_page(port: u16, version: &str) -> Result<Page, Error> {
     Ok(want)
 }
 
-/// Polls `condition` every 50 ms, at most [`WAIT`].
-async fn wait_for(what: &str, mut condition: impl FnMut() -> bool) -> Result<(), Error> {
-    let held = async {
-        while !condition() {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    };
-    tokio::time::timeout(WAIT, held)
-        .await
-        .map_err(|_| format!("timed out after {WAIT:?} waiting for {what}"))?;
-    Ok(())
-}
-
 /// What nginx answered to `GET /`.
 #[derive(PartialEq)]
 struct Page {
@@ -223,24 +212,13 @@ impl std::fmt::Display for Page {
     }
 }
 
-/// GET / on loopback (at most 2 s).
+/// GET / on loopback.
 async fn get(port: u16) -> Result<Page, Error> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let fetch = async {
-        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
-        stream.write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").await?;
-        let mut response = String::new();
-        stream.read_to_string(&mut response).await?;
-        Ok::<_, std::io::Error>(response)
-    };
-    let response = tokio::time::timeout(Duration::from_secs(2), fetch).await??;
-    let (head, body) = response.split_once("\r\n\r\n").ok_or("not an HTTP response")?;
-    if !head.starts_with("HTTP/1.1 200") {
-        return Err(head.lines().next().unwrap_or_default().to_owned().into());
+    let response =
+        configsnap_kit::fetch(&format!("http://127.0.0.1:{port}/")).await.ok_or("nginx did not answer")?;
+    if response.status != 200 {
+        return Err(format!("nginx answered {}", response.status).into());
     }
-    let header = |name: &str| {
-        let line = head.lines().find(|l| l.to_ascii_lowercase().starts_with(name))?;
-        Some(line.split_once(':')?.1.trim().to_owned())
-    };
-    Ok(Page { body: body.to_owned(), config_version: header("x-config-version:").unwrap_or_default() })
+    let config_version = response.header("x-config-version").unwrap_or_default().to_owned();
+    Ok(Page { body: response.body, config_version })
 }

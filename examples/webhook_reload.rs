@@ -59,7 +59,9 @@ async fn run() -> Result<(), Error> {
     let sidecar = tokio::spawn(configsnap::run::run(args.into_config()?));
     // by-name layout: ConfigMap "app", key "app.conf".
     let config = dir.join("app/app.conf");
-    wait_for("the first snapshot", || config.exists()).await?;
+    configsnap_kit::poll(WAIT, Duration::from_millis(50), || config.exists())
+        .await
+        .ok_or("timed out waiting for the first snapshot")?;
 
     // The app loads its config once at start, then only when told to.
     let app = App::load(config).await?;
@@ -162,26 +164,10 @@ impl App {
     }
 }
 
-/// Polls `condition` every 50 ms, at most [`WAIT`].
-async fn wait_for(what: &str, mut condition: impl FnMut() -> bool) -> Result<(), Error> {
-    let held = async {
-        while !condition() {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    };
-    tokio::time::timeout(WAIT, held)
-        .await
-        .map_err(|_| format!("timed out after {WAIT:?} waiting for {what}"))?;
-    Ok(())
-}
-
-/// GET / on the app; the body (at most 2 s).
+/// GET / on the app; the body.
 async fn get(port: u16) -> Result<String, Error> {
-    use http_body_util::{BodyExt, Empty};
-    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-        .build_http::<Empty<Bytes>>();
-    let uri: hyper::Uri = format!("http://127.0.0.1:{port}/").parse()?;
-    let response = tokio::time::timeout(Duration::from_secs(2), client.get(uri)).await??;
-    let body = response.into_body().collect().await?.to_bytes();
-    Ok(String::from_utf8_lossy(&body).into_owned())
+    let (_, body) = configsnap_kit::http_get(&format!("http://127.0.0.1:{port}/"))
+        .await
+        .ok_or("the app did not answer")?;
+    Ok(body)
 }

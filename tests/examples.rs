@@ -47,8 +47,12 @@ fn example_binary(name: &str) -> PathBuf {
     let built = std::fs::metadata(&path).and_then(|m| m.modified());
     let built = built.unwrap_or_else(|_| panic!("{} is not built: {rebuild}", path.display()));
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let sources =
-        [root.join(format!("examples/{name}.rs")), root.join("src"), root.join("tests/fake-apiserver/src")];
+    let sources = [
+        root.join(format!("examples/{name}.rs")),
+        root.join("src"),
+        root.join("tests/fake-apiserver/src"),
+        root.join("tests/kit/src"),
+    ];
     if let Some(newer) = sources.iter().find_map(|source| newer_than(source, built)) {
         panic!("{} is older than {}: {rebuild}", path.display(), newer.display());
     }

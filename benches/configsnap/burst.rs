@@ -3,7 +3,7 @@
 
 use crate::Ctx;
 use crate::report::{Report, Target};
-use crate::support::{self, DirWatch, Sidecar, configmap, ms, seq_on_disk};
+use crate::support::{self, DirWatch, Subject, configmap, ms, seq_on_disk};
 use fake_apiserver::{FakeApiServer, Options};
 use std::time::{Duration, Instant};
 
@@ -17,15 +17,16 @@ pub async fn burst(ctx: &Ctx, report: &mut Report) {
     api.apply("configmaps", configmap("app", 0, 4096, true)).expect("apply");
     let root = ctx.scratch("burst");
     let extra = support::signal_flags(&root);
-    let sidecar = Sidecar::spawn(&api, &root, "burst", &extra);
+    let sidecar = Subject::spawn(&api, &root, "burst", &extra);
     let signals = ctx.signals.clone();
+    let runtime = tokio::runtime::Handle::current();
     let joined = tokio::task::spawn_blocking(move || {
         let watch = DirWatch::new(&sidecar.dir);
         if watch.wait(Duration::from_secs(20), || seq_on_disk(&sidecar.dir, "app") == Some(0)).is_none() {
             return (sidecar, None);
         }
         std::thread::sleep(Duration::from_millis(500));
-        let swaps_before = sidecar.metric("configsnap_swaps_total").unwrap_or(f64::NAN);
+        let swaps_before = runtime.block_on(sidecar.metric("configsnap_swaps_total")).unwrap_or(f64::NAN);
         let signals = signals.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         while signals.try_recv().is_ok() {}
         let started = Instant::now();
@@ -39,7 +40,7 @@ pub async fn burst(ctx: &Ctx, report: &mut Report) {
         let last = watch.wait(Duration::from_secs(10), || seq_on_disk(&sidecar.dir, "app") == Some(UPDATES));
         // Let a trailing debounce window (at most max-wait) finish before counting.
         std::thread::sleep(Duration::from_millis(1500));
-        let swaps_after = sidecar.metric("configsnap_swaps_total").unwrap_or(f64::NAN);
+        let swaps_after = runtime.block_on(sidecar.metric("configsnap_swaps_total")).unwrap_or(f64::NAN);
         let received = std::iter::from_fn(|| signals.try_recv().ok()).count();
         let figures = (applied, last.map(|t| t - started), swaps_after - swaps_before, received);
         (sidecar, Some(figures))

@@ -6,7 +6,7 @@
 use crate::Ctx;
 use crate::latency::{UpdateRun, Updates, timed_updates};
 use crate::report::Report;
-use crate::support::{self, DirWatch, Layout, Sidecar, configmap, seq_on_disk, summary};
+use crate::support::{self, DirWatch, Layout, Subject, configmap, seq_on_disk, summary};
 use fake_apiserver::{FakeApiServer, Options};
 use std::time::Duration;
 
@@ -57,7 +57,7 @@ async fn one(ctx: &Ctx, index: usize, flag: &str, mode: Api, n: usize) -> Update
     let root = ctx.scratch(&format!("events-{index}"));
     let mut extra = support::signal_flags(&root);
     extra.extend(["--debounce=0".to_owned(), format!("--events={flag}")]);
-    let sidecar = Sidecar::spawn(&api, &root, "events", &extra);
+    let sidecar = Subject::spawn(&api, &root, "events", &extra);
     let signals = ctx.signals.clone();
     let run = tokio::task::spawn_blocking(move || {
         let watch = DirWatch::new(&sidecar.dir);

@@ -9,7 +9,7 @@
 
 use crate::Ctx;
 use crate::report::{Report, Target};
-use crate::support::{Sidecar, configmap, ms, rss_kib, seq_on_disk};
+use crate::support::{Subject, configmap, ms, rss_kib, seq_on_disk};
 use fake_apiserver::{FakeApiServer, Options};
 use std::time::{Duration, Instant};
 
@@ -18,7 +18,7 @@ const TICK: Duration = Duration::from_millis(100);
 /// Longest wait for the fleet to converge after recovery (the backoff caps at 30 s).
 const CONVERGE: Duration = Duration::from_secs(90);
 
-fn all_at(sidecars: &[Sidecar], seq: u64) -> usize {
+fn all_at(sidecars: &[Subject], seq: u64) -> usize {
     sidecars.iter().filter(|s| seq_on_disk(&s.dir, "app") == Some(seq)).count()
 }
 
@@ -36,7 +36,7 @@ async fn start_fleet(
     ctx: &Ctx,
     report: &mut Report,
     s: &'static str,
-) -> Option<(FakeApiServer, Vec<Sidecar>)> {
+) -> Option<(FakeApiServer, Vec<Subject>)> {
     let wanted: usize = if ctx.quick { 20 } else { 200 };
     // Budget 32 MiB per sidecar (about 4x the idle RSS) and keep 2 GiB for everyone else.
     let n = wanted.min((mem_available_mib().saturating_sub(2048) / 32) as usize).max(1);
@@ -48,8 +48,8 @@ async fn start_fleet(
     api.apply("configmaps", configmap("app", 0, 4096, true)).expect("apply");
     let root = ctx.scratch(s);
     let started = Instant::now();
-    let sidecars: Vec<Sidecar> = (0..n)
-        .map(|i| Sidecar::spawn(&api, &root, &format!("{i:03}"), &["--debounce=0".to_owned()]))
+    let sidecars: Vec<Subject> = (0..n)
+        .map(|i| Subject::spawn(&api, &root, &format!("{i:03}"), &["--debounce=0".to_owned()]))
         .collect();
     let ready = crate::support::poll(Duration::from_secs(180), TICK, || all_at(&sidecars, 0) == n).await;
     let Some(ready) = ready else {
@@ -76,7 +76,7 @@ struct Recovery {
 }
 
 impl Recovery {
-    async fn sample(api: &FakeApiServer, sidecars: &[Sidecar], recovered: Instant, seq: u64) -> Self {
+    async fn sample(api: &FakeApiServer, sidecars: &[Subject], recovered: Instant, seq: u64) -> Self {
         let n = sidecars.len();
         let mut out = Self { totals: Vec::new(), converged: None, first_request: None, rewatched: None };
         let mut tick = tokio::time::interval(TICK);
@@ -181,7 +181,10 @@ pub async fn fleet503(ctx: &Ctx, report: &mut Report) {
     api.faults().drop_watches();
     // Every failed request is to show within 5 s; look a little earlier than the storm's end.
     tokio::time::sleep(Duration::from_secs(4).min(storm)).await;
-    let degraded = sidecars.iter().filter(|c| c.metric("configsnap_degraded") == Some(1.0)).count();
+    let mut degraded = 0;
+    for sidecar in &sidecars {
+        degraded += usize::from(sidecar.metric("configsnap_degraded").await == Some(1.0));
+    }
     report.check(
         s,
         format!(

@@ -4,7 +4,7 @@
 use crate::Ctx;
 use crate::report::{Report, Target};
 use crate::support::{
-    self, DirWatch, Layout, Sidecar, configmap, configmap_in, ms, seq_in, seq_on_disk, summary,
+    self, DirWatch, Layout, Subject, configmap, configmap_in, ms, seq_in, seq_on_disk, summary,
 };
 use fake_apiserver::{FakeApiServer, Options};
 use std::ops::RangeInclusive;
@@ -38,7 +38,7 @@ pub async fn run_updates(ctx: &Ctx, n: usize) -> UpdateRun {
     let root = ctx.scratch("latency");
     let mut extra = support::signal_flags(&root);
     extra.push("--debounce=0".to_owned());
-    let sidecar = Sidecar::spawn(&api, &root, "latency", &extra);
+    let sidecar = Subject::spawn(&api, &root, "latency", &extra);
     let signals = ctx.signals.clone();
     let run = tokio::task::spawn_blocking(move || {
         let watch = DirWatch::new(&sidecar.dir);

@@ -3,7 +3,7 @@
 
 use crate::Ctx;
 use crate::report::{Report, Target};
-use crate::support::{self, CpuSample, Layout, Sidecar, ms, poll, rss_kib, visible_entries};
+use crate::support::{self, CpuSample, Layout, Subject, ms, poll, rss_kib, visible_entries};
 use fake_apiserver::FakeApiServer;
 use std::time::{Duration, Instant};
 
@@ -13,7 +13,7 @@ async fn api_with(total: usize, selected: usize, bookmarks: Duration) -> FakeApi
 }
 
 /// Waits until the sidecar shows `n` visible entries; the time it took from `since`.
-async fn wait_entries(sidecar: &Sidecar, n: usize, since: Instant, every: Duration) -> Option<Duration> {
+async fn wait_entries(sidecar: &Subject, n: usize, since: Instant, every: Duration) -> Option<Duration> {
     poll(Duration::from_secs(90), every, || visible_entries(&sidecar.dir) == n).await.map(|t| t - since)
 }
 
@@ -23,7 +23,7 @@ pub async fn memory(ctx: &Ctx, report: &mut Report) {
     for (selected, total) in [(1, 1), (100, 100), (1000, 1000), (1000, 10_000)] {
         let api = api_with(total, selected, Duration::from_secs(60)).await;
         let root = ctx.scratch(&format!("memory-{selected}-{total}"));
-        let sidecar = Sidecar::spawn(&api, &root, "mem", &[]);
+        let sidecar = Subject::spawn(&api, &root, "mem", &[]);
         if wait_entries(&sidecar, selected, Instant::now(), Duration::from_millis(20)).await.is_none() {
             report.note(format!("memory: {selected}/{total}: the snapshot never completed"));
             continue;
@@ -63,7 +63,7 @@ pub async fn idle_cpu(ctx: &Ctx, report: &mut Report) {
     for (i, (bookmarks, label)) in variants.iter().enumerate() {
         let api = api_with(100, 100, *bookmarks).await;
         let root = ctx.scratch(&format!("cpu-{i}"));
-        let sidecar = Sidecar::spawn(&api, &root, "cpu", &[]);
+        let sidecar = Subject::spawn(&api, &root, "cpu", &[]);
         if wait_entries(&sidecar, 100, Instant::now(), Duration::from_millis(20)).await.is_none() {
             report.note("cpu: the snapshot never completed");
             return;
@@ -97,7 +97,7 @@ pub async fn startup(ctx: &Ctx, report: &mut Report) {
     let state = root.join("state");
     let state_flag = format!("--state-dir={}", state.display());
     let started = Instant::now();
-    let sidecar = Sidecar::spawn(&api, &root, "first", std::slice::from_ref(&state_flag));
+    let sidecar = Subject::spawn(&api, &root, "first", std::slice::from_ref(&state_flag));
     let Some(first) = wait_entries(&sidecar, 100, started, Duration::from_millis(1)).await else {
         report.note("startup: the first snapshot never completed");
         return;
@@ -113,7 +113,7 @@ pub async fn startup(ctx: &Ctx, report: &mut Report) {
     api.faults().set_refuse(true).await.expect("refuse");
     let timeout = Duration::from_secs(1);
     let started = Instant::now();
-    let restore = Sidecar::spawn(&api, &root, "restore", &[state_flag, "--startup-timeout=1s".to_owned()]);
+    let restore = Subject::spawn(&api, &root, "restore", &[state_flag, "--startup-timeout=1s".to_owned()]);
     match wait_entries(&restore, 100, started, Duration::from_millis(1)).await {
         Some(total) => {
             report.add("startup", "restore from last-good (API down, timeout 1 s): total", ms(total), "ms");

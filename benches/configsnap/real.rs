@@ -126,7 +126,7 @@ async fn measure(root: &Path, n: usize, updates: u64, streaming: bool) -> Result
     }
     let started = Instant::now();
     let sidecar =
-        support::Sidecar::spawn_with_kubeconfig(&support::binary()?, &kubeconfig, root, "real", &extra);
+        support::Subject::spawn_with_kubeconfig(&support::binary()?, &kubeconfig, root, "real", &extra);
     let dir = sidecar.dir.clone();
     let pid = sidecar.pid();
     let every = Duration::from_millis(if n >= 1000 { 20 } else { 5 });

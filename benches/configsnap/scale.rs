@@ -9,7 +9,7 @@ use crate::report::{Report, Target};
 use crate::scratch_fs;
 use crate::strace::Strace;
 use crate::support::{
-    self, CpuSample, DirWatch, Layout, Sidecar, cm_name, pct, poll, rss_kib, summary, visible_entries,
+    self, CpuSample, DirWatch, Layout, Subject, cm_name, pct, poll, rss_kib, summary, visible_entries,
 };
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -147,7 +147,7 @@ async fn measure(ctx: &Ctx, root: &Path, layout: Layout, n: usize, updates: u64,
     let mut extra = support::signal_flags(root);
     extra.extend(["--debounce=0".to_owned(), format!("--layout={}", layout.name())]);
     let started = Instant::now();
-    let sidecar = Sidecar::spawn(&api, root, "scale", &extra);
+    let sidecar = Subject::spawn(&api, root, "scale", &extra);
     let every = Duration::from_millis(if n >= 1000 { 20 } else { 5 });
     point.first =
         poll(FIRST_SNAPSHOT, every, || visible_entries(&sidecar.dir) == n).await.map(|t| t - started);
@@ -160,6 +160,7 @@ async fn measure(ctx: &Ctx, root: &Path, layout: Layout, n: usize, updates: u64,
     point.rss_kib = rss_kib(sidecar.pid()).map(|(rss, _)| rss);
     let signals = ctx.signals.clone();
     let root = root.to_path_buf();
+    let runtime = tokio::runtime::Handle::current();
     let joined = tokio::task::spawn_blocking(move || {
         let watch = DirWatch::new(&sidecar.dir);
         let signals = signals.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -172,9 +173,11 @@ async fn measure(ctx: &Ctx, root: &Path, layout: Layout, n: usize, updates: u64,
             (run, attempted)
         };
         let pid = sidecar.pid();
-        let (syncs_before, cpu_before) = (sidecar.metric_sum(SYNC_METRIC), CpuSample::of(pid));
+        let (syncs_before, cpu_before) =
+            (runtime.block_on(sidecar.metric_sum(SYNC_METRIC)), CpuSample::of(pid));
         let (run, attempted) = phase(1..=updates);
-        let (syncs_after, cpu_after) = (sidecar.metric_sum(SYNC_METRIC), CpuSample::of(pid));
+        let (syncs_after, cpu_after) =
+            (runtime.block_on(sidecar.metric_sum(SYNC_METRIC)), CpuSample::of(pid));
         point.run = run;
         point.syncs = syncs_before.zip(syncs_after).map(|(b, a)| (a - b) / attempted);
         point.cpu_ms = cpu_before.zip(cpu_after).map(|(b, a)| {

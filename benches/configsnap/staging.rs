@@ -12,7 +12,7 @@
 use crate::Ctx;
 use crate::latency::{UpdateRun, Updates, timed_updates};
 use crate::report::Report;
-use crate::support::{self, CpuSample, DirWatch, Layout, Sidecar, cm_name, pct, poll, visible_entries};
+use crate::support::{self, CpuSample, DirWatch, Layout, Subject, cm_name, pct, poll, visible_entries};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -132,7 +132,7 @@ async fn measure(
     let mut extra = support::signal_flags(root);
     extra.push("--debounce=0".to_owned());
     extra.extend(flags.iter().cloned());
-    let sidecar = Sidecar::spawn_binary(binary, &api, root, "staging", &extra);
+    let sidecar = Subject::spawn_binary(binary, &api, root, "staging", &extra);
     let every = Duration::from_millis(if n >= 1000 { 20 } else { 5 });
     poll(FIRST_SNAPSHOT, every, || visible_entries(&sidecar.dir) == n).await?;
     tokio::time::sleep(Duration::from_secs(if ctx.quick { 1 } else { 2 })).await;

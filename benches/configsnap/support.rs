@@ -1,14 +1,14 @@
-//! Process and measurement helpers: the sidecar child (killed on drop and on panic),
-//! the ConfigMaps and where they land, bounded waits, percentiles, `/proc` readings, the
-//! disk's floor and a tiny loopback HTTP client.
+//! Measurement helpers: the sidecar under measurement (the kit's process handle with the
+//! bench's flags), the ConfigMaps and where they land, percentiles, `/proc` readings and
+//! the disk's floor. Processes, ports and waits come from the one test kit.
 
+pub use configsnap_kit::process::{Tracked, kill_all as kill_all_children};
+use configsnap_kit::sidecar::{Launch, Sidecar};
+pub use configsnap_kit::{free_port, poll};
 use fake_apiserver::{FakeApiServer, Options};
 use std::fs::File;
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::Mutex;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -16,49 +16,6 @@ use std::time::{Duration, Instant};
 pub const NS: &str = "bench";
 /// The label the sidecars select on.
 pub const LABEL: (&str, &str) = ("configsnap.io/include", "true");
-
-/// Pids of every live child, killed by the panic hook (Drop does not run on abort).
-static CHILDREN: Mutex<Vec<u32>> = Mutex::new(Vec::new());
-
-/// Kills every registered child: installed as part of the panic hook.
-pub fn kill_all_children() {
-    let pids = std::mem::take(&mut *CHILDREN.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
-    for pid in pids {
-        let _ =
-            nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGKILL);
-    }
-}
-
-/// A child process registered for [`kill_all_children`]; SIGKILLed and reaped on drop.
-pub struct Tracked(Child);
-
-impl Tracked {
-    /// Spawns `command` and registers the child.
-    pub fn spawn(command: &mut Command) -> std::io::Result<Self> {
-        let child = command.spawn()?;
-        CHILDREN.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(child.id());
-        Ok(Self(child))
-    }
-
-    /// The process id.
-    pub fn pid(&self) -> u32 {
-        self.0.id()
-    }
-
-    /// The child, e.g. for `try_wait`.
-    pub fn child(&mut self) -> &mut Child {
-        &mut self.0
-    }
-}
-
-impl Drop for Tracked {
-    fn drop(&mut self) {
-        let pid = self.0.id();
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-        CHILDREN.lock().unwrap_or_else(std::sync::PoisonError::into_inner).retain(|p| *p != pid);
-    }
-}
 
 /// Path of the release binary: `CONFIGSNAP_BIN`, else the one Cargo built next to this bench.
 pub fn binary() -> Result<PathBuf, String> {
@@ -74,14 +31,6 @@ pub fn binary() -> Result<PathBuf, String> {
             path.display()
         ))
     }
-}
-
-/// A free loopback port (bound then released).
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
 }
 
 /// `n` bytes of content starting with `seq=<seq>\n`, so each version is distinct and
@@ -238,39 +187,23 @@ impl DirWatch {
     }
 }
 
-/// Polls `cond` every `every` until it holds or `timeout` passes; the instant it held.
-pub async fn poll(timeout: Duration, every: Duration, mut cond: impl FnMut() -> bool) -> Option<Instant> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if cond() {
-            return Some(Instant::now());
-        }
-        if Instant::now() >= deadline {
-            return None;
-        }
-        tokio::time::sleep(every).await;
-    }
-}
-
-/// A running `configsnap`; SIGKILLed on drop.
-pub struct Sidecar {
-    child: Tracked,
-    /// Its stderr (JSON log lines).
-    pub log: PathBuf,
-    /// Admin port.
-    pub port: u16,
+/// A sidecar under measurement: the kit's [`Sidecar`] (killed on drop and by the panic
+/// hook) with its own target dir, selecting the label every bench ConfigMap carries,
+/// logging JSON at `info` (debug lines would cost the measured process).
+pub struct Subject {
+    sidecar: Sidecar,
     /// Target dir.
     pub dir: PathBuf,
 }
 
-impl Sidecar {
+impl Subject {
     /// Spawns the binary against `api` with its own dir under `root`, plus `extra` flags.
     pub fn spawn(api: &FakeApiServer, root: &Path, tag: &str, extra: &[String]) -> Self {
         let bin = binary().expect("binary checked at start");
         Self::spawn_binary(&bin, api, root, tag, extra)
     }
 
-    /// Like [`Sidecar::spawn`], running the binary at `bin` (a baseline build, say).
+    /// Like [`Subject::spawn`], running the binary at `bin` (a baseline build, say).
     pub fn spawn_binary(bin: &Path, api: &FakeApiServer, root: &Path, tag: &str, extra: &[String]) -> Self {
         let kubeconfig = root.join("kubeconfig");
         if !kubeconfig.exists() {
@@ -280,7 +213,7 @@ impl Sidecar {
     }
 
     /// The binary at `bin` with `kubeconfig` (any API server), its own dir under `root`,
-    /// selecting the label every bench ConfigMap carries, plus `extra` flags.
+    /// plus `extra` flags.
     pub fn spawn_with_kubeconfig(
         bin: &Path,
         kubeconfig: &Path,
@@ -291,8 +224,8 @@ impl Sidecar {
         let port = free_port();
         let dir = root.join(format!("dir-{tag}"));
         std::fs::create_dir_all(&dir).expect("target dir");
-        let log = root.join(format!("log-{tag}.jsonl"));
-        let stderr = File::create(&log).expect("log file");
+        let log_dir = root.join(format!("log-{tag}"));
+        std::fs::create_dir_all(&log_dir).expect("log dir");
         let mut args = vec![
             format!("--dir={}", dir.display()),
             format!("--selector={}={}", LABEL.0, LABEL.1),
@@ -300,72 +233,31 @@ impl Sidecar {
             "--log-format=json".to_owned(),
         ];
         args.extend(extra.iter().cloned());
-        let child = Tracked::spawn(
-            Command::new(bin)
-                .args(&args)
-                .env("KUBECONFIG", kubeconfig)
-                .env_remove("KUBERNETES_SERVICE_HOST")
-                .env("RUST_LOG", "info")
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(stderr),
-        )
-        .expect("spawn configsnap");
-        Self { child, log, port, dir }
-    }
-
-    /// The process id.
-    pub fn pid(&self) -> u32 {
-        self.child.pid()
-    }
-
-    /// JSON log lines whose `message` is `message`.
-    pub fn log_lines(&self, message: &str) -> Vec<serde_json::Value> {
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        text.lines()
-            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-            .filter(|v| v["message"] == message)
-            .collect()
-    }
-
-    /// A counter or gauge from `/metrics` (exact series name, labels included).
-    pub fn metric(&self, series: &str) -> Option<f64> {
-        let body = http_get(self.port, "/metrics")?;
-        body.lines().find_map(|l| {
-            let (name, value) = l.rsplit_once(' ')?;
-            (name == series).then(|| value.parse().ok()).flatten()
-        })
-    }
-
-    /// The sum of every series of the counter or gauge `name` on `/metrics` (all label
-    /// sets); `None` when `/metrics` does not answer or has no such series.
-    pub fn metric_sum(&self, name: &str) -> Option<f64> {
-        let body = http_get(self.port, "/metrics")?;
-        let values: Vec<f64> = body
-            .lines()
-            .filter_map(|l| {
-                let (series, value) = l.rsplit_once(' ')?;
-                (series.split('{').next() == Some(name)).then(|| value.parse().ok()).flatten()
-            })
-            .collect();
-        (!values.is_empty()).then(|| values.iter().sum())
-    }
-
-    /// True while the process runs.
-    pub fn running(&mut self) -> bool {
-        matches!(self.child.child().try_wait(), Ok(None))
+        let launch = Launch {
+            binary: bin,
+            args: &args,
+            kubeconfig,
+            log_dir: &log_dir,
+            port,
+            setup: None,
+            rust_log: Some("info"),
+        };
+        Self { sidecar: Sidecar::spawn(&launch), dir }
     }
 }
 
-/// GET over loopback with `Connection: close`; the body, `None` on any failure (2 s bound).
-pub fn http_get(port: u16, path: &str) -> Option<String> {
-    let mut s = TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_secs(2)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-    write!(s, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").ok()?;
-    let mut buf = Vec::new();
-    s.read_to_end(&mut buf).ok()?;
-    let text = String::from_utf8_lossy(&buf).into_owned();
-    text.split_once("\r\n\r\n").map(|(_, body)| body.to_owned())
+impl std::ops::Deref for Subject {
+    type Target = Sidecar;
+
+    fn deref(&self) -> &Sidecar {
+        &self.sidecar
+    }
+}
+
+impl std::ops::DerefMut for Subject {
+    fn deref_mut(&mut self) -> &mut Sidecar {
+        &mut self.sidecar
+    }
 }
 
 /// `VmRSS` and `VmHWM` of `pid`, in KiB.

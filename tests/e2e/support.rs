@@ -18,7 +18,7 @@ pub fn binary() -> &'static Path {
 
 /// Spawns the binary under test with `args` (no shell, no setup).
 pub fn spawn_sidecar(args: &[String], kubeconfig: &Path, log_dir: &Path, port: u16) -> Sidecar {
-    Sidecar::spawn(&Launch { binary: binary(), args, kubeconfig, log_dir, port, setup: None })
+    Sidecar::spawn(&Launch { binary: binary(), args, kubeconfig, log_dir, port, setup: None, rust_log: None })
 }
 
 /// `..data` resolves to a snapshot whose files all match its manifest, and every visible
@@ -107,6 +107,7 @@ impl Workspace {
             log_dir: self.tmp.path(),
             port,
             setup,
+            rust_log: None,
         })
     }
 }

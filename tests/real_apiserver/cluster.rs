@@ -70,6 +70,7 @@ impl Cluster {
             log_dir: self.tmp.path(),
             port,
             setup: None,
+            rust_log: None,
         })
     }
 

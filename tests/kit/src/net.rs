@@ -12,15 +12,48 @@ pub fn free_port() -> u16 {
         .expect("a free loopback port")
 }
 
-/// A plain HTTP/1.1 GET over loopback: status and body, `None` if nothing answers within
-/// 5 s.
-pub async fn http_get(url: &str) -> Option<(u16, String)> {
+/// What a GET got back.
+#[derive(Debug, Clone)]
+pub struct Response {
+    /// The status code.
+    pub status: u16,
+    /// The headers, names lower-case.
+    pub headers: Vec<(String, String)>,
+    /// The body, as text.
+    pub body: String,
+}
+
+impl Response {
+    /// The first value of header `name` (lower-case).
+    #[must_use]
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+    }
+}
+
+/// A plain HTTP/1.1 GET over loopback: the whole response, `None` if nothing answers
+/// within 5 s.
+pub async fn fetch(url: &str) -> Option<Response> {
     use http_body_util::{BodyExt, Empty};
     let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
         .build_http::<Empty<bytes::Bytes>>();
     let uri: hyper::Uri = url.parse().ok()?;
-    let response = tokio::time::timeout(Duration::from_secs(5), client.get(uri)).await.ok()?.ok()?;
-    let status = response.status().as_u16();
-    let body = response.into_body().collect().await.ok()?.to_bytes();
-    Some((status, String::from_utf8_lossy(&body).into_owned()))
+    let exchange = async {
+        let response = client.get(uri).await.ok()?;
+        let status = response.status().as_u16();
+        let headers = response
+            .headers()
+            .iter()
+            .map(|(n, v)| (n.as_str().to_owned(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+            .collect();
+        let body = response.into_body().collect().await.ok()?.to_bytes();
+        Some(Response { status, headers, body: String::from_utf8_lossy(&body).into_owned() })
+    };
+    tokio::time::timeout(Duration::from_secs(5), exchange).await.ok()?
+}
+
+/// A plain HTTP/1.1 GET over loopback: status and body, `None` if nothing answers within
+/// 5 s.
+pub async fn http_get(url: &str) -> Option<(u16, String)> {
+    fetch(url).await.map(|r| (r.status, r.body))
 }

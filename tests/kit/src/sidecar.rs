@@ -1,11 +1,12 @@
 //! The real `configsnap` process: spawned with its flags, its log in a file, its admin
 //! server probed over loopback; killed on drop.
 
+use crate::process::Tracked;
 use crate::wait::{WAIT, wait_until};
 use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 /// How to start one sidecar.
@@ -24,18 +25,23 @@ pub struct Launch<'a> {
     /// Shell commands run first (limits, traps) by `sh`, which then `exec`s the binary, so
     /// the pid is configsnap's.
     pub setup: Option<String>,
+    /// `RUST_LOG` (default [`DEBUG_LOG`]; a benchmark measures with `info`).
+    pub rust_log: Option<&'a str>,
 }
+
+/// `RUST_LOG` of a sidecar under test: configsnap's own debug lines too.
+pub const DEBUG_LOG: &str = "info,configsnap=debug";
 
 /// A running `configsnap` process; killed on drop.
 pub struct Sidecar {
-    child: Child,
+    child: Tracked,
     log: PathBuf,
     /// Admin port.
     pub port: u16,
 }
 
 impl Sidecar {
-    /// Spawns the sidecar as `launch` says, with `RUST_LOG=info,configsnap=debug`.
+    /// Spawns the sidecar as `launch` says.
     #[must_use]
     pub fn spawn(launch: &Launch<'_>) -> Self {
         let log = launch.log_dir.join(format!("configsnap-{}.log", launch.port));
@@ -48,16 +54,17 @@ impl Sidecar {
             }
             None => Command::new(launch.binary),
         };
-        let child = command
-            .args(launch.args)
-            .env("KUBECONFIG", launch.kubeconfig)
-            .env_remove("KUBERNETES_SERVICE_HOST")
-            .env("RUST_LOG", "info,configsnap=debug")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(stderr)
-            .spawn()
-            .expect("spawn configsnap");
+        let child = Tracked::spawn(
+            command
+                .args(launch.args)
+                .env("KUBECONFIG", launch.kubeconfig)
+                .env_remove("KUBERNETES_SERVICE_HOST")
+                .env("RUST_LOG", launch.rust_log.unwrap_or(DEBUG_LOG))
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(stderr),
+        )
+        .expect("spawn configsnap");
         Self { child, log, port: launch.port }
     }
 
@@ -73,18 +80,24 @@ impl Sidecar {
 
     /// Log lines (JSON objects) whose `message` equals `message`.
     #[must_use]
-    pub fn log_count(&self, message: &str) -> usize {
+    pub fn log_lines(&self, message: &str) -> Vec<serde_json::Value> {
         self.log()
             .lines()
             .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
             .filter(|v| v["message"] == message)
-            .count()
+            .collect()
+    }
+
+    /// How many log lines have `message`.
+    #[must_use]
+    pub fn log_count(&self, message: &str) -> usize {
+        self.log_lines(message).len()
     }
 
     /// The process id.
     #[must_use]
     pub fn pid(&self) -> u32 {
-        self.child.id()
+        self.child.pid()
     }
 
     /// Sends a signal.
@@ -97,7 +110,7 @@ impl Sidecar {
     pub async fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
         let started = Instant::now();
         loop {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
+            if let Some(status) = self.child.child().try_wait().expect("try_wait") {
                 return status;
             }
             assert!(
@@ -111,7 +124,7 @@ impl Sidecar {
 
     /// True while the process runs.
     pub fn running(&mut self) -> bool {
-        self.child.try_wait().expect("try_wait").is_none()
+        matches!(self.child.child().try_wait(), Ok(None))
     }
 
     /// GET `path` on the admin server: status and body.
@@ -143,11 +156,17 @@ impl Sidecar {
         let (_, body) = self.get("/metrics").await?;
         crate::metrics::parse(&body).ok()?.get(name).copied()
     }
-}
 
-impl Drop for Sidecar {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+    /// The sum of every series of the metric `name` (all label sets); `None` when
+    /// `/metrics` does not answer or has no such series.
+    pub async fn metric_sum(&self, name: &str) -> Option<f64> {
+        let (_, body) = self.get("/metrics").await?;
+        let samples = crate::metrics::parse(&body).ok()?;
+        let values: Vec<f64> = samples
+            .iter()
+            .filter(|(series, _)| series.split('{').next() == Some(name))
+            .map(|(_, v)| *v)
+            .collect();
+        (!values.is_empty()).then(|| values.iter().sum())
     }
 }
