@@ -1,5 +1,5 @@
 //! Telling the app to reload after a swap: a signal, HTTP webhooks and a command, run
-//! together; each attempt is reported (log line + metric) through [`Events`].
+//! together; each attempt is reported as an [`Outcome::ReloadAttempted`](crate::outcome::Outcome::ReloadAttempted).
 
 pub(crate) mod exec;
 pub(crate) mod signal;

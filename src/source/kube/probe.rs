@@ -1,7 +1,7 @@
 //! What one watch loop learns about its own health, shared by the HTTP layer that sees its
 //! requests ([`super::layer`]), its backoff ([`super::WatchBackoff`]) and the loop itself:
 //! a `Retry-After` the server asked for, and whether the watch has been healthy since the
-//! last retry. Status changes go to [`Events`] under the loop's name, so one loop's
+//! last retry. Status changes are reported as [`Health`](crate::source::Health) under the loop's name, so one loop's
 //! recovery never hides another loop's failure.
 
 use crate::source::{Health, HealthReporter};
