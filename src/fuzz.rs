@@ -8,8 +8,8 @@
 use crate::cli::{DurationArg, FileMode};
 use crate::keypath;
 use crate::snapshot::manifest::{ObjectManifest, RootManifest};
-use crate::snapshot::render::parse_mode;
 use proptest::prelude::*;
+use std::time::Duration;
 
 /// Cases per property: `CONFIGSNAP_FUZZ_CASES`, else 256.
 pub(crate) fn config() -> ProptestConfig {
@@ -147,7 +147,39 @@ proptest! {
         }
         if let Ok(FileMode(mode)) = text.parse::<FileMode>() {
             prop_assert!(mode != 0 && mode <= 0o777 && mode & 0o002 == 0);
-            prop_assert_eq!(parse_mode(&text), Ok(mode));
+        }
+    }
+
+    #[test]
+    fn a_mode_is_accepted_as_written_exactly_when_it_is_safe(
+        mode in 0_u32..0o10_000,
+        prefix in prop_oneof![Just(""), Just("0"), Just("0o")],
+        space in prop_oneof![Just(""), Just(" ")],
+    ) {
+        // The rule, stated apart from the parser: permission bits only (no setuid, setgid
+        // or sticky), not writable by every user, not 0.
+        let safe = mode != 0 && mode <= 0o777 && mode & 0o002 == 0;
+        let text = format!("{space}{prefix}{mode:o}{space}");
+        let parsed = text.parse::<FileMode>().map(|FileMode(m)| m);
+        if safe {
+            prop_assert_eq!(parsed, Ok(mode), "{:?}", text);
+        } else {
+            prop_assert!(parsed.is_err(), "{:?} accepted as {:?}", text, parsed);
+        }
+    }
+
+    #[test]
+    fn a_go_duration_means_the_sum_of_its_parts(
+        h in 0_u64..8_784, m in 0_u64..60, s in 0_u64..60, ms in 0_u64..1_000, tenths in 0_u64..10,
+    ) {
+        // What each unit is worth, written out: the product's table is not consulted.
+        let want = Duration::from_millis((((h * 60) + m) * 60 + s) * 1_000 + ms) + Duration::from_micros(tenths * 100);
+        let text = format!("{h}h{m}m{s}s{ms}.{tenths}ms");
+        let parsed = text.parse::<DurationArg>().map(|DurationArg(d)| d);
+        if want <= crate::cli::MAX_DURATION {
+            prop_assert_eq!(parsed, Ok(want), "{}", text);
+        } else {
+            prop_assert!(parsed.is_err(), "{} is over the 366-day cap", text);
         }
     }
 }

@@ -1,4 +1,5 @@
-//! The publisher against the fake API server: repeats, a forbidding API, a full queue.
+//! The publisher against the fake API server (repeats, a forbidding API, a full queue), and
+//! against an in-process API under paused time (the 5-minute repeat window).
 
 use super::{Notice, Publisher};
 use crate::metrics::Metrics;
@@ -121,4 +122,94 @@ async fn start(
 ) -> (Publisher, impl Future<Output = ()> + Send + 'static) {
     let idle = tokio::sync::watch::channel(false).1;
     Publisher::start(client(api).await, None, false, Arc::clone(metrics), idle, cancel)
+}
+
+/// Events created through [`recording_client`]: (name, note), in order.
+type Created = Arc<std::sync::Mutex<Vec<(String, String)>>>;
+
+/// A client whose API is in-process: it records each Event created and answers as the API
+/// server does, 201 with the Event, or 409 for a name it holds already. No sockets, so
+/// paused time moves only when the test advances it.
+fn recording_client() -> (kube::Client, Created) {
+    use http_body_util::BodyExt;
+    type BoxError = Box<dyn std::error::Error + Send + Sync>;
+    let created = Created::default();
+    let seen = Arc::clone(&created);
+    let service = tower::service_fn(move |request: http::Request<kube::client::Body>| {
+        let seen = Arc::clone(&seen);
+        async move {
+            let body = request.into_body().collect().await.map_err(|e| -> BoxError { e.into() })?.to_bytes();
+            let event: serde_json::Value = serde_json::from_slice(&body)?;
+            let field = |v: &serde_json::Value| v.as_str().unwrap_or_default().to_owned();
+            let (name, note) = (field(&event["metadata"]["name"]), field(&event["note"]));
+            let mut seen = seen.lock().expect("lock");
+            let (status, answer) = if seen.iter().any(|(n, _)| *n == name) {
+                let status = serde_json::json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
+                    "reason": "AlreadyExists", "code": 409, "message": "already exists"});
+                (409, bytes::Bytes::from(status.to_string()))
+            } else {
+                seen.push((name, note));
+                (201, body)
+            };
+            let response = http::Response::builder()
+                .status(status)
+                .header("content-type", "application/json")
+                .body(http_body_util::Full::new(answer))?;
+            Ok::<_, BoxError>(response)
+        }
+    });
+    (kube::Client::new(service, "ns"), created)
+}
+
+/// Lets the publisher's task run, without moving the clock, until `line` is counted.
+async fn settle(metrics: &Metrics, line: &str) {
+    for _ in 0..10_000 {
+        if counted(metrics, line) {
+            return;
+        }
+        tokio::task::yield_now().await;
+    }
+    panic!("never counted {line:?}:\n{}", metrics.encode());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_repeat_inside_five_minutes_is_folded_and_the_first_after_them_goes_out() {
+    let metrics = Arc::new(Metrics::new());
+    let (client, created) = recording_client();
+    let idle = tokio::sync::watch::channel(false).1;
+    let (publisher, task) =
+        Publisher::start(client, None, false, Arc::clone(&metrics), idle, CancellationToken::new());
+    tokio::spawn(task);
+    // A stuck bad ConfigMap: every new version breaks the same rule, so the same message.
+    let version = |rv: &str| {
+        let mut notice = notice("key \"a/b\" is not a valid key");
+        notice.regarding.resource_version = Some(rv.into());
+        notice
+    };
+    let start = tokio::time::Instant::now();
+    let at = |secs: u64| async move {
+        tokio::time::advance((start + Duration::from_secs(secs)) - tokio::time::Instant::now()).await;
+    };
+    publisher.send(version("1"));
+    settle(&metrics, "configsnap_events_total{result=\"sent\"} 1").await;
+    // Inside the window (5 minutes from the Event sent): folded, nothing reaches the API.
+    at(60).await;
+    publisher.send(version("2"));
+    settle(&metrics, "configsnap_events_total{result=\"repeated\"} 1").await;
+    at(299).await;
+    publisher.send(version("3"));
+    settle(&metrics, "configsnap_events_total{result=\"repeated\"} 2").await;
+    assert_eq!(created.lock().expect("lock").len(), 1, "folded repeats reached the API");
+    // Five minutes after the Event sent (the repeats did not extend the window): a new one.
+    at(300).await;
+    publisher.send(version("4"));
+    settle(&metrics, "configsnap_events_total{result=\"sent\"} 2").await;
+    // The window starts again from that Event.
+    at(301).await;
+    publisher.send(version("5"));
+    settle(&metrics, "configsnap_events_total{result=\"repeated\"} 3").await;
+    let created = created.lock().expect("lock").clone();
+    assert_eq!(created.len(), 2, "{created:?}");
+    assert_ne!(created[0].0, created[1].0, "the Event after the window is a new one: {created:?}");
+    assert!(created.iter().all(|(_, note)| note.contains("a/b")), "{created:?}");
 }

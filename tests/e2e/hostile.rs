@@ -182,20 +182,31 @@ fn visible_to_all(dir: &Path) -> (Vec<PathBuf>, Vec<String>) {
     (files, names)
 }
 
-/// What an attacker who can list the volume would compute for a guess of a Secret value:
-/// the unsalted object digest of kind, name, key, mode and size (all visible).
-fn unsalted_secret_digest(name: &str, key: &str, guess: &[u8]) -> String {
-    use sha2::Digest;
-    let mut hasher = sha2::Sha256::new();
-    for part in
-        [b"configsnap object\0".as_slice(), b"Secret\0", name.as_bytes(), b"\0", key.as_bytes(), b"\0"]
-    {
-        hasher.update(part);
-    }
-    hasher.update(0o600_u32.to_be_bytes());
-    hasher.update((guess.len() as u64).to_be_bytes());
-    hasher.update(sha2::Sha256::digest(guess));
-    configsnap::disk::node_name(&hasher.finalize().into())
+/// The name of an object's directory under `..objects`, computed apart from the product
+/// (Python's `hashlib`) from its definition: SHA-256 over `configsnap object\0`, kind,
+/// `\0`, name, `\0`, for a Secret `uid\0<uid>\0` (the salt), then per file its key,
+/// `\0`, mode (u32) and size (u64) big-endian and the SHA-256 of its content; named by the
+/// first 128 bits in 26 letters of `a-z2-7`, 5 bits each, from the top. Everything but the
+/// uid is visible to who can list the volume, so the unsalted name is what an attacker
+/// would compute for a guess.
+fn object_dir_name(kind: &str, name: &str, uid: Option<&str>, key: &str, mode: u32, content: &str) -> String {
+    const SCRIPT: &str = r#"
+import hashlib, struct, sys
+kind, name, uid, key, mode, content = sys.argv[1:7]
+h = hashlib.sha256(b"configsnap object\0" + kind.encode() + b"\0" + name.encode() + b"\0")
+if uid:
+    h.update(b"uid\0" + uid.encode() + b"\0")
+data = content.encode()
+h.update(key.encode() + b"\0" + struct.pack(">IQ", int(mode, 8), len(data)) + hashlib.sha256(data).digest())
+n = int.from_bytes(h.digest()[:16], "big")
+print("".join("abcdefghijklmnopqrstuvwxyz234567"[(n >> (5 * (25 - i))) & 31] for i in range(26)))
+"#;
+    let output = Command::new("python3")
+        .args(["-c", SCRIPT, kind, name, uid.unwrap_or_default(), key, &format!("{mode:o}"), content])
+        .output()
+        .expect("run python3");
+    assert!(output.status.success(), "python3: {}", String::from_utf8_lossy(&output.stderr));
+    String::from_utf8(output.stdout).expect("ascii").trim().to_owned()
 }
 
 // Fake API: Kubernetes is incidental (what the volume shows of a Secret); the fake is an in-process source.
@@ -223,10 +234,18 @@ async fn no_world_readable_file_holds_a_hash_of_secret_data() {
         let text = String::from_utf8_lossy(&std::fs::read(&file).expect("read")).into_owned();
         assert!(!text.contains(&hex) && !text.contains(&b64), "{} holds the Secret's hash", file.display());
     }
-    let guessable = unsalted_secret_digest("creds", "password", b"hunter2");
+    // The independent digest is right: the ConfigMap's dir has the unsalted name, the
+    // Secret's the name salted with its uid.
+    let objects = ws.dir().join("..objects");
+    let configmap_dir = object_dir_name("ConfigMap", "web", None, "a", 0o644, "1");
+    assert!(objects.join(&configmap_dir).is_dir(), "no ..objects/{configmap_dir}: {names:?}");
+    let secret = api.get("secrets", NS, "creds").expect("the Secret is stored");
+    let uid = secret["metadata"]["uid"].as_str().expect("a uid");
+    let salted = object_dir_name("Secret", "creds", Some(uid), "password", 0o600, "hunter2");
+    assert!(objects.join(&salted).is_dir(), "no ..objects/{salted}: {names:?}");
+    // And no one can test a guess of the value offline.
+    let guessable = object_dir_name("Secret", "creds", None, "password", 0o600, "hunter2");
     assert!(!names.iter().any(|n| n.contains(&guessable)), "a dir name or link target is a guessable hash");
-    let content_addressed = names.iter().any(|n| configsnap::disk::parse_node_name(n).is_some());
-    assert!(content_addressed, "object dirs are still content-addressed");
     let mode = std::fs::metadata(&state).expect("state").permissions().mode() & 0o777;
     assert_eq!(mode, 0o700, "the state dir holds Secrets in plain text: private");
     drop(sidecar);

@@ -5,10 +5,14 @@
 use crate::support::{WAIT, Workspace, configmap, free_port, wait_for, wait_until};
 use fake_apiserver::FakeApiServer;
 use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-/// Idle connections the flood opens (fewer only if the hard fd limit forbids).
+/// Idle connections the flood opens: all of them, or the test fails.
 const FLOOD: usize = 5_000;
+/// Slowloris clients held open at once during the flood.
+const SLOWLORIS: usize = 4;
 
 /// CPU time (user + system, in clock ticks) the process has used, all threads included.
 fn cpu_ticks(pid: u32) -> u64 {
@@ -18,19 +22,23 @@ fn cpu_ticks(pid: u32) -> u64 {
     fields[11].parse::<u64>().expect("utime") + fields[12].parse::<u64>().expect("stime")
 }
 
-/// Raises this test process's soft fd limit towards `want` (no unsafe: setrlimit is safe).
-fn raise_fd_limit(want: u64) -> u64 {
+/// Raises this test process's fd limit to at least `want` (the hard limit too: we run as
+/// root); fails the test if it cannot, rather than run a smaller flood.
+fn raise_fd_limit(want: u64) {
     use nix::sys::resource::{Resource, getrlimit, setrlimit};
     let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).expect("getrlimit");
     if soft < want {
-        let _ = setrlimit(Resource::RLIMIT_NOFILE, want.min(hard), hard);
+        let _ = setrlimit(Resource::RLIMIT_NOFILE, want, hard.max(want));
     }
-    getrlimit(Resource::RLIMIT_NOFILE).expect("getrlimit").0
+    let (soft, _) = getrlimit(Resource::RLIMIT_NOFILE).expect("getrlimit");
+    assert!(soft >= want, "the flood needs a soft fd limit of {want}, have {soft} (run as root or raise it)");
 }
 
-/// Opens up to `n` TCP connections to `port` and keeps them; returns the ones that opened.
+/// Opens `n` TCP connections to `port` and keeps them. Every one must open (each within
+/// 10 s): a connection that fails to open fails the test.
 async fn open_idle(port: u16, n: usize) -> Vec<tokio::net::TcpStream> {
     let mut held = Vec::with_capacity(n);
+    let mut failures = Vec::new();
     for batch in 0..n.div_ceil(250) {
         let mut set = tokio::task::JoinSet::new();
         for _ in (batch * 250)..((batch + 1) * 250).min(n) {
@@ -40,39 +48,78 @@ async fn open_idle(port: u16, n: usize) -> Vec<tokio::net::TcpStream> {
             ));
         }
         while let Some(joined) = set.join_next().await {
-            if let Ok(Ok(Ok(stream))) = joined {
-                held.push(stream);
+            match joined.expect("connect task") {
+                Ok(Ok(stream)) => held.push(stream),
+                Ok(Err(error)) => failures.push(error.to_string()),
+                Err(_) => failures.push("no connection within 10 s".into()),
             }
         }
     }
+    assert!(
+        failures.is_empty(),
+        "{} of {n} connections did not open, first: {}",
+        failures.len(),
+        failures[0]
+    );
     held
 }
 
-/// Sends a request head one byte every 200 ms; returns when the server hangs up, or
-/// `false` after 30 s.
-async fn slowloris(port: u16) -> bool {
+/// A slowloris client: connected, then sending a request head one byte every 200 ms.
+struct Slowloris {
+    /// True from the moment the server has kept the connection open past its first bytes
+    /// until the server hangs up.
+    held: Arc<AtomicBool>,
+    /// Ends with the number of bytes sent when the server hung up, or `None` if it never
+    /// did within 150 bytes (30 s).
+    done: tokio::task::JoinHandle<Option<usize>>,
+}
+
+/// Connects to `port` (a failed connect fails the test) and starts sending slowly.
+async fn slowloris(port: u16) -> Slowloris {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let Ok(mut stream) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await else { return true };
-    let _ = stream.write_all(b"GET /healthz HTTP/1.1\r\nx-slow: ").await;
-    let mut buf = [0_u8; 64];
-    for _ in 0..150 {
-        if stream.write_all(b"a").await.is_err() {
-            return true;
+    let mut stream = tokio::time::timeout(WAIT, tokio::net::TcpStream::connect(("127.0.0.1", port)))
+        .await
+        .expect("the slowloris client connects in time")
+        .expect("the slowloris client connects");
+    let held = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&held);
+    let done = tokio::spawn(async move {
+        let head = b"GET /healthz HTTP/1.1\r\nx-slow: ";
+        let mut sent = 0;
+        if stream.write_all(head).await.is_err() {
+            return Some(sent);
         }
-        if let Ok(Ok(0) | Err(_)) =
-            tokio::time::timeout(Duration::from_millis(200), stream.read(&mut buf)).await
-        {
-            return true;
+        sent += head.len();
+        let mut buf = [0_u8; 64];
+        for _ in 0..150 {
+            if stream.write_all(b"a").await.is_err() {
+                flag.store(false, Ordering::SeqCst);
+                return Some(sent);
+            }
+            sent += 1;
+            if let Ok(Ok(0) | Err(_)) =
+                tokio::time::timeout(Duration::from_millis(200), stream.read(&mut buf)).await
+            {
+                flag.store(false, Ordering::SeqCst);
+                return Some(sent);
+            }
+            // Written and not hung up on: the server holds this connection.
+            flag.store(true, Ordering::SeqCst);
         }
-    }
-    false
+        None
+    });
+    Slowloris { held, done }
+}
+
+/// How many of `clients` the server holds right now.
+fn held(clients: &[Slowloris]) -> usize {
+    clients.iter().filter(|c| c.held.load(Ordering::SeqCst)).count()
 }
 
 // Fake API: Kubernetes is incidental (the admin port under a flood); the fake is an in-process source.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_connections_and_a_slowloris_block_neither_swaps_nor_probes_nor_burn_cpu() {
-    let limit = raise_fd_limit(FLOOD as u64 + 1_000);
-    let flood = FLOOD.min(usize::try_from(limit).unwrap_or(FLOOD).saturating_sub(500));
+    raise_fd_limit(FLOOD as u64 + 1_000);
     let api = FakeApiServer::start().await.expect("fake api");
     api.apply("configmaps", configmap("web", &[("a", "0")])).expect("web");
     let ws = Workspace::new(&api);
@@ -81,8 +128,7 @@ async fn idle_connections_and_a_slowloris_block_neither_swaps_nor_probes_nor_bur
     wait_for("first sync", WAIT, || ws.read("web/a").as_deref() == Some("0")).await;
     let before = cpu_ticks(sidecar.pid());
 
-    let held = open_idle(sidecar.port, flood).await;
-    assert_eq!(held.len(), flood, "every flood connection opened");
+    let _flood = open_idle(sidecar.port, FLOOD).await;
     for n in 1..=3 {
         api.apply("configmaps", configmap("web", &[("a", &n.to_string())])).expect("update");
         let want = n.to_string();
@@ -96,22 +142,42 @@ async fn idle_connections_and_a_slowloris_block_neither_swaps_nor_probes_nor_bur
         }
     }
     let quiet_from = cpu_ticks(sidecar.pid());
-    let slow = tokio::spawn(slowloris(sidecar.port));
-    let hung_up = tokio::time::timeout(Duration::from_secs(40), slow).await;
-    assert!(matches!(hung_up, Ok(Ok(true))), "the slowloris client must be cut off");
+    let mut clients = Vec::new();
+    for _ in 0..SLOWLORIS {
+        clients.push(slowloris(sidecar.port).await);
+    }
+    wait_for("the server holds every slowloris connection", WAIT, || held(&clients) == SLOWLORIS).await;
+    for path in ["/healthz", "/readyz"] {
+        let answer = sidecar.get(path).await;
+        assert_eq!(
+            answer.map(|(code, _)| code),
+            Some(200),
+            "{path} while {SLOWLORIS} slowloris clients are held"
+        );
+    }
+    assert_eq!(
+        held(&clients),
+        SLOWLORIS,
+        "the probes were answered while the slowloris connections were held"
+    );
+    for client in clients {
+        let cut = tokio::time::timeout(Duration::from_secs(40), client.done).await;
+        let cut = cut.expect("the slowloris client ends").expect("no panic");
+        assert!(cut.is_some(), "the server never hung up on a slowloris client");
+    }
     // The header read timeout is 5 s: this phase lasted at least that long, while every
     // flood connection was still held by the client. A loop spinning on accept would use
     // most of a core in it (≥ 250 ticks even on a shared machine).
     let quiet = cpu_ticks(sidecar.pid()) - quiet_from;
-    assert!(quiet < 100, "{quiet} ticks of CPU while holding {flood} idle connections");
+    assert!(quiet < 100, "{quiet} ticks of CPU while holding {FLOOD} idle connections");
     let total = cpu_ticks(sidecar.pid()) - before;
     assert!(total < 1_000, "{total} ticks of CPU for the whole flood");
-    assert_eq!(held.len(), flood);
     assert!(sidecar.get("/healthz").await.is_some_and(|(code, _)| code == 200));
     let log = sidecar.log();
     assert!(!log.contains("Too many open files"), "{log}");
     eprintln!(
-        "flood: {flood} connections held, 3 swaps landed, {total} CPU ticks in all, {quiet} while idle"
+        "flood: {FLOOD} connections held, 3 swaps landed, {SLOWLORIS} slowloris clients held then cut off, \
+         {total} CPU ticks in all, {quiet} while idle"
     );
 }
 

@@ -352,3 +352,170 @@ async fn a_reload_superseded_by_refused_content_is_still_delivered() {
     assert!(seen.iter().all(|h| *h == seen[0]), "only the snapshot on disk is reloaded: {seen:?}");
     assert_eq!(ws.read("app/config.json").as_deref(), Some("{\"v\": 1}"));
 }
+
+/// Runs `openssl` with `args` in `dir`; fails the test if it fails.
+fn openssl(dir: &Path, args: &[&str]) {
+    let output = Command::new("openssl").args(args).current_dir(dir).output().expect("run openssl");
+    assert!(output.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&output.stderr));
+}
+
+/// A self-signed CA `<name>.pem` (key `<name>.key`) in `dir`.
+fn make_ca(dir: &Path, name: &str) -> PathBuf {
+    let (pem, key, subject) = (format!("{name}.pem"), format!("{name}.key"), format!("/CN={name}"));
+    openssl(
+        dir,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-days",
+            "2",
+            "-keyout",
+            &key,
+            "-out",
+            &pem,
+            "-subj",
+            &subject,
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign",
+        ],
+    );
+    dir.join(pem)
+}
+
+/// `openssl s_server -www` on a loopback port with a certificate for 127.0.0.1 signed by
+/// the CA `ca` (made by [`make_ca`]): a TLS server apart from the product's TLS stack, that
+/// answers every GET with 200. Killed on drop.
+struct TlsServer {
+    child: Child,
+    url: String,
+}
+
+impl TlsServer {
+    async fn start(dir: &Path, ca: &str) -> Self {
+        openssl(
+            dir,
+            &[
+                "req",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+                "-nodes",
+                "-keyout",
+                "server.key",
+                "-out",
+                "server.csr",
+                "-subj",
+                "/CN=127.0.0.1",
+            ],
+        );
+        std::fs::write(
+            dir.join("server.ext"),
+            "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+        )
+        .expect("extensions file");
+        let (ca_pem, ca_key) = (format!("{ca}.pem"), format!("{ca}.key"));
+        openssl(
+            dir,
+            &[
+                "x509",
+                "-req",
+                "-in",
+                "server.csr",
+                "-CA",
+                &ca_pem,
+                "-CAkey",
+                &ca_key,
+                "-CAcreateserial",
+                "-days",
+                "2",
+                "-extfile",
+                "server.ext",
+                "-out",
+                "server.pem",
+            ],
+        );
+        let port = crate::support::free_port();
+        let child = Command::new("openssl")
+            .args(["s_server", "-quiet", "-www", "-accept", &format!("127.0.0.1:{port}")])
+            .args(["-cert", "server.pem", "-key", "server.key"])
+            .current_dir(dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start openssl s_server");
+        let server = Self { child, url: format!("https://127.0.0.1:{port}/-/reload") };
+        wait_until("openssl s_server listening", WAIT, || async {
+            tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok()
+        })
+        .await;
+        server
+    }
+}
+
+impl Drop for TlsServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+// Fake API: Kubernetes is incidental (which CA the webhook client trusts); ReloadFailed is read from the in-process store.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_https_webhook_is_trusted_through_ssl_cert_file_and_only_through_it() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let ca = make_ca(tmp.path(), "our-ca");
+    let other_ca = make_ca(tmp.path(), "other-ca");
+    let server = TlsServer::start(tmp.path(), "our-ca").await;
+    let api = FakeApiServer::start().await.expect("fake api");
+    let cases = [
+        ("our CA", Some(&ca), "success"),
+        ("another self-signed CA", Some(&other_ca), "failure"),
+        ("the bundled roots only", None, "failure"),
+    ];
+    for (n, (trusting, file, result)) in cases.into_iter().enumerate() {
+        let name = format!("app{n}");
+        api.apply("configmaps", configmap(&name, &[("n", "0")])).expect("v0");
+        let ws = Workspace::new(&api);
+        // The test runner's own SSL_CERT_FILE / SSL_CERT_DIR must not leak into the sidecar.
+        let trust = match file {
+            Some(file) => format!("unset SSL_CERT_DIR && export SSL_CERT_FILE={}", file.display()),
+            None => "unset SSL_CERT_DIR SSL_CERT_FILE".to_owned(),
+        };
+        let sidecar = ws.start_in_shell(
+            Some(trust),
+            &[
+                &format!("--webhook-url={}", server.url),
+                "--webhook-method=GET",
+                "--webhook-retries=0",
+                "--debounce=0",
+                "--max-wait=0",
+            ],
+        );
+        let path = format!("{name}/n");
+        wait_for("initial files", WAIT, || ws.read(&path).is_some()).await;
+        api.apply("configmaps", configmap(&name, &[("n", "1")])).expect("v1");
+        wait_for("the update", WAIT, || ws.read(&path).as_deref() == Some("1")).await;
+        let count = |result: &'static str| {
+            let name = format!("configsnap_reloads_total{{method=\"webhook\",result=\"{result}\"}}");
+            let sidecar = &sidecar;
+            async move { sidecar.metric(&name).await.unwrap_or_default() }
+        };
+        // Failures are retried by the pipeline (a TLS failure counts as unreachable), so
+        // the failure count only has to reach one.
+        wait_until(&format!("a webhook {result} while trusting {trusting}"), WAIT, || async {
+            count(result).await >= 1.0
+        })
+        .await;
+        let other = if result == "success" { "failure" } else { "success" };
+        assert_eq!(count(other).await, 0.0, "no webhook {other} while trusting {trusting}");
+    }
+}
