@@ -156,7 +156,7 @@ impl Client {
                 .inner
                 .request(request)
                 .await
-                .map_err(|e| Failure::unreachable(format!("request failed: {e}")))?;
+                .map_err(|e| Failure::unreachable(format!("request failed: {}", with_causes(&e))))?;
             let status = response.status();
             // Drain the body so the connection can be reused.
             let _ = response.into_body().collect().await;
@@ -210,6 +210,22 @@ fn percent_decode(text: &str) -> Vec<u8> {
         }
     }
     out
+}
+
+/// `error` and every cause under it (`client error (Connect): … : invalid peer
+/// certificate: UnknownIssuer`), so a log line says why a call failed.
+fn with_causes(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
 }
 
 #[cfg(test)]

@@ -152,6 +152,8 @@ async fn client_waits_out_retry_after_on_429() {
     let mut w = Watcher::start(&server, web()).await;
     let events = w.until(|e| *e == Ev::InitDone).await;
     assert_eq!(events, [Ev::Init, init_apply("a"), Ev::InitDone]);
+    // The behaviour under test is a wait, so time is the condition: only a lower bound,
+    // which a loaded machine can never break (it can only make the wait longer).
     assert!(started.elapsed() >= Duration::from_millis(900), "Retry-After honoured");
     assert_eq!(server.stats().errors_injected, 1);
 }
