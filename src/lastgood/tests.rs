@@ -249,3 +249,14 @@ fn a_shared_target_dir_round_trips_through_the_store() {
     assert_eq!(loaded, snap);
     assert_eq!(loaded.read("rules/b.conf"), Some(&b"x"[..]));
 }
+
+#[test]
+fn a_state_dir_path_that_cannot_be_looked_at_is_refused_not_created() {
+    // Only a state dir that does not exist is created: a path through a regular file
+    // (ENOTDIR) is the operator's to fix, and the error names the stat that failed.
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let file = tmp.path().join("file");
+    std::fs::write(&file, b"not a dir").expect("write");
+    let error = Store::open(&file.join("state"), origin()).err().expect("refused");
+    assert!(matches!(&error, Error::Io { action, .. } if action.starts_with("stat ")), "{error}");
+}
