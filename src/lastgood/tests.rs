@@ -41,7 +41,7 @@ fn saved_snapshot_loads_back_with_binary_content_and_modes() {
     store.save(&snap).expect("save");
     let loaded = store.load().expect("load").expect("a copy");
     assert_eq!(loaded, snap);
-    assert_eq!(loaded.read("big/big.bin"), Some(binary().as_slice()));
+    assert_eq!(loaded.read("big/big.bin"), Some(binary()));
     let modes: Vec<u32> = ["web/secret.key", "web/empty"]
         .iter()
         .map(|p| loaded.files().find(|(path, ..)| path == p).map(|(_, _, f)| f.mode).expect("file"))
@@ -247,5 +247,5 @@ fn a_shared_target_dir_round_trips_through_the_store() {
     store.save(&snap).expect("save");
     let loaded = store.load().expect("load").expect("a copy");
     assert_eq!(loaded, snap);
-    assert_eq!(loaded.read("rules/b.conf"), Some(&b"x"[..]));
+    assert_eq!(loaded.read("rules/b.conf"), Some(b"x".to_vec()));
 }

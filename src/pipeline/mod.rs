@@ -318,6 +318,8 @@ impl Pipeline {
         let delta = self.inventory.take_delta();
         self.trim_due |= matches!(delta, crate::source::Delta::Full(_));
         let rendered = self.renderer.render_delta(delta);
+        // Every version taken is cached by the renderer now: the source may let go of its bytes.
+        self.inventory.settle();
         for rejection in &rendered.rejections {
             self.reporter.report(Outcome::Rejected(rejection));
         }

@@ -7,7 +7,6 @@ use super::{Input, Inventory, Notifier, SharedInventory};
 use crate::source::{Health, HealthReporter};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
-use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Resource, ResourceExt};
 use std::fmt::Debug;
@@ -17,6 +16,7 @@ use thiserror::Error;
 use tokio_util::sync::CancellationToken;
 
 mod backoff;
+mod cache;
 mod client;
 mod layer;
 mod probe;
@@ -177,48 +177,25 @@ impl Watched for Secret {
 }
 
 struct StoreInventory<K: Watched> {
-    store: Store<K>,
+    cache: cache::Cache<K>,
     selection: Selection,
-    tracked: super::tracked::Tracked,
 }
 
 impl<K: Watched> Inventory for StoreInventory<K> {
     fn current(&self) -> Vec<Input> {
-        self.store
-            .state()
-            .into_iter()
-            .filter(|o| self.selection.selects(&o.name_any()))
-            .map(K::input)
-            .collect()
+        self.cache.current(|name| self.selection.selects(name))
     }
 
     fn take_delta(&self) -> super::Delta {
-        self.delta(self.tracked.take())
+        self.cache.take(|name| self.selection.selects(name))
     }
 
     fn peek_delta(&self) -> super::Delta {
-        self.delta(self.tracked.peek())
+        self.cache.peek(|name| self.selection.selects(name))
     }
-}
 
-impl<K: Watched> StoreInventory<K> {
-    /// The changed names looked up in the store: the current version, or `None` when
-    /// the object is gone or not selected.
-    fn delta(&self, taken: super::tracked::Taken) -> super::Delta {
-        let names = match taken {
-            super::tracked::Taken::Everything => return super::Delta::Full(self.current()),
-            super::tracked::Taken::Names(names) => names,
-        };
-        let kind = K::KIND;
-        let changed = names
-            .into_iter()
-            .map(|name| {
-                let key = reflector::ObjectRef::<K>::new(&name).within(&self.selection.namespace);
-                let current = self.store.get(&key).filter(|_| self.selection.selects(&name)).map(K::input);
-                (super::ObjectId { kind, name }, current)
-            })
-            .collect();
-        super::Delta::Changed(changed)
+    fn settle(&self) {
+        self.cache.settle();
     }
 }
 
@@ -234,12 +211,7 @@ pub(crate) fn watch<K: Watched>(
     let probe = Probe::new(K::LOOP, reporter.clone());
     let client = client::build(&connection.config, Arc::clone(&probe), connection.idle_timeout)
         .map_err(Error::Client)?;
-    let (store, writer) = reflector::store::<K>();
-    let inventory = Arc::new(StoreInventory {
-        store,
-        selection: selection.clone(),
-        tracked: super::tracked::Tracked::default(),
-    });
+    let inventory = Arc::new(StoreInventory { cache: cache::Cache::new(), selection: selection.clone() });
     let tracker = Arc::clone(&inventory);
     let api: Api<K> = Api::namespaced(client, &selection.namespace);
     let task = async move {
@@ -248,8 +220,7 @@ pub(crate) fn watch<K: Watched>(
             .modify(|object: &mut K| {
                 object.managed_fields_mut().clear();
                 object.annotations_mut().remove(LAST_APPLIED);
-            })
-            .reflect(writer);
+            });
         let mut stream = std::pin::pin!(stream);
         let mut ready = false;
         let mut heartbeat = tokio::time::interval(super::HEARTBEAT);
@@ -264,7 +235,7 @@ pub(crate) fn watch<K: Watched>(
             };
             match next {
                 Some(Ok(event)) => {
-                    track(&event, &tracker.tracked);
+                    tracker.cache.apply(&event);
                     on_event(&event, &selection, &notifier, &probe, &mut ready);
                 }
                 Some(Err(error)) => {
@@ -279,15 +250,6 @@ pub(crate) fn watch<K: Watched>(
         }
     };
     Ok((inventory, task))
-}
-
-/// Remembers what changed before the pipeline is told (it renders only those objects).
-fn track<K: Watched>(event: &watcher::Event<K>, tracked: &super::tracked::Tracked) {
-    match event {
-        watcher::Event::Init | watcher::Event::InitDone => tracked.everything(),
-        watcher::Event::InitApply(_) => {}
-        watcher::Event::Apply(object) | watcher::Event::Delete(object) => tracked.changed(&object.name_any()),
-    }
 }
 
 fn on_event<K: Watched>(
