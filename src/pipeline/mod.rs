@@ -147,6 +147,8 @@ impl Pipeline {
     /// A pipeline that has not looked at the target dir yet.
     #[must_use]
     pub(crate) fn new(settings: Settings, parts: Parts) -> Self {
+        // The pipeline keeps the process's memory in check (trims after full syncs).
+        crate::memory::tune_allocator();
         Self {
             policy: Policy::new(settings.rules),
             settings,
