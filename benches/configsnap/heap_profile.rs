@@ -17,8 +17,8 @@ const FIRST_SNAPSHOT: Duration = Duration::from_secs(600);
 /// Where a live allocation belongs: the first rule (in this order) whose pattern some
 /// frame of its stack contains; else "other".
 const RULES: [(&str, &str); 10] = [
-    ("reflector store: the ConfigMaps (values, metadata)", "k8s_openapi"),
-    ("reflector store: its index", "reflector::store"),
+    ("watch cache: the ConfigMaps (values until written, metadata)", "k8s_openapi"),
+    ("watch cache: its index", "source::kube::cache"),
     ("rendered objects (file lists, digests, source refs)", "snapshot::render"),
     ("snapshot tree (leaves, entries)", "snapshot::tree"),
     ("writer state (nodes on disk, links)", "configsnap::writer"),

@@ -15,10 +15,11 @@ const SMALL: [(&str, &str, &str); 3] = [
     ("api", "app.toml", "port = 8080\n"),
     ("jobs", "cron", "*/5 * * * *\n"),
 ];
-/// ConfigMaps added later, of one value each: far more than the limit leaves room for.
-const BIG_OBJECTS: usize = 64;
+/// ConfigMaps added later, of one value each: far more than the limit leaves room for
+/// (188 MiB: more than the 64 MiB a thread arena reserves, which the limit may include).
+const BIG_OBJECTS: usize = 200;
 /// Size of each added value (under the 1 MiB per-file limit).
-const BIG_VALUE: usize = 900 * 1024;
+const BIG_VALUE: usize = 960 * 1024;
 /// Room given above the address space the sidecar used with the small state.
 const HEADROOM_KIB: u64 = 24 * 1024;
 
@@ -28,7 +29,8 @@ fn vm_peak_kib(pid: u32) -> Option<u64> {
     status.lines().find_map(|l| l.strip_prefix("VmPeak:")?.trim().strip_suffix("kB")?.trim().parse().ok())
 }
 
-/// Every visible entry of `dir` (names not starting with `..`) with each file under it,
+/// Every visible entry of `dir` (names not starting with `..`) with each file under it
+/// (again not the `..` names: an object's manifest),
 /// read through the visible links and `..data` with std only: relative path → bytes.
 fn visible_files(dir: &Path) -> BTreeMap<String, Vec<u8>> {
     let mut files = BTreeMap::new();
@@ -37,7 +39,8 @@ fn visible_files(dir: &Path) -> BTreeMap<String, Vec<u8>> {
         for entry in std::fs::read_dir(&path).expect("list a dir of the snapshot") {
             let entry = entry.expect("dir entry");
             let name = entry.file_name().to_string_lossy().into_owned();
-            if rel.is_empty() && name.starts_with("..") {
+            // `..data`, `..objects` at the top; each object's `..manifest.json` inside.
+            if name.starts_with("..") {
                 continue;
             }
             let child = if rel.is_empty() { name } else { format!("{rel}/{name}") };
