@@ -250,3 +250,55 @@ fn object_digest(id: &ObjectId, source: &SourceRef, files: &[ObjectFile], target
     }
     hasher.finalize().into()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::source::SourceObject;
+
+    fn object(value: &'static [u8]) -> Object {
+        let id = ObjectId { kind: SourceKind::ConfigMap, name: "web".into() };
+        let raw = SourceObject {
+            id: id.clone(),
+            namespace: "ns".into(),
+            uid: "u".into(),
+            resource_version: "1".into(),
+            mode_annotation: None,
+            target_annotation: None,
+            entries: [("k".to_string(), bytes::Bytes::from_static(value))].into(),
+            duplicate_keys: vec![],
+        };
+        let source = SourceRef {
+            kind: id.kind,
+            namespace: "ns".into(),
+            name: "web".into(),
+            uid: "u".into(),
+            resource_version: "1".into(),
+        };
+        let file =
+            ObjectFile { key: "k".into(), mode: 0o644, size: value.len() as u64, sha256: sha256(value) };
+        Object::new(id, source, vec![file], Input::Object(Arc::new(raw)))
+    }
+
+    #[test]
+    fn released_bytes_are_read_back_checked_and_held_again_before_their_files_go() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let objects: Arc<Path> = Arc::from(tmp.path());
+        let object = object(b"hello");
+        let path = tmp.path().join(object.dir_name()).join("k");
+        std::fs::create_dir_all(path.parent().expect("dir")).expect("mkdir");
+        std::fs::write(&path, b"hello").expect("write");
+        object.release(&objects);
+        assert_eq!(object.released_to().as_deref(), Some(tmp.path()));
+        assert_eq!(object.read(&object.files[0]).expect("read back"), b"hello");
+        std::fs::write(&path, b"HELLO").expect("tamper");
+        let error = object.read(&object.files[0]).expect_err("altered bytes are refused");
+        assert_eq!(error.kind(), std::io::ErrorKind::InvalidData);
+        assert!(object.hold().is_err(), "nothing altered is taken back into memory");
+        std::fs::write(&path, b"hello").expect("restore");
+        object.hold().expect("hold");
+        std::fs::remove_file(&path).expect("the old generation's files go");
+        assert_eq!(object.read(&object.files[0]).expect("from memory"), b"hello");
+        assert!(object.released_to().is_none());
+    }
+}
