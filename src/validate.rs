@@ -3,7 +3,7 @@
 //! directory (`--validate-cmd`). A snapshot that fails either is never swapped in.
 
 use crate::reload::exec;
-use crate::snapshot::{ContentHash, Layout, Object};
+use crate::snapshot::{ContentHash, Layout, Object, ObjectFile};
 use saphyr_parser::{Event, Parser, ScanError};
 use serde::de::IgnoredAny;
 use std::ffi::OsString;
@@ -267,12 +267,21 @@ impl Validator {
         if !self.syntax {
             return Ok(());
         }
-        let mut files: Vec<(String, &[u8])> = objects
+        let mut files: Vec<(String, &Object, &ObjectFile)> = objects
             .iter()
-            .flat_map(|o| o.files.iter().map(move |f| (o.path_of(&f.key, layout), o.content(f))))
+            .flat_map(|o| o.files.iter().map(move |f| (o.path_of(&f.key, layout), &**o, f)))
+            .filter(|(path, _, _)| Format::of(path).is_some())
             .collect();
         files.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        files.iter().try_for_each(|(path, content)| check_file(path, content))
+        files.iter().try_for_each(|(path, object, file)| match object.read(file) {
+            Ok(content) => check_file(path, &content),
+            Err(error) => Err(Error::Syntax {
+                path: path.clone(),
+                format: Format::of(path).unwrap_or(Format::Json),
+                position: None,
+                message: format!("could not read it back: {error}"),
+            }),
+        })
     }
 
     /// Runs the command (no shell unless it needs one; `$CONFIGSNAP_STAGED_DIR` in its words

@@ -45,3 +45,6 @@ mod visible_links;
 
 #[path = "e2e/readers.rs"]
 mod readers;
+
+#[path = "e2e/memory_limit.rs"]
+mod memory_limit;

@@ -1,11 +1,31 @@
-//! Scenarios `memory` (idle and peak RSS by number of selected ConfigMaps), `cpu` (idle
-//! CPU with 100 ConfigMaps) and `startup` (first snapshot; restore from last-good).
+//! Scenarios `memory` (idle and peak RSS by number of selected ConfigMaps, with update
+//! cost, against a baseline binary in the same run; optionally a heap profile), `cpu`
+//! (idle CPU with 100 ConfigMaps) and `startup` (first snapshot; restore from last-good).
+
+#[path = "heap_profile.rs"]
+mod heap_profile;
 
 use crate::Ctx;
+use crate::latency::{Updates, timed_updates};
 use crate::report::{Report, Target};
-use crate::support::{self, CpuSample, Layout, Subject, ms, poll, rss_kib, visible_entries};
+use crate::support::{
+    self, CpuSample, DirWatch, Layout, Subject, cm_name, ms, pct, poll, rss_kib, visible_entries,
+};
 use fake_apiserver::FakeApiServer;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
+
+/// (selected, total) ConfigMaps of one 4 KiB value: the issue's four sizes, and 1,000
+/// selected among 10,000 (the server filters by label).
+const SIZES: [(usize, usize); 5] = [(1, 1), (100, 100), (1000, 1000), (5000, 5000), (1000, 10_000)];
+/// Idle RSS targets (issue 21): MiB at N selected.
+const IDLE_TARGETS: [(usize, f64); 3] = [(100, 8.0), (1000, 12.0), (5000, 32.0)];
+/// Peak RSS (VmHWM, the initial list included) at most this many times the idle RSS.
+const PEAK_OVER_IDLE: f64 = 2.0;
+/// Updates rotate over this many objects (fewer when N is smaller).
+const ROTATE: usize = 10;
+/// Bound of the wait for the first complete snapshot.
+const FIRST_SNAPSHOT: Duration = Duration::from_secs(120);
 
 /// A fake API holding `total` by-name ConfigMaps of 4 KiB, the first `selected` selected.
 async fn api_with(total: usize, selected: usize, bookmarks: Duration) -> FakeApiServer {
@@ -17,37 +37,151 @@ async fn wait_entries(sidecar: &Subject, n: usize, since: Instant, every: Durati
     poll(Duration::from_secs(90), every, || visible_entries(&sidecar.dir) == n).await.map(|t| t - since)
 }
 
-/// Idle and peak RSS with 1, 100, 1,000 selected, and 1,000 selected among 10,000.
+/// What one binary measured at one size.
+#[derive(Debug, Default)]
+struct Point {
+    /// VmRSS after the first snapshot and a quiet period, KiB.
+    idle: u64,
+    /// VmHWM at the same moment (the initial list's peak), KiB.
+    peak: u64,
+    /// Update → file visible, ms, sorted.
+    file_ms: Vec<f64>,
+    /// On-CPU ms per update (schedstat, all threads).
+    cpu_ms: Option<f64>,
+    /// Updates that never showed.
+    missed: usize,
+}
+
+/// Idle and peak RSS at every size, then a few timed single-object updates (latency and
+/// CPU per update), for the binary under test and, with `CONFIGSNAP_BENCH_BASELINE`, for
+/// that binary too, side by side on the same fake API. With `CONFIGSNAP_BENCH_MASSIF` (an
+/// unstripped build), also a heap profile of that build at each size, taken when idle.
 pub async fn memory(ctx: &Ctx, report: &mut Report) {
     let quiet = if ctx.quick { Duration::from_secs(1) } else { Duration::from_secs(4) };
-    for (selected, total) in [(1, 1), (100, 100), (1000, 1000), (1000, 10_000)] {
-        let api = api_with(total, selected, Duration::from_secs(60)).await;
-        let root = ctx.scratch(&format!("memory-{selected}-{total}"));
-        let sidecar = Subject::spawn(&api, &root, "mem", &[]);
-        if wait_entries(&sidecar, selected, Instant::now(), Duration::from_millis(20)).await.is_none() {
-            report.note(format!("memory: {selected}/{total}: the snapshot never completed"));
-            continue;
-        }
-        tokio::time::sleep(quiet).await;
-        let Some((rss, hwm)) = rss_kib(sidecar.pid()) else {
-            report.note(format!("memory: {selected}/{total}: could not read /proc"));
-            continue;
-        };
+    let updates: u64 = if ctx.quick { 20 } else { 50 };
+    let mut binaries = vec![("", support::binary().expect("checked at start"))];
+    if let Some(baseline) = std::env::var_os("CONFIGSNAP_BENCH_BASELINE") {
+        binaries.push(("@baseline", PathBuf::from(baseline)));
+    }
+    let massif = std::env::var_os("CONFIGSNAP_BENCH_MASSIF").map(PathBuf::from);
+    let mut table = format!(
+        "memory: by-name on the disk, one 4 KiB key per ConfigMap, --debounce 0; {updates} updates per row\n\
+         {:<22} {:>9} {:>9} {:>6} {:>9} {:>9} {:>8}\n",
+        "binary, N", "idle MiB", "peak MiB", "peak/i", "file p50", "file p99", "CPU ms"
+    );
+    for (selected, total) in SIZES {
         let label =
             if selected == total { format!("{selected} CMs") } else { format!("{selected} of {total} CMs") };
-        let rss_mib = rss as f64 / 1024.0;
-        if selected == 100 && total == 100 {
-            report.check(
-                "memory",
-                format!("idle RSS, {label} x 4 KiB"),
-                rss_mib,
-                "MiB",
-                Target::AtMost(10.0),
-            );
-        } else {
-            report.add("memory", format!("idle RSS, {label} x 4 KiB"), rss_mib, "MiB");
+        let events = (updates as usize + 1) * binaries.len();
+        let api = support::api_with(total, selected, Duration::from_secs(60), Layout::ByName, events).await;
+        for (round, (suffix, bin)) in binaries.iter().enumerate() {
+            let tag = format!("{selected}-{total}{}", suffix.replace('@', "-"));
+            let root = ctx.scratch(&format!("memory-{tag}"));
+            // Each binary's updates carry higher seqs than the one before it.
+            let seqs = round as u64 * updates + 1..=(round as u64 + 1) * updates;
+            let seqs = if selected == total { Some(seqs) } else { None };
+            let Some(point) = measure(ctx, &api, &root, bin, selected, quiet, seqs).await else {
+                report.note(format!("memory: {label}{suffix}: the snapshot never completed"));
+                continue;
+            };
+            table.push_str(&row(&format!("{label}{suffix}"), &point));
+            report_point(report, &label, suffix, selected == total, &point);
         }
-        report.add("memory", format!("peak RSS (VmHWM), {label} x 4 KiB"), hwm as f64 / 1024.0, "MiB");
+        if let Some(profiled) = &massif
+            && selected == total
+        {
+            let root = ctx.scratch(&format!("massif-{selected}"));
+            match heap_profile::profile(&api, &root, profiled, selected, quiet).await {
+                Ok(summary) => {
+                    report.block(format!("heap profile, {label} (valgrind massif, idle):\n{summary}"))
+                }
+                Err(e) => report.note(format!("memory: heap profile at {label} failed: {e}")),
+            }
+        }
+    }
+    report.block(table);
+}
+
+/// One binary at one size: idle and peak RSS, then `seqs` timed updates when given.
+async fn measure(
+    ctx: &Ctx,
+    api: &FakeApiServer,
+    root: &Path,
+    bin: &Path,
+    n: usize,
+    quiet: Duration,
+    seqs: Option<std::ops::RangeInclusive<u64>>,
+) -> Option<Point> {
+    let mut extra = support::signal_flags(root);
+    extra.push("--debounce=0".to_owned());
+    let sidecar = Subject::spawn_binary(bin, api, root, "mem", &extra);
+    let every = Duration::from_millis(20);
+    poll(FIRST_SNAPSHOT, every, || visible_entries(&sidecar.dir) == n).await?;
+    tokio::time::sleep(quiet).await;
+    let (idle, peak) = rss_kib(sidecar.pid())?;
+    let mut point = Point { idle, peak, ..Point::default() };
+    let Some(seqs) = seqs else { return Some(point) };
+    let (signals, api) = (ctx.signals.clone(), api.clone());
+    let measured = tokio::task::spawn_blocking(move || {
+        let watch = DirWatch::new(&sidecar.dir);
+        let signals = signals.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let objects: Vec<String> = (0..n.min(ROTATE)).map(cm_name).collect();
+        let attempted = seqs.clone().count().max(1) as f64;
+        let before = CpuSample::of(sidecar.pid());
+        let updates = Updates { layout: Layout::ByName, objects: &objects, seqs };
+        let mut run = timed_updates(&api, &watch, &sidecar.dir, &signals, updates, "memory");
+        let after = CpuSample::of(sidecar.pid());
+        drop(sidecar);
+        point.cpu_ms = before.zip(after).map(|(b, a)| a.since(&b).1 * 1000.0 / attempted);
+        run.file_ms.sort_by(f64::total_cmp);
+        point.file_ms = run.file_ms;
+        point.missed = run.missed;
+        point
+    })
+    .await;
+    Some(measured.expect("memory update loop must not panic"))
+}
+
+/// One line of the scenario's table.
+fn row(label: &str, p: &Point) -> String {
+    let mib = |k: u64| k as f64 / 1024.0;
+    let stat = |q| if p.file_ms.is_empty() { "n/a".to_owned() } else { format!("{:.2}", pct(&p.file_ms, q)) };
+    let cpu = p.cpu_ms.map_or_else(|| "n/a".to_owned(), |c| format!("{c:.2}"));
+    let ratio = p.peak as f64 / p.idle.max(1) as f64;
+    format!(
+        "{label:<22} {:>9.1} {:>9.1} {ratio:>6.2} {:>9} {:>9} {cpu:>8}\n",
+        mib(p.idle),
+        mib(p.peak),
+        stat(50.0),
+        stat(99.0)
+    )
+}
+
+/// Rows of one binary at one size; the targets are checked for the binary under test.
+fn report_point(report: &mut Report, label: &str, suffix: &str, all_selected: bool, p: &Point) {
+    let s = "memory";
+    let (idle, peak) = (p.idle as f64 / 1024.0, p.peak as f64 / 1024.0);
+    let n: usize = label.split(' ').next().and_then(|n| n.parse().ok()).unwrap_or(0);
+    let target = IDLE_TARGETS.iter().find(|(at, _)| *at == n && all_selected && suffix.is_empty());
+    let metric = format!("idle RSS, {label} x 4 KiB{suffix}");
+    match target {
+        Some(&(_, limit)) => report.check(s, metric, idle, "MiB", Target::AtMost(limit)),
+        None => report.add(s, metric, idle, "MiB"),
+    }
+    report.add(s, format!("peak RSS (VmHWM), {label} x 4 KiB{suffix}"), peak, "MiB");
+    if suffix.is_empty() && n > 1 {
+        let metric = format!("peak / idle RSS, {label}");
+        report.check(s, metric, peak / idle.max(f64::MIN_POSITIVE), "x", Target::AtMost(PEAK_OVER_IDLE));
+    }
+    if !p.file_ms.is_empty() {
+        report.detail(s, format!("{label}{suffix}: update -> file p50"), pct(&p.file_ms, 50.0), "ms");
+        report.detail(s, format!("{label}{suffix}: update -> file p99"), pct(&p.file_ms, 99.0), "ms");
+    }
+    if let Some(cpu) = p.cpu_ms {
+        report.detail(s, format!("{label}{suffix}: CPU per update (schedstat)"), cpu, "ms");
+    }
+    if p.missed > 0 {
+        report.note(format!("memory: {label}{suffix}: {} updates missed", p.missed));
     }
 }
 

@@ -299,7 +299,7 @@ fn checks(report: &mut Report, config: &str, points: &[Point]) {
         report.check(S, metric, hundred / one, "x", Target::AtMost(1.5));
     }
     if config == "by-name/disk" {
-        for (n, limit) in [(100, 8.0), (1000, 16.0)] {
+        for (n, limit) in [(100, 8.0), (1000, 12.0), (5000, 32.0)] {
             if let Some(rss) = at(n).and_then(|p| p.rss_kib) {
                 let metric = format!("{config} idle RSS N={n}");
                 report.check(S, metric, rss as f64 / 1024.0, "MiB", Target::AtMost(limit));

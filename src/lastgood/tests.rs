@@ -41,7 +41,7 @@ fn saved_snapshot_loads_back_with_binary_content_and_modes() {
     store.save(&snap).expect("save");
     let loaded = store.load().expect("load").expect("a copy");
     assert_eq!(loaded, snap);
-    assert_eq!(loaded.read("big/big.bin"), Some(binary().as_slice()));
+    assert_eq!(loaded.read("big/big.bin"), Some(binary()));
     let modes: Vec<u32> = ["web/secret.key", "web/empty"]
         .iter()
         .map(|p| loaded.files().find(|(path, ..)| path == p).map(|(_, _, f)| f.mode).expect("file"))
@@ -247,7 +247,7 @@ fn a_shared_target_dir_round_trips_through_the_store() {
     store.save(&snap).expect("save");
     let loaded = store.load().expect("load").expect("a copy");
     assert_eq!(loaded, snap);
-    assert_eq!(loaded.read("rules/b.conf"), Some(&b"x"[..]));
+    assert_eq!(loaded.read("rules/b.conf"), Some(b"x".to_vec()));
 }
 
 #[test]
@@ -257,6 +257,6 @@ fn a_state_dir_path_that_cannot_be_looked_at_is_refused_not_created() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let file = tmp.path().join("file");
     std::fs::write(&file, b"not a dir").expect("write");
-    let error = Store::open(&file.join("state"), origin()).err().expect("refused");
+    let error = Store::open(&file.join("state"), origin()).expect_err("refused");
     assert!(matches!(&error, Error::Io { action, .. } if action.starts_with("stat ")), "{error}");
 }

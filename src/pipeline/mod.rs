@@ -147,6 +147,8 @@ impl Pipeline {
     /// A pipeline that has not looked at the target dir yet.
     #[must_use]
     pub(crate) fn new(settings: Settings, parts: Parts) -> Self {
+        // The pipeline keeps the process's memory in check (trims after full syncs).
+        crate::memory::tune_allocator();
         Self {
             policy: Policy::new(settings.rules),
             settings,
@@ -318,6 +320,8 @@ impl Pipeline {
         let delta = self.inventory.take_delta();
         self.trim_due |= matches!(delta, crate::source::Delta::Full(_));
         let rendered = self.renderer.render_delta(delta);
+        // Every version taken is cached by the renderer now: the source may let go of its bytes.
+        self.inventory.settle();
         for rejection in &rendered.rejections {
             self.reporter.report(Outcome::Rejected(rejection));
         }

@@ -9,6 +9,9 @@ use crate::writer;
 use std::sync::Arc;
 use tokio::time::Instant;
 
+/// Bytes released from memory at once above which the heap is trimmed.
+const TRIM_AFTER: u64 = 1 << 20;
+
 impl Pipeline {
     /// Validates, swaps in and tells the app about a new snapshot.
     pub(super) async fn swap(
@@ -35,6 +38,7 @@ impl Pipeline {
             Err(other) => return Err(other),
         };
         self.reporter.report(Outcome::Applied { changed: &changed, hash: snapshot.hash });
+        let swapped = snapshot.clone();
         let result = match self.policy.swapped(snapshot.hash, snapshot.object_count()) {
             AfterSwap::Reload => self.tell_app(snapshot).await,
             AfterSwap::Good => {
@@ -45,6 +49,15 @@ impl Pipeline {
                 Ok(())
             }
         };
+        // The rollback target's files that only the replaced generation has are removed
+        // below: while the app has not accepted this snapshot, keep their bytes at hand.
+        if let Some(good) = self.last_good.as_ref().filter(|good| good.hash != swapped.hash) {
+            for object in good.changed_since(Some(&swapped)) {
+                if let Err(error) = object.hold() {
+                    tracing::warn!(object = %object.id, %error, "could not keep the last good version of an object at hand for a rollback");
+                }
+            }
+        }
         // Durability of the switch comes after the reload: it is not on the latency path.
         let writer = Arc::clone(&self.writer);
         blocking(move || writer.persist(committed)).await?;
@@ -135,12 +148,24 @@ impl Pipeline {
     }
 
     /// Remembers `snapshot` as the rollback target and persists it in the state dir.
+    /// When it is the snapshot on disk, the bytes of the objects it added are dropped
+    /// from memory: they are in the target dir, read back from there when needed.
     pub(super) async fn mark_good(&mut self, snapshot: Snapshot) {
         if let Some(store) = self.store.clone() {
             let snap = snapshot.clone();
             if let Err(error) = blocking(move || store.save(&snap)).await {
                 tracing::warn!(%error, "saving the last-good copy failed; the previous copy stays");
             }
+        }
+        if self.current.as_ref().is_some_and(|current| current.hash == snapshot.hash) {
+            let objects = self.writer.objects_path();
+            let mut released = 0;
+            for object in snapshot.changed_since(self.last_good.as_ref()) {
+                released += object.bytes();
+                object.release(objects);
+            }
+            // A first snapshot frees megabytes: give them back (not for every update).
+            self.trim_due |= released >= TRIM_AFTER;
         }
         self.last_good = Some(snapshot);
     }

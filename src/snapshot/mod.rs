@@ -225,7 +225,7 @@ impl Snapshot {
 
     /// The bytes at `path`, if a file is there.
     #[must_use]
-    pub fn read(&self, path: &str) -> Option<&[u8]> {
+    pub fn read(&self, path: &str) -> Option<Vec<u8>> {
         let entry = self.tree.get(top_of(path))?;
         entry.members().iter().find_map(|member| {
             let key = if member.whole { path.split_once('/')?.1 } else { path };

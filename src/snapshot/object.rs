@@ -1,10 +1,15 @@
-//! One rendered object: its files (keys, modes, sizes, digests) and a handle on the
-//! source's own cached object, whose bytes are borrowed, never copied.
+//! One rendered object: its files (keys, modes, sizes, digests) and where their bytes
+//! are: in the source's own cached object (borrowed, never copied) until they are on
+//! disk, then only on disk (released), read back and verified when needed again.
 
 use super::{Layout, SourceRef, top_of};
 use crate::source::{Input, ObjectId, SourceKind};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeSet;
+use std::io::Read;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+use std::sync::{Arc, Mutex, PoisonError};
 
 /// A SHA-256 digest.
 pub(crate) type Digest32 = [u8; 32];
@@ -38,7 +43,16 @@ pub struct Object {
     /// The top-level directory its files go to (`configsnap.io/target-dir`), instead of
     /// its name (by-name layout) or the top level (flat layout).
     pub target: Option<String>,
-    input: Input,
+    content: Mutex<Content>,
+}
+
+/// Where an object's bytes are.
+#[derive(Debug, Clone)]
+pub(crate) enum Content {
+    /// In memory: the source's cached object (or bytes read back from disk).
+    Memory(Input),
+    /// Only on disk, in `<objects dir>/<dir name>/<key>` (see [`Object::release`]).
+    Disk(Arc<Path>),
 }
 
 // === impl Object ===
@@ -49,7 +63,7 @@ impl Object {
     pub fn new(id: ObjectId, source: SourceRef, mut files: Vec<ObjectFile>, input: Input) -> Self {
         files.sort_unstable_by(|a, b| a.key.cmp(&b.key));
         let digest = object_digest(&id, &source, &files, None);
-        Self { id, source, files, digest, target: None, input }
+        Self { id, source, files, digest, target: None, content: Mutex::new(Content::Memory(input)) }
     }
 
     /// The same object with its files under the top-level directory `target` (already
@@ -61,10 +75,68 @@ impl Object {
         self
     }
 
-    /// The bytes of `file` (one of [`Object::files`]).
+    /// The bytes of `file` (one of [`Object::files`]): from memory, or read back from
+    /// disk when released; empty when a released file can no longer be read intact
+    /// (product code uses [`Object::read`], which says why).
     #[must_use]
-    pub fn content(&self, file: &ObjectFile) -> &[u8] {
-        self.input.value(&file.key).unwrap_or_default()
+    pub fn content(&self, file: &ObjectFile) -> Vec<u8> {
+        self.read(file).unwrap_or_default()
+    }
+
+    /// The bytes of `file` (one of [`Object::files`]): from memory, or, once released,
+    /// read back from its object dir and checked against its size and digest.
+    pub(crate) fn read(&self, file: &ObjectFile) -> std::io::Result<Vec<u8>> {
+        match self.payload() {
+            Content::Memory(input) => Ok(input.value(&file.key).unwrap_or_default().to_vec()),
+            Content::Disk(objects) => read_back(&objects.join(self.dir_name()).join(&file.key), file),
+        }
+    }
+
+    /// Where its bytes are now.
+    pub(crate) fn payload(&self) -> Content {
+        self.lock().clone()
+    }
+
+    /// The objects dir its bytes were released to, if they were.
+    #[must_use]
+    pub(crate) fn released_to(&self) -> Option<Arc<Path>> {
+        match &*self.lock() {
+            Content::Disk(objects) => Some(Arc::clone(objects)),
+            Content::Memory(_) => None,
+        }
+    }
+
+    /// Drops its bytes from memory: they are complete in `<objects>/<dir name>/` (written
+    /// there, or verified when read from there), and read back from there when needed.
+    pub(crate) fn release(&self, objects: &Arc<Path>) {
+        *self.lock() = Content::Disk(Arc::clone(objects));
+    }
+
+    /// Reads its released bytes back into memory, checked (before the dir they were
+    /// released to may be removed while they are still needed: a rollback target).
+    pub(crate) fn hold(&self) -> std::io::Result<()> {
+        let Content::Disk(objects) = self.payload() else { return Ok(()) };
+        let dir = objects.join(self.dir_name());
+        let mut entries = std::collections::BTreeMap::new();
+        for file in &self.files {
+            entries.insert(file.key.clone(), bytes::Bytes::from(read_back(&dir.join(&file.key), file)?));
+        }
+        let raw = crate::source::SourceObject {
+            id: self.id.clone(),
+            namespace: self.source.namespace.clone(),
+            uid: self.source.uid.clone(),
+            resource_version: self.source.resource_version.clone(),
+            mode_annotation: None,
+            target_annotation: self.target.clone(),
+            entries,
+            duplicate_keys: Vec::new(),
+        };
+        *self.lock() = Content::Memory(Input::Object(Arc::new(raw)));
+        Ok(())
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Content> {
+        self.content.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Total bytes of its files.
@@ -127,6 +199,18 @@ impl PartialEq for Object {
 
 impl Eq for Object {}
 
+/// The file at `path`, not followed if a link, checked against `file`'s size and digest.
+fn read_back(path: &Path, file: &ObjectFile) -> std::io::Result<Vec<u8>> {
+    let mut opened = std::fs::File::options().read(true).custom_flags(nix::libc::O_NOFOLLOW).open(path)?;
+    let mut out = Vec::with_capacity(usize::try_from(file.size).unwrap_or(0));
+    opened.read_to_end(&mut out)?;
+    if out.len() as u64 != file.size || sha256(&out) != file.sha256 {
+        let what = format!("{} does not hold the bytes it was written with", path.display());
+        return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, what));
+    }
+    Ok(out)
+}
+
 /// SHA-256 of `content`.
 #[must_use]
 pub(crate) fn sha256(content: &[u8]) -> Digest32 {
@@ -165,4 +249,56 @@ fn object_digest(id: &ObjectId, source: &SourceRef, files: &[ObjectFile], target
         hasher.update([0]);
     }
     hasher.finalize().into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::source::SourceObject;
+
+    fn object(value: &'static [u8]) -> Object {
+        let id = ObjectId { kind: SourceKind::ConfigMap, name: "web".into() };
+        let raw = SourceObject {
+            id: id.clone(),
+            namespace: "ns".into(),
+            uid: "u".into(),
+            resource_version: "1".into(),
+            mode_annotation: None,
+            target_annotation: None,
+            entries: [("k".to_string(), bytes::Bytes::from_static(value))].into(),
+            duplicate_keys: vec![],
+        };
+        let source = SourceRef {
+            kind: id.kind,
+            namespace: "ns".into(),
+            name: "web".into(),
+            uid: "u".into(),
+            resource_version: "1".into(),
+        };
+        let file =
+            ObjectFile { key: "k".into(), mode: 0o644, size: value.len() as u64, sha256: sha256(value) };
+        Object::new(id, source, vec![file], Input::Object(Arc::new(raw)))
+    }
+
+    #[test]
+    fn released_bytes_are_read_back_checked_and_held_again_before_their_files_go() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let objects: Arc<Path> = Arc::from(tmp.path());
+        let object = object(b"hello");
+        let path = tmp.path().join(object.dir_name()).join("k");
+        std::fs::create_dir_all(path.parent().expect("dir")).expect("mkdir");
+        std::fs::write(&path, b"hello").expect("write");
+        object.release(&objects);
+        assert_eq!(object.released_to().as_deref(), Some(tmp.path()));
+        assert_eq!(object.read(&object.files[0]).expect("read back"), b"hello");
+        std::fs::write(&path, b"HELLO").expect("tamper");
+        let error = object.read(&object.files[0]).expect_err("altered bytes are refused");
+        assert_eq!(error.kind(), std::io::ErrorKind::InvalidData);
+        assert!(object.hold().is_err(), "nothing altered is taken back into memory");
+        std::fs::write(&path, b"hello").expect("restore");
+        object.hold().expect("hold");
+        std::fs::remove_file(&path).expect("the old generation's files go");
+        assert_eq!(object.read(&object.files[0]).expect("from memory"), b"hello");
+        assert!(object.released_to().is_none());
+    }
 }

@@ -132,6 +132,8 @@ impl Renderer {
                 let cached = self.cache.get(id).filter(|(version, _)| *version == input.version());
                 let laid = match cached {
                     Some((_, laid)) => laid.clone(),
+                    // A version already rendered (see `evaluate`): nothing new.
+                    None if input.is_settled() => return false,
                     None => self.lay_out(input),
                 };
                 laid.is_ok_and(|object| accepted != Some(object.digest))

@@ -102,8 +102,8 @@ fn one_change_touches_one_leaf_and_reports_only_that_object() {
     let reported = after.changed_since(Some(&before));
     assert_eq!(reported.len(), 1);
     assert_eq!(reported[0].id.name, "cm7");
-    assert_eq!(after.read("cm7/k"), Some(&b"new"[..]));
-    assert_eq!(after.read("cm8/k"), Some(&b"v"[..]));
+    assert_eq!(after.read("cm7/k"), Some(b"new".to_vec()));
+    assert_eq!(after.read("cm8/k"), Some(b"v".to_vec()));
     let mut removed = after.clone();
     removed.change([(Some(changed), None)]);
     assert_eq!(removed.removed_since(&after), vec!["cm7".to_string()]);
@@ -117,7 +117,7 @@ fn flat_layout_shows_each_key_at_the_top() {
     assert_eq!(snapshot.top_level().collect::<BTreeSet<_>>(), BTreeSet::from(["x.conf", "y.conf"]));
     assert_eq!(snapshot.object_count(), 1);
     assert_eq!(snapshot.file_count(), 2);
-    assert_eq!(snapshot.read("y.conf"), Some(&b"2"[..]));
+    assert_eq!(snapshot.read("y.conf"), Some(b"2".to_vec()));
 }
 
 #[test]
@@ -126,9 +126,9 @@ fn the_rest_of_a_change_keeps_one_object_as_it_was() {
     let after = snapshot_of(&[("web/a", b"big", 0o644), ("api/b", b"2", 0o644), ("new/c", b"1", 0o644)]);
     let web = ObjectId { kind: SourceKind::ConfigMap, name: "web".into() };
     let rest = after.with_object_as_in(&web, &before).expect("no collision");
-    assert_eq!(rest.read("web/a"), Some(&b"1"[..]), "web as it was");
-    assert_eq!(rest.read("api/b"), Some(&b"2"[..]), "every other change");
-    assert_eq!(rest.read("new/c"), Some(&b"1"[..]));
+    assert_eq!(rest.read("web/a"), Some(b"1".to_vec()), "web as it was");
+    assert_eq!(rest.read("api/b"), Some(b"2".to_vec()), "every other change");
+    assert_eq!(rest.read("new/c"), Some(b"1".to_vec()));
     let added = ObjectId { kind: SourceKind::ConfigMap, name: "new".into() };
     let without = after.with_object_as_in(&added, &before).expect("no collision");
     assert_eq!(without.read("new/c"), None, "a new object that does not fit stays out");
@@ -159,8 +159,8 @@ fn an_object_goes_back_into_a_shared_dir_unless_another_member_took_its_name() {
     );
     let one = ObjectId { kind: SourceKind::ConfigMap, name: "one".into() };
     let rest = after.with_object_as_in(&one, &before).expect("a.conf is free");
-    assert_eq!(rest.read("rules/a.conf"), Some(&b"1"[..]));
-    assert_eq!(rest.read("rules/b.conf"), Some(&b"2"[..]));
+    assert_eq!(rest.read("rules/a.conf"), Some(b"1".to_vec()));
+    assert_eq!(rest.read("rules/b.conf"), Some(b"2".to_vec()));
     let taken = Snapshot::from_objects(
         Layout::ByName,
         [member("one", "c.conf", b"1"), member("two", "a.conf", b"2")],

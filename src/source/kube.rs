@@ -7,7 +7,6 @@ use super::{Input, Inventory, Notifier, SharedInventory};
 use crate::source::{Health, HealthReporter};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
-use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Resource, ResourceExt};
 use std::fmt::Debug;
@@ -15,8 +14,10 @@ use std::sync::Arc;
 use std::time::Duration;
 use thiserror::Error;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 mod backoff;
+mod cache;
 mod client;
 mod layer;
 mod probe;
@@ -29,8 +30,9 @@ use reason::classify;
 /// Where the pod's namespace is written in every pod with a service account token.
 pub(crate) const SERVICE_ACCOUNT_NAMESPACE_FILE: &str =
     "/var/run/secrets/kubernetes.io/serviceaccount/namespace";
-/// A large annotation that copies the whole object; never needed, so never cached.
-const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+/// The annotations the renderer reads; no other is cached (`last-applied-configuration`
+/// alone copies the whole object).
+const KEPT_ANNOTATIONS: [&str; 2] = [super::FILE_MODE_ANNOTATION, super::TARGET_DIR_ANNOTATION];
 
 /// Failure to reach a usable client configuration.
 #[derive(Debug, Error)]
@@ -177,53 +179,34 @@ impl Watched for Secret {
 }
 
 struct StoreInventory<K: Watched> {
-    store: Store<K>,
+    cache: cache::Cache<K>,
     selection: Selection,
-    tracked: super::tracked::Tracked,
 }
 
 impl<K: Watched> Inventory for StoreInventory<K> {
     fn current(&self) -> Vec<Input> {
-        self.store
-            .state()
-            .into_iter()
-            .filter(|o| self.selection.selects(&o.name_any()))
-            .map(K::input)
-            .collect()
+        self.cache.current(|name| self.selection.selects(name))
     }
 
     fn take_delta(&self) -> super::Delta {
-        self.delta(self.tracked.take())
+        self.cache.take(|name| self.selection.selects(name))
     }
 
     fn peek_delta(&self) -> super::Delta {
-        self.delta(self.tracked.peek())
+        self.cache.peek(|name| self.selection.selects(name))
     }
-}
 
-impl<K: Watched> StoreInventory<K> {
-    /// The changed names looked up in the store: the current version, or `None` when
-    /// the object is gone or not selected.
-    fn delta(&self, taken: super::tracked::Taken) -> super::Delta {
-        let names = match taken {
-            super::tracked::Taken::Everything => return super::Delta::Full(self.current()),
-            super::tracked::Taken::Names(names) => names,
-        };
-        let kind = K::KIND;
-        let changed = names
-            .into_iter()
-            .map(|name| {
-                let key = reflector::ObjectRef::<K>::new(&name).within(&self.selection.namespace);
-                let current = self.store.get(&key).filter(|_| self.selection.selects(&name)).map(K::input);
-                (super::ObjectId { kind, name }, current)
-            })
-            .collect();
-        super::Delta::Changed(changed)
+    fn settle(&self) {
+        self.cache.settle();
     }
 }
 
 /// Starts watching `K` objects with a client of its own: returns the inventory and the
-/// task to run.
+/// task to run. The watch runs on a thread of its own (with its own current-thread
+/// runtime), so the objects it parses come from that thread's malloc arena: once their
+/// bytes are released, whole pages of it are free and go back to the system, instead of
+/// holes between the pipeline's long-lived allocations (measured at 5,000 objects: 38 MiB
+/// idle on one thread for 7 MiB live).
 pub(crate) fn watch<K: Watched>(
     connection: &Connection,
     selection: Selection,
@@ -232,61 +215,100 @@ pub(crate) fn watch<K: Watched>(
     cancel: CancellationToken,
 ) -> Result<(SharedInventory, impl Future<Output = ()> + Send + 'static), Error> {
     let probe = Probe::new(K::LOOP, reporter.clone());
-    let client = client::build(&connection.config, Arc::clone(&probe), connection.idle_timeout)
-        .map_err(Error::Client)?;
-    let (store, writer) = reflector::store::<K>();
-    let inventory = Arc::new(StoreInventory {
-        store,
-        selection: selection.clone(),
-        tracked: super::tracked::Tracked::default(),
-    });
-    let tracker = Arc::clone(&inventory);
-    let api: Api<K> = Api::namespaced(client, &selection.namespace);
+    // Built here only to fail at start on a bad configuration; the thread builds its own.
+    drop(
+        client::build(&connection.config, Arc::clone(&probe), connection.idle_timeout)
+            .map_err(Error::Client)?,
+    );
+    let inventory = Arc::new(StoreInventory { cache: cache::Cache::new(), selection });
+    let (shared, config, idle) = (Arc::clone(&inventory), connection.config.clone(), connection.idle_timeout);
     let task = async move {
-        let stream = watcher(api, selection.watcher_config())
-            .backoff(WatchBackoff::new(Arc::clone(&probe)))
-            .modify(|object: &mut K| {
-                object.managed_fields_mut().clear();
-                object.annotations_mut().remove(LAST_APPLIED);
-            })
-            .reflect(writer);
-        let mut stream = std::pin::pin!(stream);
-        let mut ready = false;
-        let mut heartbeat = tokio::time::interval(super::HEARTBEAT);
-        loop {
-            let next = tokio::select! {
-                () = cancel.cancelled() => break,
-                _ = heartbeat.tick() => {
-                    reporter.report(Health::Heartbeat(K::LOOP));
-                    continue;
+        let span = tracing::Span::current();
+        let (done, finished) = tokio::sync::oneshot::channel::<()>();
+        let failed = reporter.clone();
+        let spawned = std::thread::Builder::new().name(format!("watch-{}", K::KIND)).spawn(move || {
+            let _done = done;
+            let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                Ok(runtime) => runtime,
+                Err(error) => {
+                    let error = format!("failed to start the watch runtime: {error}");
+                    return reporter.report(Health::TaskFailed { task: "watch", error: &error });
                 }
-                next = stream.next() => next,
             };
-            match next {
-                Some(Ok(event)) => {
-                    track(&event, &tracker.tracked);
-                    on_event(&event, &selection, &notifier, &probe, &mut ready);
-                }
-                Some(Err(error)) => {
-                    let failure = classify(&error, &K::kind(&()));
-                    probe.failed(failure.reason, &failure.cause);
-                }
-                None => {
-                    reporter.report(Health::TaskFailed { task: "watch", error: "the watch stream ended" });
-                    break;
-                }
-            }
+            let watching = async move {
+                let client = match client::build(&config, Arc::clone(&probe), idle) {
+                    Ok(client) => client,
+                    Err(error) => {
+                        let error = format!("failed to build the Kubernetes client: {error}");
+                        return reporter.report(Health::TaskFailed { task: "watch", error: &error });
+                    }
+                };
+                let api: Api<K> = Api::namespaced(client, &shared.selection.namespace);
+                run_watch(api, &shared, &notifier, &reporter, &probe, &cancel).await;
+            };
+            runtime.block_on(watching.instrument(span));
+        });
+        if let Err(error) = spawned {
+            let error = format!("failed to start the watch thread: {error}");
+            failed.report(Health::TaskFailed { task: "watch", error: &error });
+            return;
         }
+        let _ = finished.await;
     };
     Ok((inventory, task))
 }
 
-/// Remembers what changed before the pipeline is told (it renders only those objects).
-fn track<K: Watched>(event: &watcher::Event<K>, tracked: &super::tracked::Tracked) {
-    match event {
-        watcher::Event::Init | watcher::Event::InitDone => tracked.everything(),
-        watcher::Event::InitApply(_) => {}
-        watcher::Event::Apply(object) | watcher::Event::Delete(object) => tracked.changed(&object.name_any()),
+/// The watch loop: events into the cache, health to the probe, until `cancel`.
+async fn run_watch<K: Watched>(
+    api: Api<K>,
+    inventory: &StoreInventory<K>,
+    notifier: &Notifier,
+    reporter: &HealthReporter,
+    probe: &Arc<Probe>,
+    cancel: &CancellationToken,
+) {
+    let selection = &inventory.selection;
+    let stream = watcher(api, selection.watcher_config())
+        .backoff(WatchBackoff::new(Arc::clone(probe)))
+        .modify(|object: &mut K| {
+            // Only what the renderer reads is kept: the server already selected by
+            // label, and two annotations matter (a label map alone is 0.5 KiB).
+            let meta = object.meta_mut();
+            meta.managed_fields = None;
+            meta.labels = None;
+            if let Some(annotations) = &mut meta.annotations {
+                annotations.retain(|name, _| KEPT_ANNOTATIONS.contains(&name.as_str()));
+                if annotations.is_empty() {
+                    meta.annotations = None;
+                }
+            }
+        });
+    let mut stream = std::pin::pin!(stream);
+    let mut ready = false;
+    let mut heartbeat = tokio::time::interval(super::HEARTBEAT);
+    loop {
+        let next = tokio::select! {
+            () = cancel.cancelled() => break,
+            _ = heartbeat.tick() => {
+                reporter.report(Health::Heartbeat(K::LOOP));
+                continue;
+            }
+            next = stream.next() => next,
+        };
+        match next {
+            Some(Ok(event)) => {
+                inventory.cache.apply(&event);
+                on_event(&event, selection, notifier, probe, &mut ready);
+            }
+            Some(Err(error)) => {
+                let failure = classify(&error, &K::kind(&()));
+                probe.failed(failure.reason, &failure.cause);
+            }
+            None => {
+                reporter.report(Health::TaskFailed { task: "watch", error: "the watch stream ended" });
+                break;
+            }
+        }
     }
 }
 

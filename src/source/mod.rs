@@ -100,6 +100,11 @@ pub(crate) trait Inventory: Send + Sync + 'static {
     fn peek_delta(&self) -> Delta {
         Delta::Full(self.current())
     }
+
+    /// Everything the last [`Inventory::take_delta`] delivered has been rendered: the
+    /// inventory may keep those versions as [`Input::Settled`] from now on, without their
+    /// bytes. Call it right after rendering a taken delta.
+    fn settle(&self) {}
 }
 
 /// Shared handle to an inventory.
@@ -119,6 +124,10 @@ impl Inventory for Combined {
 
     fn peek_delta(&self) -> Delta {
         merge(self.0.iter().map(|inv| inv.peek_delta()).collect(), || self.current())
+    }
+
+    fn settle(&self) {
+        self.0.iter().for_each(|inv| inv.settle());
     }
 }
 

@@ -53,6 +53,18 @@ pub enum Input {
     Secret(Arc<Secret>),
     /// From a mounted directory, already read.
     Object(Arc<SourceObject>),
+    /// A version the pipeline has rendered already: its identity and version only (the
+    /// rendered object holds its bytes, or they are on disk). Never laid out again.
+    Settled(Arc<Settled>),
+}
+
+/// What stays of an object version once it was rendered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settled {
+    /// Kind and name.
+    pub id: ObjectId,
+    /// [`Input::version`] of the version rendered.
+    pub version: String,
 }
 
 impl Input {
@@ -63,6 +75,7 @@ impl Input {
             Self::ConfigMap(cm) => (SourceKind::ConfigMap, cm.metadata.name.clone()),
             Self::Secret(s) => (SourceKind::Secret, s.metadata.name.clone()),
             Self::Object(o) => return o.id.clone(),
+            Self::Settled(k) => return k.id.clone(),
         };
         ObjectId { kind, name: name.unwrap_or_default() }
     }
@@ -74,7 +87,25 @@ impl Input {
             Self::ConfigMap(cm) => version_of(&cm.metadata),
             Self::Secret(s) => version_of(&s.metadata),
             Self::Object(o) => o.resource_version.clone(),
+            Self::Settled(k) => k.version.clone(),
         }
+    }
+
+    /// This version as the pipeline keeps it once rendered: identity and version only.
+    #[must_use]
+    pub(crate) fn settled(&self) -> Self {
+        match self {
+            Self::ConfigMap(_) | Self::Secret(_) => {
+                Self::Settled(Arc::new(Settled { id: self.id(), version: self.version() }))
+            }
+            Self::Object(_) | Self::Settled(_) => self.clone(),
+        }
+    }
+
+    /// True for a version the pipeline has rendered already (no bytes at hand).
+    #[must_use]
+    pub(crate) fn is_settled(&self) -> bool {
+        matches!(self, Self::Settled(_))
     }
 
     /// The object's uid (empty when unknown).
@@ -84,6 +115,7 @@ impl Input {
             Self::ConfigMap(cm) => cm.metadata.uid.clone().unwrap_or_default(),
             Self::Secret(s) => s.metadata.uid.clone().unwrap_or_default(),
             Self::Object(o) => o.uid.clone(),
+            Self::Settled(k) => k.version.split_once('/').map(|(uid, _)| uid.to_owned()).unwrap_or_default(),
         }
     }
 
@@ -94,6 +126,7 @@ impl Input {
             Self::ConfigMap(cm) => cm.metadata.resource_version.clone().unwrap_or_default(),
             Self::Secret(s) => s.metadata.resource_version.clone().unwrap_or_default(),
             Self::Object(o) => o.resource_version.clone(),
+            Self::Settled(k) => k.version.split_once('/').map(|(_, rv)| rv.to_owned()).unwrap_or_default(),
         }
     }
 
@@ -106,6 +139,16 @@ impl Input {
             Self::ConfigMap(cm) => from_configmap(cm),
             Self::Secret(s) => from_secret(s),
             Self::Object(o) => SourceObject::clone(o),
+            Self::Settled(k) => SourceObject {
+                id: k.id.clone(),
+                namespace: String::new(),
+                uid: self.uid(),
+                resource_version: self.resource_version(),
+                mode_annotation: None,
+                target_annotation: None,
+                entries: BTreeMap::new(),
+                duplicate_keys: Vec::new(),
+            },
         }
     }
     /// The bytes of `key`, borrowed from the cached object (never copied).
@@ -125,6 +168,7 @@ impl Input {
                 .map(|v| v.0.as_slice())
                 .or_else(|| s.string_data.as_ref().and_then(|d| d.get(key)).map(String::as_bytes)),
             Self::Object(o) => o.entries.get(key).map(|b| &b[..]),
+            Self::Settled(_) => None,
         }
     }
 
@@ -162,6 +206,20 @@ impl Input {
                 entries: o.entries.iter().map(|(k, v)| (k.as_str(), &v[..])).collect(),
                 duplicate_keys: o.duplicate_keys.iter().map(String::as_str).collect(),
             },
+            // Never laid out (the renderer has this version already): no keys to show.
+            Self::Settled(k) => {
+                let (uid, resource_version) = k.version.split_once('/').unwrap_or_default();
+                View {
+                    id: k.id.clone(),
+                    namespace: "",
+                    uid,
+                    resource_version,
+                    mode_annotation: None,
+                    target_annotation: None,
+                    entries: Vec::new(),
+                    duplicate_keys: Vec::new(),
+                }
+            }
         }
     }
 }

@@ -184,7 +184,9 @@ fn write_object(writer: &Writer, object: &Object, syncer: &mut Syncer) -> Result
             Some((parent, leaf)) => (ensure_dir(&dir, parent, &mut subdirs)?, leaf),
             None => (dir.as_fd(), file.key.as_str()),
         };
-        let written = fsops::create_file(parent, leaf, object.content(file), file.mode)
+        let content =
+            object.read(file).map_err(io_std(format!("read {}/{} back", object.id.name, file.key)))?;
+        let written = fsops::create_file(parent, leaf, &content, file.mode)
             .map_err(io_std(format!("write {}/{}", object.id.name, file.key)))?;
         syncer.file(&written)?;
     }

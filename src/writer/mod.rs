@@ -223,6 +223,8 @@ pub(crate) struct Writer {
     path: PathBuf,
     dir: OwnedFd,
     objects: OwnedFd,
+    /// `<path>/..objects`, where released objects read their bytes back from.
+    objects_path: std::sync::Arc<Path>,
     tree: OwnedFd,
     origin: Origin,
     durability: Durability,
@@ -253,6 +255,7 @@ impl Writer {
             path: path.to_owned(),
             dir,
             objects,
+            objects_path: std::sync::Arc::from(path.join(OBJECTS_DIR)),
             tree,
             origin,
             durability,
@@ -326,6 +329,12 @@ impl Writer {
         &self.path
     }
 
+    /// Its objects dir: where the objects it wrote or read keep their bytes.
+    #[must_use]
+    pub(crate) fn objects_path(&self) -> &std::sync::Arc<Path> {
+        &self.objects_path
+    }
+
     /// How directory entries are made durable here.
     #[must_use]
     pub(crate) fn durability(&self) -> Durability {
@@ -346,6 +355,8 @@ impl Writer {
         let mut state = self.lock();
         match loaded {
             Some(read::Loaded { snapshot, root, nodes, origin }) => {
+                // Every file was just read and verified: keep them on disk only.
+                snapshot.objects().for_each(|object| object.release(&self.objects_path));
                 state.present = nodes;
                 state.current = Some((snapshot.clone(), root));
                 state.dirty = false;

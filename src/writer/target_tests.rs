@@ -65,7 +65,7 @@ fn a_shared_dir_swaps_in_and_reads_back_equal() {
     let reopened = open(tmp.path());
     let (loaded, _) = reopened.load_current().expect("load").expect("present");
     assert_eq!(loaded, snapshot);
-    assert_eq!(loaded.read("rules/m2.conf"), Some(&b"v"[..]));
+    assert_eq!(loaded.read("rules/m2.conf"), Some(b"v".to_vec()));
     assert_eq!(loaded.object_count(), 33);
 }
 

@@ -243,7 +243,7 @@ async fn deleting_every_object_is_held_with_the_files_and_last_good_kept() {
     sidecar.wait_metric("configsnap_snapshots_refused_total{reason=\"empty_selection\"}", 1.0).await;
     assert_eq!(ws.read("web/a").as_deref(), Some("1"), "the files stay");
     let saved = configsnap::disk::read_current(&ws.state()).expect("read").expect("a copy");
-    assert_eq!(saved.read("web/a"), Some(&b"1"[..]), "the last-good copy stays");
+    assert_eq!(saved.read("web/a"), Some(b"1".to_vec()), "the last-good copy stays");
     assert_eq!(sidecar.get("/readyz").await.map(|r| r.0), Some(200), "the kept files are still a snapshot");
     // A new object ends the hold.
     api.apply("configmaps", configmap("next", &[("c", "1")])).expect("next");
