@@ -464,3 +464,18 @@ fn flush_durability_writes_shares_links_and_reads_back_the_same() {
     writer.persist(writer.commit(staged).expect("commit")).expect("persist");
     assert_eq!(read_current(tmp.path()).expect("read").expect("present"), next);
 }
+
+#[test]
+fn a_configmap_object_manifest_is_world_readable_and_never_executable() {
+    // The manifests of ConfigMap objects are 0644 (Secrets' are 0600): an app or a tool
+    // reading the target dir may check its files against them.
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let writer = open(tmp.path());
+    swap(&writer, &snapshot_of(&[("web/nginx.conf", b"a", 0o640), ("api/app.yaml", b"b", 0o600)]));
+    let mut modes = Vec::new();
+    for object in std::fs::read_dir(tmp.path().join(OBJECTS_DIR)).expect("objects dir") {
+        let manifest = object.expect("entry").path().join(crate::snapshot::manifest::MANIFEST_FILE);
+        modes.push(std::fs::symlink_metadata(&manifest).expect("manifest").mode() & 0o7777);
+    }
+    assert_eq!(modes, [0o644, 0o644], "one manifest per object, 0644");
+}
