@@ -32,7 +32,7 @@ pub enum Hold {
 pub enum Outcome<'a> {
     /// The snapshot being processed concerns these objects (changed, or lost when held):
     /// snapshot-level Kubernetes Events regard them.
-    Concerning(Vec<&'a Object>),
+    Concerning(&'a [Arc<Object>]),
     /// A new snapshot is live in the target dir.
     Swapped {
         /// The snapshot now behind `..data`.

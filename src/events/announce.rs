@@ -33,9 +33,9 @@ impl Events {
 
     /// The snapshot being processed concerns these objects (at most
     /// [`notes::MAX_REGARDED`] are kept): its Events regard them.
-    pub(super) fn concerning(&self, objects: Vec<&Object>) {
+    pub(super) fn concerning(&self, objects: &[Arc<Object>]) {
         if self.announce.publisher.is_some() {
-            *self.lock_regarding() = notes::regarded(objects);
+            *self.lock_regarding() = notes::regarded(objects.iter().map(AsRef::as_ref));
         }
     }
 

@@ -295,7 +295,8 @@ impl Pipeline {
                 if hold == Hold::EmptySelection
                     && let Some(current) = &self.current
                 {
-                    self.reporter.report(Outcome::Concerning(current.objects().map(AsRef::as_ref).collect()));
+                    let lost: Vec<_> = current.objects().cloned().collect();
+                    self.reporter.report(Outcome::Concerning(&lost));
                 }
                 let had = self.current.as_ref().map(Snapshot::object_count);
                 self.reporter.report(Outcome::Held { hold, hash: snapshot.hash, had });

@@ -7,6 +7,13 @@ use crate::outcome::Outcome;
 use crate::snapshot::Snapshot;
 
 impl Pipeline {
+    /// Reports that the app refused content `hash` (`detail` may quote command output,
+    /// which Events leave out).
+    fn app_refused(&self, hash: crate::snapshot::ContentHash, detail: &str) {
+        let public = crate::outcome::without_output(detail);
+        self.reporter.report(Outcome::Refused { hash, reason: "reload", detail, public: &public });
+    }
+
     /// Tells the app about `snapshot` (on disk), verifies, and does what the policy says.
     pub(super) async fn tell_app(&mut self, snapshot: Snapshot) -> Result<(), Error> {
         let hash = snapshot.hash;
@@ -21,24 +28,14 @@ impl Pipeline {
                 Err(Error::Reload { message: cause, retry: verdict == Verdict::Unreachable })
             }
             AfterReload::Blocked => {
-                let detail = format!("{cause}; there is no earlier good snapshot to roll back to");
-                let public = crate::outcome::without_output(&detail);
-                self.reporter.report(Outcome::Refused {
+                self.app_refused(
                     hash,
-                    reason: "reload",
-                    detail: &detail,
-                    public: &public,
-                });
+                    &format!("{cause}; there is no earlier good snapshot to roll back to"),
+                );
                 Err(Error::Reload { message: cause, retry: false })
             }
             AfterReload::RollBack(good) => {
-                let public = crate::outcome::without_output(&cause);
-                self.reporter.report(Outcome::Refused {
-                    hash,
-                    reason: "reload",
-                    detail: &cause,
-                    public: &public,
-                });
+                self.app_refused(hash, &cause);
                 self.roll_back(&snapshot, good).await;
                 Err(Error::Reload { message: cause, retry: false })
             }

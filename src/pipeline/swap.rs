@@ -20,7 +20,7 @@ impl Pipeline {
         first_change: Option<Instant>,
     ) -> Result<(), Error> {
         let changed = snapshot.changed_since(self.current.as_ref());
-        self.reporter.report(Outcome::Concerning(changed.iter().map(AsRef::as_ref).collect()));
+        self.reporter.report(Outcome::Concerning(&changed));
         let (validator, layout, objects) = (self.validator.clone(), snapshot.layout(), changed.clone());
         if let Err(error) = blocking(move || validator.check_syntax(&objects, layout)).await {
             return self.refused_before_swap(&snapshot, error).await;
