@@ -168,18 +168,24 @@ pub(crate) fn list(dir: impl AsFd) -> Result<Vec<String>, Errno> {
 /// fsyncs a directory, making renames and creations in it durable.
 pub(crate) fn sync_dir(dir: impl AsFd) -> Result<(), Errno> {
     SYNC_CALLS.inc();
+    #[cfg(test)]
+    syncs_on_this_thread::count(|s| s.dirs += 1);
     nix::unistd::fsync(dir)
 }
 
 /// fdatasyncs a file: its bytes and what is needed to read them back.
 pub(crate) fn sync_data(file: &File) -> std::io::Result<()> {
     SYNC_CALLS.inc();
+    #[cfg(test)]
+    syncs_on_this_thread::count(|s| s.files += 1);
     file.sync_data()
 }
 
 /// Flushes the whole filesystem holding `dir` (one call for a large batch of new files).
 pub(crate) fn sync_filesystem(dir: impl AsFd) -> Result<(), Errno> {
     SYNC_CALLS.inc();
+    #[cfg(test)]
+    syncs_on_this_thread::count(|s| s.filesystems += 1);
     nix::unistd::syncfs(dir)
 }
 
@@ -211,5 +217,41 @@ pub(crate) fn open_or_make_dir(dir: impl AsFd + Copy, name: &str, mode: u32) -> 
             remove_entry(dir, name)?;
             make_dir(dir, name, mode)
         }
+    }
+}
+
+/// Sync calls made by the current thread, by kind: a unit test counts one stage's syncs
+/// exactly (the process-wide counter is shared by the tests running in parallel).
+#[cfg(test)]
+pub(crate) mod syncs_on_this_thread {
+    use std::cell::Cell;
+
+    /// How many syncs of each kind.
+    #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+    pub(crate) struct Syncs {
+        /// fdatasync of a file.
+        pub(crate) files: u32,
+        /// fsync of a directory.
+        pub(crate) dirs: u32,
+        /// syncfs of the filesystem.
+        pub(crate) filesystems: u32,
+    }
+
+    thread_local! {
+        static SYNCS: Cell<Syncs> = Cell::new(Syncs::default());
+    }
+
+    /// Counts one sync on this thread.
+    pub(super) fn count(add: impl FnOnce(&mut Syncs)) {
+        SYNCS.with(|cell| {
+            let mut syncs = cell.get();
+            add(&mut syncs);
+            cell.set(syncs);
+        });
+    }
+
+    /// The syncs counted on this thread since the last call, and a fresh count.
+    pub(crate) fn take() -> Syncs {
+        SYNCS.with(|cell| cell.replace(Syncs::default()))
     }
 }

@@ -563,6 +563,9 @@ mod tests;
 mod target_tests;
 
 #[cfg(test)]
+mod durability_tests;
+
+#[cfg(test)]
 mod fuzz;
 
 #[cfg(test)]
