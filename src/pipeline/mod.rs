@@ -349,3 +349,6 @@ impl Pipeline {
 async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> T {
     tokio::task::spawn_blocking(work).await.expect("blocking filesystem work must not panic")
 }
+
+#[cfg(test)]
+mod error_tests;
