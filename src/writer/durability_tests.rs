@@ -81,3 +81,14 @@ fn durability_off_syncs_nothing() {
         assert_eq!((staging, persisting), (Syncs::default(), Syncs::default()), "{keys} keys");
     }
 }
+
+#[test]
+fn a_change_to_one_object_of_a_hundred_writes_and_syncs_only_its_files() {
+    // The cost of a swap follows what changed: one key, its object's manifest and the
+    // root's manifest are new; the other 99 objects are shared with the live snapshot.
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let writer = writer(tmp.path(), Durability::Ordered);
+    syncs_of_swap(&writer, &super::tests::many(100, None));
+    let (staging, _) = syncs_of_swap(&writer, &super::tests::many(100, Some((3, b"changed"))));
+    assert_eq!(staging, Syncs { files: 3, ..Syncs::default() }, "one key and two manifests");
+}

@@ -27,7 +27,7 @@ fn snapshot_dirs(dir: &Path) -> Vec<String> {
     names(dir).into_iter().filter(|n| is_snapshot_dir_name(n)).collect()
 }
 
-fn many(n: usize, changed: Option<(usize, &[u8])>) -> Snapshot {
+pub(super) fn many(n: usize, changed: Option<(usize, &[u8])>) -> Snapshot {
     let objects = (0..n).map(|i| {
         let content: &[u8] = match changed {
             Some((at, content)) if at == i => content,
