@@ -37,6 +37,11 @@ const FIRST_RETRY: Duration = Duration::from_millis(500);
 /// Longest delay between two retries.
 const MAX_RETRY: Duration = Duration::from_secs(30);
 
+/// The delay before the next retry: twice the last one, at most [`MAX_RETRY`].
+fn next_retry_delay(last: Duration) -> Duration {
+    (last * 2).min(MAX_RETRY)
+}
+
 /// Pipeline settings.
 #[derive(Debug, Clone)]
 pub(crate) struct Settings {
@@ -263,7 +268,7 @@ impl Pipeline {
                 () = tokio::time::sleep(crate::jitter::jitter(delay)) => {}
                 _ = changes.wait_for(|c| c.generation > seen) => return,
             }
-            delay = (delay * 2).min(MAX_RETRY);
+            delay = next_retry_delay(delay);
         }
     }
 
@@ -351,4 +356,4 @@ async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) 
 }
 
 #[cfg(test)]
-mod error_tests;
+mod retry_tests;

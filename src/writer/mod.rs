@@ -566,6 +566,9 @@ mod target_tests;
 mod durability_tests;
 
 #[cfg(test)]
+mod open_tests;
+
+#[cfg(test)]
 mod fuzz;
 
 #[cfg(test)]

@@ -1,6 +1,6 @@
-//! Which failed syncs the pipeline retries on its own, with no new change.
+//! Which failed syncs the pipeline retries on its own, with no new change, and how often.
 
-use super::Error;
+use super::{Error, FIRST_RETRY, MAX_RETRY, next_retry_delay};
 use crate::source::{ObjectId, SourceKind};
 use crate::writer;
 use std::time::Duration;
@@ -35,4 +35,15 @@ fn refused_held_and_sourceless_syncs_wait_for_a_new_change() {
     for error in waiting {
         assert!(!error.retryable(), "{error}: only a new change can help");
     }
+}
+
+#[test]
+fn retries_back_off_doubling_from_half_a_second_up_to_thirty_seconds() {
+    let mut delays = vec![FIRST_RETRY];
+    while delays.len() < 10 {
+        delays.push(next_retry_delay(*delays.last().expect("one")));
+    }
+    let ms: Vec<u128> = delays.iter().map(Duration::as_millis).collect();
+    assert_eq!(ms, [500, 1_000, 2_000, 4_000, 8_000, 16_000, 30_000, 30_000, 30_000, 30_000]);
+    assert_eq!(MAX_RETRY, Duration::from_secs(30));
 }

@@ -1,0 +1,33 @@
+//! The writer's handles on the target dir, and the figures it reports for a swap.
+
+use super::tests::open;
+use super::{OBJECTS_DIR, SwapTimings, TREE_DIR};
+use nix::fcntl::{FcntlArg, FdFlag, fcntl};
+use std::os::fd::{AsFd, AsRawFd};
+use std::time::Duration;
+
+#[test]
+fn the_target_dir_handles_are_directories_closed_on_exec() {
+    // A validator, an --exec command or a reload command must inherit no descriptor of
+    // the target dir (it could write through it, and it would pin the mount).
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let writer = open(tmp.path());
+    for (name, fd) in
+        [(".", writer.dir.as_fd()), (OBJECTS_DIR, writer.objects.as_fd()), (TREE_DIR, writer.tree.as_fd())]
+    {
+        let flags = FdFlag::from_bits_truncate(fcntl(fd, FcntlArg::F_GETFD).expect("F_GETFD"));
+        assert!(flags.contains(FdFlag::FD_CLOEXEC), "{name}: fd {} is inherited by children", fd.as_raw_fd());
+        let stat = nix::sys::stat::fstat(fd).expect("fstat");
+        assert_eq!(stat.st_mode & nix::libc::S_IFMT, nix::libc::S_IFDIR, "{name} is a directory");
+    }
+}
+
+#[test]
+fn a_swaps_total_time_is_its_three_parts() {
+    let timings = SwapTimings {
+        write: Duration::from_millis(3),
+        fsync: Duration::from_millis(20),
+        rename: Duration::from_micros(400),
+    };
+    assert_eq!(timings.total(), Duration::from_micros(23_400));
+}
