@@ -1,7 +1,8 @@
 //! The writer's handles on the target dir, and the figures it reports for a swap.
 
-use super::tests::open;
+use super::tests::{names, open, swap};
 use super::{OBJECTS_DIR, SwapTimings, TREE_DIR};
+use crate::snapshot::tests::snapshot_of;
 use nix::fcntl::{FcntlArg, FdFlag, fcntl};
 use std::os::fd::{AsFd, AsRawFd};
 use std::time::Duration;
@@ -30,4 +31,16 @@ fn a_swaps_total_time_is_its_three_parts() {
         rename: Duration::from_micros(400),
     };
     assert_eq!(timings.total(), Duration::from_micros(23_400));
+}
+
+#[test]
+fn a_writer_that_never_read_the_dir_clears_what_an_earlier_process_left_after_its_first_swap() {
+    // The last-good store saves without loading first: the objects an earlier process
+    // wrote there must not stay on disk for ever.
+    let tmp = tempfile::tempdir().expect("tempdir");
+    swap(&open(tmp.path()), &snapshot_of(&[("earlier/a.conf", b"1", 0o644)]));
+    let writer = open(tmp.path());
+    swap(&writer, &snapshot_of(&[("now/b.conf", b"2", 0o644)]));
+    let objects = names(&tmp.path().join(OBJECTS_DIR));
+    assert_eq!(objects.len(), 1, "only the object of the live snapshot: {objects:?}");
 }
