@@ -71,6 +71,12 @@ pub(super) enum Wake {
     SourceChanged,
 }
 
+/// When to check the target dir's writability again, from `now`: [`REPROBE`] later
+/// while it refuses writes, never while it takes them.
+fn reprobe_due(refuses_writes: bool, now: Instant) -> Option<Instant> {
+    refuses_writes.then(|| now + REPROBE)
+}
+
 /// Resolves at `due`, or never without one.
 pub(super) async fn until(due: Option<Instant>) {
     match due {
@@ -92,7 +98,7 @@ impl Pipeline {
 impl Pipeline {
     /// When to check the target dir's writability again: only while it refuses writes.
     pub(super) fn reprobe_at(&self) -> Option<Instant> {
-        self.target_refuses_writes.then(|| Instant::now() + REPROBE)
+        reprobe_due(self.target_refuses_writes, Instant::now())
     }
 
     /// Checks whether the target dir takes writes again, and says so.
@@ -106,3 +112,7 @@ impl Pipeline {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "idle_tests.rs"]
+mod tests;

@@ -82,3 +82,24 @@ async fn readers_that_resolved_data_lose_no_file_during_1000_swaps() {
     let vanished: u64 = seen.iter().map(|s| s.vanished).sum();
     assert_eq!(vanished, 0, "files vanished under readers within the grace: {seen:?}");
 }
+
+/// The snapshot roots in `dir` (`..YYYY_MM_DD_…`): the live one and those kept for readers.
+fn snapshot_roots(dir: &std::path::Path) -> Vec<String> {
+    configsnap_kit::fs::names_with_prefix(dir, "..2")
+}
+
+// Fake API: Kubernetes is incidental (an idle sidecar's clean-up); in-process source.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replaced_generation_is_removed_when_its_grace_runs_out_with_no_further_change() {
+    let api = FakeApiServer::start().await.expect("fake api");
+    api.apply("configmaps", configmap("web", &[("k", "v1")])).expect("web");
+    let ws = Workspace::new(&api);
+    let _sidecar = ws.start(&["--debounce=0", "--max-wait=0", "--gc-grace=1s"]);
+    wait_for("the first snapshot", WAIT, || ws.read("web/k").as_deref() == Some("v1")).await;
+    api.apply("configmaps", configmap("web", &[("k", "v2")])).expect("update");
+    wait_for("the update", WAIT, || ws.read("web/k").as_deref() == Some("v2")).await;
+    // Nothing changes any more: only the grace's own timer can remove the old root.
+    wait_for("one snapshot root left once the grace is over", WAIT, || snapshot_roots(&ws.dir()).len() == 1)
+        .await;
+    assert_eq!(ws.read("web/k").as_deref(), Some("v2"), "the live snapshot stays");
+}
