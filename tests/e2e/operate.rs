@@ -122,6 +122,19 @@ async fn once_writes_and_exits_zero_and_fails_with_one_line_against_a_dead_api()
     assert!(last.starts_with("configsnap: failed to get a first state"), "{last}");
 }
 
+// Fake API: Kubernetes is incidental (--once exit code when the app refuses); in-process source.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn once_exits_one_when_the_app_refuses_the_reload_even_without_rollback() {
+    let api = FakeApiServer::start().await.expect("fake api");
+    api.apply("configmaps", configmap("web", &[("a", "1")])).expect("web");
+    let ws = Workspace::new(&api);
+    // `false` exits 1: the app refuses. Without rollback the files stay, but the run failed.
+    let mut once = ws.start(&["--once", "--reload-on-start", "--rollback-on-refusal=false", "--exec=false"]);
+    let status = once.wait_exit(WAIT).await;
+    assert_eq!(status.code(), Some(1), "{}", once.log());
+    assert_eq!(ws.read("web/a").as_deref(), Some("1"), "no rollback: the refused files stay");
+}
+
 // Fake API: Kubernetes is incidental (Secret file modes, no value leaked); the fake is an in-process source.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn secrets_are_written_0600_and_their_values_never_logged_or_exported() {

@@ -276,6 +276,29 @@ async fn exec_gets_the_snapshot_in_its_environment_and_is_bounded_in_time() {
     assert!(sidecar.log().contains("timed out"), "{}", sidecar.log());
 }
 
+// Fake API: Kubernetes is incidental (a restart that finds older files); in-process source.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_that_finds_older_files_reloads_the_app_once_for_the_newer_content() {
+    let api = FakeApiServer::start().await.expect("fake api");
+    api.apply("configmaps", configmap("app", &[("n", "0")])).expect("v0");
+    let ws = Workspace::new(&api);
+    let out = ws.tmp.path().join("exec.out");
+    let exec = format!("--exec=echo \"$CONFIGSNAP_HASH\" >> {}", out.display());
+    let flags = [exec.as_str(), "--debounce=0", "--max-wait=0"];
+    {
+        let _first = ws.start(&flags);
+        wait_for("the first files", WAIT, || ws.read("app/n").as_deref() == Some("0")).await;
+    }
+    // Changed while no sidecar ran: the app still has n=0 loaded.
+    api.apply("configmaps", configmap("app", &[("n", "1")])).expect("v1");
+    let restarted = ws.start(&flags);
+    wait_for("the newer content", WAIT, || ws.read("app/n").as_deref() == Some("1")).await;
+    let told = || std::fs::read_to_string(&out).map(|t| t.lines().count()).unwrap_or(0);
+    wait_for("the app told about it", WAIT, || told() >= 1).await;
+    wait_until("ready", WAIT, || async { restarted.readyz().await.0 == 200 }).await;
+    assert_eq!(told(), 1, "one reload for one change: {}", restarted.log());
+}
+
 /// A loopback webhook receiver that answers 200 only when the test opens its gate (one
 /// permit per call), recording the `x-configsnap-hash` of every call on arrival.
 async fn gated_webhook_server() -> (String, Calls, std::sync::Arc<tokio::sync::Semaphore>) {
