@@ -127,6 +127,25 @@ async fn an_object_too_big_for_the_volume_is_held_while_every_other_change_lands
     crate::support::assert_complete_snapshot(&ws.dir());
 }
 
+// Fake API: Kubernetes is incidental (a full volume at the very first sync); in-process source.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_first_snapshot_whose_only_object_does_not_fit_is_retried_not_held_as_an_empty_selection() {
+    let api = FakeApiServer::start().await.expect("fake api");
+    api.apply("configmaps", configmap("web", &[("a", &"x".repeat(400 * 1024))])).expect("web");
+    let ws = Workspace::new(&api);
+    // As above: no file may grow past 256 KiB, so web never fits.
+    let limit = Some("trap '' XFSZ && ulimit -f 512".to_owned());
+    let sidecar = ws.start_in_shell(limit, &["--debounce=0", "--max-wait=0"]);
+    // Retried with no new change (the original failure and at least one retry)…
+    sidecar.wait_metric("configsnap_swap_failures_total{reason=\"file_too_large\"}", 2.0).await;
+    // …and never mistaken for an emptied selection (what is left without web is nothing).
+    let held = sidecar.metric("configsnap_snapshots_refused_total{reason=\"empty_selection\"}").await;
+    assert!(held.unwrap_or(0.0) == 0.0, "held as empty: {held:?}\n{}", sidecar.log());
+    api.apply("configmaps", configmap("web", &[("a", "1")])).expect("shrink web");
+    wait_for("web's fitting version lands", WAIT, || ws.read("web/a").as_deref() == Some("1")).await;
+    crate::support::assert_complete_snapshot(&ws.dir());
+}
+
 /// A tmpfs of `size` mounted on `at` until dropped; `None` when mounting is not allowed.
 struct Tmpfs(std::path::PathBuf);
 
