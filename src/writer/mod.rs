@@ -569,6 +569,9 @@ mod durability_tests;
 mod open_tests;
 
 #[cfg(test)]
+mod error_tests;
+
+#[cfg(test)]
 mod fuzz;
 
 #[cfg(test)]
