@@ -299,6 +299,31 @@ async fn a_restart_that_finds_older_files_reloads_the_app_once_for_the_newer_con
     assert_eq!(told(), 1, "one reload for one change: {}", restarted.log());
 }
 
+// Fake API: Kubernetes is incidental (a rollback after a superseded reload); in-process source.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rollback_after_a_superseded_reload_restores_the_good_files_even_with_no_grace() {
+    let api = FakeApiServer::start().await.expect("fake api");
+    api.apply("configmaps", configmap("app", &[("mode", "good")])).expect("good");
+    let ws = Workspace::new(&api);
+    let seen = ws.tmp.path().join("modes");
+    // The app: slow to take `slow` (its reload is superseded), refuses `bad`.
+    let exec = format!(
+        "--exec=m=$(cat $CONFIGSNAP_DIR/app/mode); echo $m >> {}; case $m in slow) sleep 30;; bad) exit 1;; esac",
+        seen.display()
+    );
+    // No grace: the good generation's files leave the disk as soon as `slow` replaces it.
+    let sidecar =
+        ws.start(&[exec.as_str(), "--exec-timeout=60s", "--gc-grace=0", "--debounce=0", "--max-wait=0"]);
+    wait_for("the good files", WAIT, || ws.read("app/mode").as_deref() == Some("good")).await;
+    api.apply("configmaps", configmap("app", &[("mode", "slow")])).expect("slow");
+    let modes = || std::fs::read_to_string(&seen).unwrap_or_default();
+    wait_for("the app is taking slow", WAIT, || modes().contains("slow")).await;
+    api.apply("configmaps", configmap("app", &[("mode", "bad")])).expect("bad");
+    sidecar.wait_metric("configsnap_rollbacks_total", 1.0).await;
+    wait_for("the good files are back", WAIT, || ws.read("app/mode").as_deref() == Some("good")).await;
+    crate::support::assert_complete_snapshot(&ws.dir());
+}
+
 /// A loopback webhook receiver that answers 200 only when the test opens its gate (one
 /// permit per call), recording the `x-configsnap-hash` of every call on arrival.
 async fn gated_webhook_server() -> (String, Calls, std::sync::Arc<tokio::sync::Semaphore>) {
