@@ -322,6 +322,14 @@ async fn a_rollback_after_a_superseded_reload_restores_the_good_files_even_with_
     sidecar.wait_metric("configsnap_rollbacks_total", 1.0).await;
     wait_for("the good files are back", WAIT, || ws.read("app/mode").as_deref() == Some("good")).await;
     crate::support::assert_complete_snapshot(&ws.dir());
+    // The app takes the rolled-back files, and nothing says it did not.
+    sidecar.wait_metric("configsnap_reloads_total{method=\"exec\",result=\"success\"}", 1.0).await;
+    assert_eq!(
+        sidecar.log_count("reloading the rolled-back snapshot failed; retried at the next change"),
+        0,
+        "{}",
+        sidecar.log()
+    );
 }
 
 /// A loopback webhook receiver that answers 200 only when the test opens its gate (one
@@ -376,6 +384,31 @@ async fn a_no_op_relist_during_a_reload_does_not_repeat_it() {
     let seen = calls_of(&calls);
     assert_eq!(seen.len(), 2, "one call per snapshot: {seen:?}");
     assert_ne!(seen[0], seen[1]);
+}
+
+// Fake API: Kubernetes is incidental (a reload superseded by newer content); in-process source.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_superseded_reload_is_no_failure_and_clears_an_older_refusal_from_readyz() {
+    let api = FakeApiServer::start().await.expect("fake api");
+    api.apply("configmaps", configmap("app", &[("config.json", "{\"v\": 0}")])).expect("v0");
+    let (url, calls, gate) = gated_webhook_server().await;
+    let ws = Workspace::new(&api);
+    let sidecar =
+        ws.start(&[&format!("--webhook-url={url}"), "--validate-syntax", "--debounce=0", "--max-wait=0"]);
+    wait_for("initial files", WAIT, || ws.read("app/config.json").is_some()).await;
+    api.apply("configmaps", configmap("app", &[("config.json", "{\"v\": 1,,}")])).expect("invalid v1");
+    sidecar.wait_state("stale", WAIT).await;
+    api.apply("configmaps", configmap("app", &[("config.json", "{\"v\": 2}")])).expect("v2");
+    wait_for("v2's reload in flight", WAIT, || calls_of(&calls).len() == 1).await;
+    api.apply("configmaps", configmap("app", &[("config.json", "{\"v\": 3}")])).expect("v3");
+    wait_for("v3's reload in flight", WAIT, || calls_of(&calls).len() == 2).await;
+    // v2's reload was superseded, not failed: v3 is on disk and the refusal of v1 is
+    // history, while v3's reload is still held at the gate (for up to WAIT).
+    sidecar.wait_state("fresh", WAIT / 2).await;
+    let failures = "configsnap_reloads_total{method=\"webhook\",result=\"failure\"}";
+    assert_eq!(sidecar.metric(failures).await.unwrap_or(0.0), 0.0, "{}", sidecar.log());
+    gate.add_permits(10);
+    sidecar.wait_metric("configsnap_reloads_total{method=\"webhook\",result=\"success\"}", 1.0).await;
 }
 
 // Fake API: Kubernetes is incidental (a reload superseded by refused content); in-process source.
