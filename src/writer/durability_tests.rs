@@ -92,3 +92,13 @@ fn a_change_to_one_object_of_a_hundred_writes_and_syncs_only_its_files() {
     let (staging, _) = syncs_of_swap(&writer, &super::tests::many(100, Some((3, b"changed"))));
     assert_eq!(staging, Syncs { files: 3, ..Syncs::default() }, "one key and two manifests");
 }
+
+#[test]
+fn the_process_wide_sync_counter_counts_every_sync() {
+    // `configsnap_sync_calls_total`: other tests sync in parallel, so only a lower bound.
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let writer = writer(tmp.path(), Durability::Flush);
+    let before = super::sync_calls().get();
+    syncs_of_swap(&writer, &one_object(1, b"a"));
+    assert!(super::sync_calls().get() >= before + 2, "the syncfs and the target dir's fsync");
+}
