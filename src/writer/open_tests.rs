@@ -44,3 +44,18 @@ fn a_writer_that_never_read_the_dir_clears_what_an_earlier_process_left_after_it
     let objects = names(&tmp.path().join(OBJECTS_DIR));
     assert_eq!(objects.len(), 1, "only the object of the live snapshot: {objects:?}");
 }
+
+#[test]
+fn a_swap_that_changes_no_node_still_removes_the_replaced_root() {
+    // Swapping the same content again makes a new root and no garbage node: the old root
+    // must still go (with no grace, at once).
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let writer = open(tmp.path());
+    let snapshot = snapshot_of(&[("web/a", b"1", 0o644)]);
+    swap(&writer, &snapshot);
+    let first = super::tests::snapshot_dirs(tmp.path());
+    swap(&writer, &snapshot);
+    let roots = super::tests::snapshot_dirs(tmp.path());
+    assert_eq!(roots.len(), 1, "one root: {roots:?}");
+    assert_ne!(roots, first, "the new one");
+}

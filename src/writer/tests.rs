@@ -23,7 +23,7 @@ pub(super) fn names(dir: &Path) -> Vec<String> {
     names
 }
 
-fn snapshot_dirs(dir: &Path) -> Vec<String> {
+pub(super) fn snapshot_dirs(dir: &Path) -> Vec<String> {
     names(dir).into_iter().filter(|n| is_snapshot_dir_name(n)).collect()
 }
 
