@@ -572,6 +572,9 @@ mod open_tests;
 mod error_tests;
 
 #[cfg(test)]
+mod fsops_tests;
+
+#[cfg(test)]
 mod fuzz;
 
 #[cfg(test)]
