@@ -51,3 +51,13 @@ fn reading_a_planted_fifo_is_refused_instead_of_waiting_for_a_writer() {
     let read = result.recv_timeout(Duration::from_secs(60)).expect("read_file blocked on a fifo");
     assert!(read.expect_err("a fifo is not a regular file").contains("not a regular file"));
 }
+
+#[test]
+fn reading_a_planted_link_is_refused_instead_of_following_it() {
+    let (tmp, dir) = target();
+    let outside = tempfile::tempdir().expect("outside");
+    std::fs::write(outside.path().join("secret"), "not ours").expect("outside file");
+    std::os::unix::fs::symlink(outside.path().join("secret"), tmp.path().join("leaf")).expect("plant");
+    let err = read_file(&dir, "leaf").expect_err("a link is never followed");
+    assert_eq!(err.raw_os_error(), Some(nix::libc::ELOOP), "{err}");
+}
