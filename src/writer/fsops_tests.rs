@@ -61,3 +61,21 @@ fn reading_a_planted_link_is_refused_instead_of_following_it() {
     let err = read_file(&dir, "leaf").expect_err("a link is never followed");
     assert_eq!(err.raw_os_error(), Some(nix::libc::ELOOP), "{err}");
 }
+
+#[test]
+fn the_link_watch_sees_a_name_created_removed_or_renamed_away_or_in() {
+    let (tmp, dir) = target();
+    let watch = super::guard::LinkWatch::open(&dir);
+    std::fs::write(tmp.path().join("made"), "").expect("create");
+    std::fs::write(tmp.path().join("from"), "").expect("create");
+    assert_eq!(touched(&watch), ["from", "made"]);
+    std::fs::remove_file(tmp.path().join("made")).expect("remove");
+    assert_eq!(touched(&watch), ["made"], "a removal");
+    std::fs::rename(tmp.path().join("from"), tmp.path().join("to")).expect("rename");
+    assert_eq!(touched(&watch), ["from", "to"], "a rename, both names");
+    assert_eq!(touched(&watch), Vec::<String>::new(), "nothing since");
+}
+
+fn touched(watch: &super::guard::LinkWatch) -> Vec<String> {
+    watch.touched().expect("a watch").into_iter().collect()
+}
