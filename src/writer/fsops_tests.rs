@@ -64,18 +64,26 @@ fn reading_a_planted_link_is_refused_instead_of_following_it() {
 
 #[test]
 fn the_link_watch_sees_a_name_created_removed_or_renamed_away_or_in() {
-    let (tmp, dir) = target();
-    let watch = super::guard::LinkWatch::open(&dir);
-    std::fs::write(tmp.path().join("made"), "").expect("create");
-    std::fs::write(tmp.path().join("from"), "").expect("create");
-    assert_eq!(touched(&watch), ["from", "made"]);
-    std::fs::remove_file(tmp.path().join("made")).expect("remove");
-    assert_eq!(touched(&watch), ["made"], "a removal");
-    std::fs::rename(tmp.path().join("from"), tmp.path().join("to")).expect("rename");
-    assert_eq!(touched(&watch), ["from", "to"], "a rename, both names");
-    assert_eq!(touched(&watch), Vec::<String>::new(), "nothing since");
-}
-
-fn touched(watch: &super::guard::LinkWatch) -> Vec<String> {
-    watch.touched().expect("a watch").into_iter().collect()
+    // On its own thread: a watch that blocks instead of saying "nothing more" fails the
+    // test rather than hanging it.
+    let (done, result) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let (tmp, dir) = target();
+        let watch = super::guard::LinkWatch::open(&dir);
+        let touched = || -> Vec<String> { watch.touched().expect("a watch").into_iter().collect() };
+        std::fs::write(tmp.path().join("made"), "").expect("create");
+        std::fs::write(tmp.path().join("from"), "").expect("create");
+        let created = touched();
+        std::fs::remove_file(tmp.path().join("made")).expect("remove");
+        let removed = touched();
+        std::fs::rename(tmp.path().join("from"), tmp.path().join("to")).expect("rename");
+        let renamed = touched();
+        let _ = done.send([created, removed, renamed, touched()]);
+    });
+    let [created, removed, renamed, since] =
+        result.recv_timeout(Duration::from_secs(60)).expect("reading the link watch blocked");
+    assert_eq!(created, ["from", "made"]);
+    assert_eq!(removed, ["made"], "a removal");
+    assert_eq!(renamed, ["from", "to"], "a rename, both names");
+    assert!(since.is_empty(), "nothing since: {since:?}");
 }
