@@ -241,8 +241,11 @@ fn loading_sweeps_what_an_interrupted_swap_left() {
     std::os::unix::fs::symlink("..2020_01_01_00_00_00.123456789", tmp.path().join(DATA_TMP_LINK))
         .expect("tmp");
     std::os::unix::fs::symlink(visible_link_target("gone"), tmp.path().join("gone")).expect("dangling link");
+    // A visible link being made when the crash came.
+    std::os::unix::fs::symlink(visible_link_target("web"), tmp.path().join(LINK_TMP)).expect("link tmp");
     let writer = open(tmp.path());
     assert!(std::fs::symlink_metadata(tmp.path().join(DATA_TMP_LINK)).is_err());
+    assert!(std::fs::symlink_metadata(tmp.path().join(LINK_TMP)).is_err(), "{LINK_TMP} left behind");
     assert!(writer.load_current().expect("load").is_some());
     assert!(!orphan.exists());
     assert!(!half_object.exists());
