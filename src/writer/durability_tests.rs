@@ -102,3 +102,15 @@ fn the_process_wide_sync_counter_counts_every_sync() {
     syncs_of_swap(&writer, &one_object(1, b"a"));
     assert!(super::sync_calls().get() >= before + 2, "the syncfs and the target dir's fsync");
 }
+
+#[test]
+fn tmpfs_orders_its_metadata_and_an_unknown_filesystem_gets_strict_syncs() {
+    use super::fsops::open_dir;
+    let open = |path: &str| open_dir(nix::fcntl::AT_FDCWD, path).expect(path);
+    let shm = open("/dev/shm");
+    let kind = nix::sys::statfs::fstatfs(&shm).expect("statfs").filesystem_type();
+    assert_eq!(kind, nix::sys::statfs::TMPFS_MAGIC, "/dev/shm is tmpfs on the test machine");
+    assert_eq!(super::names::detect_durability(&shm), Durability::Ordered);
+    // procfs stands for any filesystem configsnap knows nothing about.
+    assert_eq!(super::names::detect_durability(&open("/proc")), Durability::Strict);
+}
