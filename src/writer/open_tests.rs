@@ -59,3 +59,19 @@ fn a_swap_that_changes_no_node_still_removes_the_replaced_root() {
     assert_eq!(roots.len(), 1, "one root: {roots:?}");
     assert_ne!(roots, first, "the new one");
 }
+
+#[test]
+fn a_root_entry_that_is_not_one_lowercase_hex_digit_makes_the_snapshot_damaged() {
+    // A planted "A" or "0a" beside the real "a" would be read as slot 10 again.
+    for planted in ["A", "0a"] {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let writer = open(tmp.path());
+        swap(&writer, &super::tests::many(100, None));
+        let live = writer.current_dir_name().expect("read").expect("live");
+        let root = tmp.path().join(&live);
+        let target = std::fs::read_link(root.join("a")).expect("slot a exists with 100 objects");
+        std::os::unix::fs::symlink(&target, root.join(planted)).expect("plant");
+        let read = super::read_current(tmp.path());
+        assert!(matches!(read, Err(super::Error::Damaged { .. })), "{planted}: {read:?}");
+    }
+}
