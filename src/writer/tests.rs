@@ -241,11 +241,16 @@ fn loading_sweeps_what_an_interrupted_swap_left() {
     std::os::unix::fs::symlink("..2020_01_01_00_00_00.123456789", tmp.path().join(DATA_TMP_LINK))
         .expect("tmp");
     std::os::unix::fs::symlink(visible_link_target("gone"), tmp.path().join("gone")).expect("dangling link");
+    // A validation view and a writability probe the crash interrupted.
+    std::fs::create_dir_all(tmp.path().join(format!("{}1", VIEW_PREFIX)).join("web")).expect("view");
+    std::fs::create_dir(tmp.path().join("..probe-1")).expect("probe");
     // A visible link being made when the crash came.
     std::os::unix::fs::symlink(visible_link_target("web"), tmp.path().join(LINK_TMP)).expect("link tmp");
     let writer = open(tmp.path());
     assert!(std::fs::symlink_metadata(tmp.path().join(DATA_TMP_LINK)).is_err());
     assert!(std::fs::symlink_metadata(tmp.path().join(LINK_TMP)).is_err(), "{LINK_TMP} left behind");
+    assert!(!tmp.path().join(format!("{}1", VIEW_PREFIX)).exists(), "an interrupted view left behind");
+    assert!(!tmp.path().join("..probe-1").exists(), "an interrupted probe left behind");
     assert!(writer.load_current().expect("load").is_some());
     assert!(!orphan.exists());
     assert!(!half_object.exists());
