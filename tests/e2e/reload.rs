@@ -386,16 +386,33 @@ async fn a_no_op_relist_during_a_reload_does_not_repeat_it() {
     assert_ne!(seen[0], seen[1]);
 }
 
+/// An app whose `config.json` (`{"v": 0}` on disk) is checked as JSON and reloaded by a
+/// gated webhook: the parts of the tests of superseded reloads.
+struct GatedJsonApp {
+    api: FakeApiServer,
+    ws: Workspace,
+    sidecar: crate::support::Sidecar,
+    calls: Calls,
+    gate: std::sync::Arc<tokio::sync::Semaphore>,
+}
+
+impl GatedJsonApp {
+    async fn start() -> Self {
+        let api = FakeApiServer::start().await.expect("fake api");
+        api.apply("configmaps", configmap("app", &[("config.json", "{\"v\": 0}")])).expect("v0");
+        let (url, calls, gate) = gated_webhook_server().await;
+        let ws = Workspace::new(&api);
+        let sidecar =
+            ws.start(&[&format!("--webhook-url={url}"), "--validate-syntax", "--debounce=0", "--max-wait=0"]);
+        wait_for("initial files", WAIT, || ws.read("app/config.json").is_some()).await;
+        Self { api, ws, sidecar, calls, gate }
+    }
+}
+
 // Fake API: Kubernetes is incidental (a reload superseded by newer content); in-process source.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_superseded_reload_is_no_failure_and_clears_an_older_refusal_from_readyz() {
-    let api = FakeApiServer::start().await.expect("fake api");
-    api.apply("configmaps", configmap("app", &[("config.json", "{\"v\": 0}")])).expect("v0");
-    let (url, calls, gate) = gated_webhook_server().await;
-    let ws = Workspace::new(&api);
-    let sidecar =
-        ws.start(&[&format!("--webhook-url={url}"), "--validate-syntax", "--debounce=0", "--max-wait=0"]);
-    wait_for("initial files", WAIT, || ws.read("app/config.json").is_some()).await;
+    let GatedJsonApp { api, ws: _ws, sidecar, calls, gate } = GatedJsonApp::start().await;
     api.apply("configmaps", configmap("app", &[("config.json", "{\"v\": 1,,}")])).expect("invalid v1");
     sidecar.wait_state("stale", WAIT).await;
     api.apply("configmaps", configmap("app", &[("config.json", "{\"v\": 2}")])).expect("v2");
@@ -414,13 +431,7 @@ async fn a_superseded_reload_is_no_failure_and_clears_an_older_refusal_from_read
 // Fake API: Kubernetes is incidental (a reload superseded by refused content); in-process source.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reload_superseded_by_refused_content_is_still_delivered() {
-    let api = FakeApiServer::start().await.expect("fake api");
-    api.apply("configmaps", configmap("app", &[("config.json", "{\"v\": 0}")])).expect("v0");
-    let (url, calls, gate) = gated_webhook_server().await;
-    let ws = Workspace::new(&api);
-    let sidecar =
-        ws.start(&[&format!("--webhook-url={url}"), "--validate-syntax", "--debounce=0", "--max-wait=0"]);
-    wait_for("initial files", WAIT, || ws.read("app/config.json").is_some()).await;
+    let GatedJsonApp { api, ws, sidecar, calls, gate } = GatedJsonApp::start().await;
     api.apply("configmaps", configmap("app", &[("config.json", "{\"v\": 1}")])).expect("v1");
     wait_for("the reload in flight", WAIT, || calls_of(&calls).len() == 1).await;
 
